@@ -1,0 +1,28 @@
+# Everything runs from a local virtualenv, .venv/, created on first use.
+PYTHON ?= python3
+VENV := .venv
+VPY := $(VENV)/bin/python
+# Touched after a successful install: pip runs again only when pyproject.toml changes.
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: venv test demo bench
+
+venv: $(STAMP)
+
+$(VPY):
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(VPY)
+	$(VENV)/bin/pip install -q -e '.[test]'
+	touch $@
+
+# pytest's exit status is make's: any failure, or 5 (no tests collected), fails.
+test: venv
+	$(VPY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+demo: venv
+	$(VPY) demo/demo.py
+
+bench: venv
+	$(VPY) benchmarks/bench.py
