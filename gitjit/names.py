@@ -1,0 +1,73 @@
+"""Names, durations and times: the small grammars of SPEC s.1, s.3 and s.4."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+
+from .errors import BadInput
+
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+FULL_COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
+FINGERPRINT_RE = re.compile(r"^[0-9A-F]{40}$")
+_DURATION_RE = re.compile(r"^([0-9]{1,9})([smhd])$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def is_valid_name(name: object) -> bool:
+    return isinstance(name, str) and bool(NAME_RE.match(name)) and ".." not in name
+
+
+def check_name(name: object, what: str) -> str:
+    if not is_valid_name(name):
+        raise BadInput(f"{what} {name!r} is not a valid name (^[a-z0-9][a-z0-9._-]{{0,63}}$, no '..')")
+    return name  # type: ignore[return-value]
+
+
+def parse_duration(text: object, what: str = "duration") -> timedelta:
+    """`<n>s|m|h|d` exactly; anything else is bad input."""
+    match = _DURATION_RE.match(text) if isinstance(text, str) else None
+    if not match:
+        raise BadInput(f"{what} {text!r} is not a duration like 30m, 24h or 7d")
+    return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+
+
+def format_duration(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    for unit in ("d", "h", "m"):
+        size = _UNIT_SECONDS[unit]
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def describe_age(delta: timedelta) -> str:
+    """A rounded human age for messages: '3h', '2d', '45m', '10s'."""
+    seconds = int(delta.total_seconds())
+    for unit in ("d", "h", "m"):
+        if seconds >= _UNIT_SECONDS[unit]:
+            return f"{seconds // _UNIT_SECONDS[unit]}{unit}"
+    return f"{seconds}s"
+
+
+def parse_time(text: str, what: str = "time") -> datetime:
+    """An ISO 8601 time; one without a zone is taken as UTC."""
+    try:
+        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except (ValueError, AttributeError):
+        raise BadInput(f"{what} {text!r} is not a time like 2026-11-25T23:00:00Z") from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc)
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc).replace(microsecond=0)
+
+
+def from_timestamp(seconds: int) -> datetime:
+    return datetime.fromtimestamp(seconds, timezone.utc)
+
+
+def format_time(value: datetime) -> str:
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

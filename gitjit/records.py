@@ -1,0 +1,161 @@
+"""Requests and decisions: parse, validate and render their TOML (SPEC s.4, s.5).
+
+Parsing takes untrusted bytes and returns a frozen record or raises
+`BadInput` naming the file and the problem.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import tomli_w
+
+from .errors import BadInput
+from .names import FULL_COMMIT_RE, format_time, is_valid_name
+
+DECISIONS = ("approve", "reject")
+
+
+@dataclass(frozen=True)
+class Request:
+    id: str
+    action: str
+    target: str
+    requested_by: str
+    reason: str
+    created: datetime
+    expires: datetime
+
+
+@dataclass(frozen=True)
+class Decision:
+    request: str
+    request_blob: str
+    target: str
+    decision: str
+    comment: str
+
+    @property
+    def approves(self) -> bool:
+        return self.decision == "approve"
+
+
+def request_path(request_id: str) -> str:
+    return f"requests/{request_id}.toml"
+
+
+def decision_path(request_id: str, person: str) -> str:
+    return f"approvals/{request_id}/{person}.toml"
+
+
+def _load(data: bytes, path: str, allowed: set[str]) -> dict:
+    try:
+        doc = tomllib.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise BadInput(f"{path}: not valid TOML: {exc}") from None
+    if doc.get("gitjit") != 1:
+        raise BadInput(f"{path}: gitjit: format version must be 1, found {doc.get('gitjit')!r}")
+    for extra in sorted(set(doc) - allowed - {"gitjit"}):
+        raise BadInput(f"{path}: {extra}: unknown key")
+    return doc
+
+
+def _string(doc: dict, key: str, path: str, required: bool = True) -> str:
+    value = doc.get(key, None if required else "")
+    if not isinstance(value, str):
+        raise BadInput(f"{path}: {key}: {'is missing' if value is None else 'must be a string'}")
+    return value
+
+
+def _commit_id(doc: dict, key: str, path: str) -> str:
+    value = _string(doc, key, path)
+    if not FULL_COMMIT_RE.match(value):
+        raise BadInput(f"{path}: {key}: {value!r} is not a full commit id (40 lower-case hex digits)")
+    return value
+
+
+def _time(doc: dict, key: str, path: str) -> datetime:
+    value = doc.get(key)
+    if not isinstance(value, datetime) or value.tzinfo is None:
+        raise BadInput(f"{path}: {key}: must be a TOML date-time with a zone, like 2026-11-25T23:00:00Z")
+    return value.astimezone(timezone.utc)
+
+
+def parse_request(data: bytes, path: str) -> Request:
+    doc = _load(data, path, {"id", "action", "target", "requested_by", "reason", "created", "expires"})
+    request_id = _string(doc, "id", path)
+    if not is_valid_name(request_id):
+        raise BadInput(f"{path}: id: {request_id!r} is not a valid name")
+    if path != request_path(request_id):
+        raise BadInput(f"{path}: id: {request_id!r} does not match the file name")
+    action = _string(doc, "action", path)
+    if not is_valid_name(action):
+        raise BadInput(f"{path}: action: {action!r} is not a valid name")
+    created, expires = _time(doc, "created", path), _time(doc, "expires", path)
+    if not created < expires:
+        raise BadInput(f"{path}: expires: must be after created")
+    return Request(
+        id=request_id,
+        action=action,
+        target=_commit_id(doc, "target", path),
+        requested_by=_string(doc, "requested_by", path, required=False),
+        reason=_string(doc, "reason", path, required=False),
+        created=created,
+        expires=expires,
+    )
+
+
+def parse_decision(data: bytes, path: str) -> Decision:
+    doc = _load(data, path, {"request", "request_blob", "target", "decision", "comment"})
+    decision = _string(doc, "decision", path)
+    if decision not in DECISIONS:
+        raise BadInput(f"{path}: decision: must be 'approve' or 'reject', found {decision!r}")
+    blob = _string(doc, "request_blob", path)
+    if not FULL_COMMIT_RE.match(blob):
+        raise BadInput(f"{path}: request_blob: {blob!r} is not a full blob id")
+    return Decision(
+        request=_string(doc, "request", path),
+        request_blob=blob,
+        target=_commit_id(doc, "target", path),
+        decision=decision,
+        comment=_string(doc, "comment", path, required=False),
+    )
+
+
+def _render(fields: dict) -> bytes:
+    """TOML in the spec's own layout: times as 2026-11-25T23:00:00Z."""
+    lines = ["gitjit = 1"]
+    for key, value in fields.items():
+        if isinstance(value, datetime):
+            lines.append(f"{key} = {format_time(value)}")
+        else:
+            lines.append(tomli_w.dumps({key: value}).rstrip("\n"))
+    return ("\n".join(lines) + "\n").encode()
+
+
+def render_request(request: Request) -> bytes:
+    return _render(
+        {
+            "id": request.id,
+            "action": request.action,
+            "target": request.target,
+            "requested_by": request.requested_by,
+            "reason": request.reason,
+            "created": request.created,
+            "expires": request.expires,
+        }
+    )
+
+
+def render_decision(decision: Decision) -> bytes:
+    return _render(
+        {
+            "request": decision.request,
+            "request_blob": decision.request_blob,
+            "target": decision.target,
+            "decision": decision.decision,
+            "comment": decision.comment,
+        }
+    )

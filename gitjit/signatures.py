@@ -1,0 +1,331 @@
+"""Commit signatures: the signed payload, an isolated keyring, GnuPG's verdict (SPEC s.2).
+
+Three jobs, in the order a verifier needs them:
+
+1. `split_commit` rebuilds the bytes git signed from the raw commit object
+   (the object minus its `gpgsig` header) and refuses objects git itself
+   would read ambiguously: a NUL byte, a repeated `tree`/`author`/
+   `committer` header, a second signature header.
+2. `Keyring` is a GnuPG home owned by gitjit that holds exactly the keys of
+   one `keys/` tree, built once per tree id (git's content hash) and reused.
+3. `Keyring.verify` decides from GnuPG's status lines and exit code only:
+   exactly one signature, GOODSIG and VALIDSIG for it, nothing else that
+   signals a problem. Human-readable output is sent to /dev/null.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from .names import FINGERPRINT_RE, from_timestamp
+
+SIGNATURE_HEADERS = (b"gpgsig", b"gpgsig-sha256")
+SINGLE_HEADERS = (b"tree", b"author", b"committer")
+# Status keywords that make a signature not count, whatever else is said.
+FATAL_STATUS = {
+    "BADSIG": "bad signature",
+    "ERRSIG": "signature could not be checked",
+    "NO_PUBKEY": "signature by unknown key",
+    "EXPSIG": "signature has expired",
+    "EXPKEYSIG": "signature by an expired key",
+    "REVKEYSIG": "signature by a revoked key",
+    "FAILURE": "gpg reported a failure",
+    "ERROR": "gpg reported an error",
+}
+_GPG_OPTIONS = [
+    "--no-autostart",  # never start an agent or dirmngr for verification
+    "--no-auto-key-retrieve",
+    "--auto-key-locate", "clear,local",
+    "--trust-model", "always",  # trust comes from the policy only (SPEC s.2)
+    "--no-permission-warning",
+    "--logger-file", os.devnull,  # human text is never read: status lines only
+]
+
+
+class MalformedCommit(Exception):
+    """A commit object that must not count, whatever its signature says."""
+
+
+@dataclass(frozen=True)
+class CommitParts:
+    payload: bytes  # what the signature covers
+    signature: bytes | None
+    author_email: str
+    committer_time: datetime
+
+
+def _ident(value: bytes) -> tuple[str, int]:
+    """`Name <email> 1700000000 +0000` -> (email, timestamp)."""
+    match = re.match(rb"^.*<([^<>]*)> (-?[0-9]+) [-+][0-9]{4}$", value)
+    if not match:
+        raise MalformedCommit("malformed identity line")
+    return match.group(1).decode("utf-8", "replace"), int(match.group(2))
+
+
+def split_commit(raw: bytes) -> CommitParts:
+    if b"\0" in raw:
+        raise MalformedCommit("commit object contains a NUL byte")
+    head, sep, _message = raw.partition(b"\n\n")
+    lines = head.split(b"\n")
+    seen: dict[bytes, int] = {}
+    payload_lines: list[bytes] = []
+    signature_lines: list[bytes] = []
+    in_signature = False
+    headers: dict[bytes, bytes] = {}
+    for line in lines:
+        if line.startswith(b" "):
+            (signature_lines if in_signature else payload_lines).append(line[1:] if in_signature else line)
+            continue
+        name, _, value = line.partition(b" ")
+        seen[name] = seen.get(name, 0) + 1
+        headers.setdefault(name, value)
+        in_signature = name in SIGNATURE_HEADERS
+        if in_signature:
+            signature_lines.append(value)
+        else:
+            payload_lines.append(line)
+    for name in SINGLE_HEADERS:
+        if seen.get(name, 0) != 1:
+            raise MalformedCommit(f"commit object has {seen.get(name, 0)} '{name.decode()}' headers")
+    signature_headers = sum(seen.get(name, 0) for name in SIGNATURE_HEADERS)
+    if signature_headers > 1:
+        raise MalformedCommit("commit object has more than one signature header")
+    if seen.get(b"gpgsig-sha256"):
+        raise MalformedCommit("commit object carries a gpgsig-sha256 header in a sha1 repository")
+    payload = b"\n".join(payload_lines) + sep + raw[len(head) + len(sep):]
+    email, _ = _ident(headers[b"author"])
+    _, committed = _ident(headers[b"committer"])
+    return CommitParts(
+        payload=payload,
+        signature=b"\n".join(signature_lines) + b"\n" if signature_lines else None,
+        author_email=email,
+        committer_time=from_timestamp(committed),
+    )
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    """What `keys/` says about one primary key and its subkeys."""
+
+    fingerprint: str
+    expires: int | None
+    revoked: bool
+    subkeys: dict[str, tuple[int | None, bool]] = field(default_factory=dict)  # fpr -> (expires, revoked)
+
+    def problem_at(self, signing_key: str, now: datetime) -> str | None:
+        """Why this key cannot sign at `now`, judged from the key material."""
+        short = self.fingerprint[-16:]
+        if self.revoked:
+            return f"key {short} is revoked"
+        if self.expires is not None and now.timestamp() >= self.expires:
+            return f"key {short} expired at {from_timestamp(self.expires):%Y-%m-%d %H:%M}Z"
+        if signing_key != self.fingerprint:
+            if signing_key not in self.subkeys:
+                return f"signing key {signing_key[-16:]} is not a subkey of {short}"
+            expires, revoked = self.subkeys[signing_key]
+            if revoked:
+                return f"signing subkey {signing_key[-16:]} is revoked"
+            if expires is not None and now.timestamp() >= expires:
+                return f"signing subkey {signing_key[-16:]} expired at {from_timestamp(expires):%Y-%m-%d %H:%M}Z"
+        return None
+
+
+@dataclass(frozen=True)
+class SignatureCheck:
+    """GnuPG's verdict on one signature, before any policy is applied."""
+
+    good: bool
+    reason: str = ""  # why not good
+    signing_key: str | None = None  # fingerprint of the key that signed (maybe a subkey)
+    primary_key: str | None = None  # VALIDSIG's last field
+    created: datetime | None = None  # the signature creation time S
+
+    def to_json(self) -> dict:
+        return {
+            "good": self.good,
+            "reason": self.reason,
+            "signing_key": self.signing_key,
+            "primary_key": self.primary_key,
+            "created": self.created.timestamp() if self.created else None,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> "SignatureCheck":
+        created = data.get("created")
+        return cls(
+            good=bool(data["good"]),
+            reason=data.get("reason", ""),
+            signing_key=data.get("signing_key"),
+            primary_key=data.get("primary_key"),
+            created=from_timestamp(int(created)) if created is not None else None,
+        )
+
+
+def judge_status(lines: list[tuple[str, str]], returncode: int | None) -> SignatureCheck:
+    """The verdict from GnuPG's status lines and exit code, nothing else."""
+    counts: dict[str, int] = {}
+    for keyword, _ in lines:
+        counts[keyword] = counts.get(keyword, 0) + 1
+    for keyword, value in lines:
+        if keyword in FATAL_STATUS:
+            key = value.split()[0] if value.split() else "?"
+            return SignatureCheck(False, f"{FATAL_STATUS[keyword]} {key}")
+    if counts.get("NEWSIG", 0) > 1 or counts.get("GOODSIG", 0) > 1 or counts.get("VALIDSIG", 0) > 1:
+        return SignatureCheck(False, "more than one signature")
+    if counts.get("GOODSIG") != 1 or counts.get("VALIDSIG") != 1:
+        return SignatureCheck(False, "no good signature")
+    if returncode != 0:
+        return SignatureCheck(False, f"gpg exited with {returncode}")
+    good_key = next(value for keyword, value in lines if keyword == "GOODSIG").split()[0].upper()
+    fields = next(value for keyword, value in lines if keyword == "VALIDSIG").split()
+    if len(fields) < 10:
+        return SignatureCheck(False, "VALIDSIG without a primary-key fingerprint")
+    signing_key, timestamp, sig_class, primary = fields[0].upper(), fields[2], fields[8], fields[9].upper()
+    if not (FINGERPRINT_RE.match(signing_key) and FINGERPRINT_RE.match(primary)):
+        return SignatureCheck(False, "VALIDSIG carries a malformed fingerprint")
+    if not signing_key.endswith(good_key):
+        return SignatureCheck(False, "GOODSIG and VALIDSIG name different keys")
+    if sig_class != "00":
+        return SignatureCheck(False, f"signature class {sig_class} is not a binary document signature")
+    created = _parse_status_time(timestamp)
+    if created is None:
+        return SignatureCheck(False, f"unreadable signature time {timestamp!r}")
+    return SignatureCheck(True, "", signing_key, primary, created)
+
+
+def _parse_status_time(value: str) -> datetime | None:
+    if value.isdigit():
+        return from_timestamp(int(value))
+    try:  # GnuPG may print ISO 8601 basic format, always UTC
+        return datetime.strptime(value, "%Y%m%dT%H%M%S").replace(tzinfo=from_timestamp(0).tzinfo)
+    except ValueError:
+        return None
+
+
+class _StatusLines:
+    """A python-gnupg result that keeps every status line, in order."""
+
+    def __init__(self, gpg):
+        self.lines: list[tuple[str, str]] = []
+        self.returncode: int | None = None
+        self.data = b""
+        self.stderr = ""
+
+    def handle_status(self, keyword: str, value: str) -> None:
+        self.lines.append((keyword, value))
+
+
+class Keyring:
+    """An isolated GnuPG home holding exactly the keys of one `keys/` tree.
+
+    `owners` maps each person to the primary fingerprints found in their own
+    `keys/<person>.asc`: a key counts for a person only from their own file.
+    """
+
+    def __init__(self, home: Path, owners: dict[str, frozenset[str]], keys: dict[str, KeyInfo]):
+        self.home = home
+        self.owners = owners
+        self.keys = keys
+        self._gpg = None
+
+    @property
+    def gpg(self):
+        if self._gpg is None:
+            import gnupg  # imported late: the hook pays for it only when it verifies
+
+            self._gpg = gnupg.GPG(gnupghome=str(self.home), options=list(_GPG_OPTIONS))
+            self._gpg.result_map = dict(self._gpg.result_map, verify=_StatusLines)
+        return self._gpg
+
+    def verify(self, payload: bytes, signature: bytes) -> SignatureCheck:
+        fd, sig_path = tempfile.mkstemp(prefix="sig-", dir=self.home)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(signature)
+            result = self.gpg.verify_data(sig_path, payload)
+            return judge_status(result.lines, result.returncode)
+        except Exception as exc:  # fail closed: any error means "does not count"
+            return SignatureCheck(False, f"signature could not be checked: {exc}")
+        finally:
+            os.unlink(sig_path)
+
+    @classmethod
+    def load_or_build(cls, cache_dir: Path, tree_id: str, files: dict[str, bytes]) -> "Keyring":
+        """The keyring for one `keys/` tree, from the cache or built and cached."""
+        home = cache_dir / tree_id
+        meta = home / "gitjit-keys.json"
+        if meta.is_file():
+            try:
+                return cls._from_meta(home, json.loads(meta.read_text()))
+            except (ValueError, KeyError, TypeError):
+                pass  # a damaged cache entry is rebuilt, never trusted
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix=f".{tree_id[:12]}-", dir=cache_dir))
+        try:
+            keyring = cls._build(scratch, files)
+            (scratch / "gitjit-keys.json").write_text(json.dumps(keyring._meta()))
+            try:
+                os.rename(scratch, home)
+            except OSError:  # somebody else built it meanwhile: theirs is the same
+                shutil.rmtree(scratch, ignore_errors=True)
+                return cls.load_or_build(cache_dir, tree_id, files)
+            keyring.home = home
+            keyring._gpg = None
+            return keyring
+        except BaseException:
+            shutil.rmtree(scratch, ignore_errors=True)
+            raise
+
+    @classmethod
+    def _build(cls, home: Path, files: dict[str, bytes]) -> "Keyring":
+        os.chmod(home, 0o700)
+        keyring = cls(home, {}, {})
+        owners: dict[str, frozenset[str]] = {}
+        for person, data in sorted(files.items()):
+            owners[person] = frozenset(keyring.import_public(data))
+        keys = {}
+        for entry in keyring.gpg.list_keys():
+            fpr = entry["fingerprint"].upper()
+            subkeys = {
+                info["fingerprint"].upper(): (_int_or_none(info.get("expires")), info.get("trust") == "r")
+                for info in entry.get("subkey_info", {}).values()
+            }
+            keys[fpr] = KeyInfo(fpr, _int_or_none(entry.get("expires")), entry.get("trust") == "r", subkeys)
+        keyring.owners, keyring.keys = owners, keys
+        return keyring
+
+    def import_public(self, data: bytes) -> list[str]:
+        """Imports public keys only; returns the primary fingerprints found."""
+        if b"PRIVATE KEY BLOCK" in data:
+            return []
+        result = self.gpg.import_keys(data)
+        return sorted({f.upper() for f in (result.fingerprints or []) if f and FINGERPRINT_RE.match(f.upper())})
+
+    def _meta(self) -> dict:
+        return {
+            "owners": {p: sorted(f) for p, f in self.owners.items()},
+            "keys": {
+                fpr: {"expires": k.expires, "revoked": k.revoked, "subkeys": {s: list(v) for s, v in k.subkeys.items()}}
+                for fpr, k in self.keys.items()
+            },
+        }
+
+    @classmethod
+    def _from_meta(cls, home: Path, meta: dict) -> "Keyring":
+        owners = {p: frozenset(f) for p, f in meta["owners"].items()}
+        keys = {
+            fpr: KeyInfo(fpr, k["expires"], bool(k["revoked"]), {s: (v[0], bool(v[1])) for s, v in k["subkeys"].items()})
+            for fpr, k in meta["keys"].items()
+        }
+        return cls(home, owners, keys)
+
+
+def _int_or_none(value: str | None) -> int | None:
+    return int(value) if value else None
