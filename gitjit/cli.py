@@ -15,7 +15,7 @@ from typing import List, Optional
 
 import typer
 
-from . import operations, render
+from . import cli_gate, cli_hook, operations, render
 from .branch import ApprovalsBranch, open_repository
 from .errors import BadInput, GitjitError, NotTrusted
 from .names import parse_time, utc_now
@@ -185,6 +185,10 @@ def verify_tag(
     if not actions:
         raise BadInput(f"tag {name!r} matches no action's tags in the policy")
     _verify_and_exit([verify_action(trusted, a.name, commit, now) for a in actions], as_json, {"tag": name})
+
+
+cli_hook.register(app)  # gitjit hook install / pre-receive (SPEC s.8)
+cli_gate.register(app)  # gitjit run / audit
 
 
 def main(argv: List[str] | None = None) -> None:
