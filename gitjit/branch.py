@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +32,46 @@ class Change:
     path: str
     old_id: str | None
     new_id: str | None
+    new_mode: str = "100644"
+
+    @property
+    def is_regular_file(self) -> bool:
+        return self.new_mode == "100644"
+
+
+def _diff_tree_records(stream) -> Iterator[tuple[str | None, Change | None]]:
+    """Parses `git diff-tree -z --raw --stdin` output: commit headers and their changes."""
+    pending = b""
+    fields: list[bytes] = []
+    while True:
+        chunk = stream.read(1 << 16)
+        if chunk:
+            parts = (pending + chunk).split(b"\0")
+            pending = parts.pop()
+            fields.extend(parts)
+        elif pending:
+            fields.append(pending)
+            pending = b""
+        i = 0
+        while i < len(fields):
+            text = fields[i].decode("utf-8", "surrogateescape")
+            if text.startswith(":"):
+                if i + 1 >= len(fields):
+                    break  # the path has not arrived yet
+                old_mode, new_mode, old_id, new_id, status = text[1:].split(" ")
+                path = fields[i + 1].decode("utf-8", "surrogateescape")
+                kind = status[0]
+                yield None, Change(kind, path, None if kind == "A" else old_id, None if kind == "D" else new_id, new_mode)
+                i += 2
+            else:
+                if text.strip():
+                    yield text.strip(), None
+                i += 1
+        fields = fields[i:]
+        if not chunk:
+            if fields:
+                raise NotTrusted("git diff-tree output ended in the middle of a record")
+            return
 
 
 def open_repository(path: str | os.PathLike | None = None) -> pygit2.Repository:
@@ -153,19 +195,58 @@ class ApprovalsBranch:
         chain.reverse()
         return chain
 
-    def changes(self, commit: pygit2.Commit) -> list[Change]:
-        parent_tree = self.commit(str(commit.parent_ids[0])).tree if commit.parent_ids else None
-        if parent_tree is None:
-            diff = commit.tree.diff_to_tree(swap=True)
-        else:
-            diff = parent_tree.diff_to_tree(commit.tree)
-        out = []
-        for delta in diff.deltas:
-            status = delta.status_char()
-            old = None if status == "A" else str(delta.old_file.id)
-            new = None if status == "D" else str(delta.new_file.id)
-            out.append(Change(status, delta.new_file.path if new else delta.old_file.path, old, new))
-        return out
+    def changes(self, commit_ids: list[str]) -> Iterator[tuple[str, list[Change]]]:
+        """What each commit changes against its first parent, streamed in order.
+
+        One `git diff-tree --stdin` serves the whole batch: git walks two trees
+        of thousands of entries several times faster than a diff through
+        pygit2, a long push pays one process rather than one per commit, and
+        the caller checks commit n while git diffs commit n+1 (both cores).
+        It runs with the caller's environment, so a pre-receive hook sees the
+        quarantined objects.
+        """
+        if not commit_ids:
+            return
+        process = subprocess.Popen(
+            ["git", "--git-dir", str(git_dir(self.repo)), "diff-tree", "--stdin", "-r", "-z", "--raw",
+             "--no-renames", "--root", "--always"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        )
+
+        def feed() -> None:
+            try:
+                process.stdin.write("".join(f"{c}\n" for c in commit_ids).encode())
+                process.stdin.close()
+            except OSError:
+                pass  # git died: the missing output is reported below
+
+        writer = threading.Thread(target=feed, daemon=True)
+        writer.start()
+        expected = iter(commit_ids)
+        try:
+            current: str | None = None
+            found: list[Change] = []
+            for header, entry in _diff_tree_records(process.stdout):
+                if header is not None:
+                    if current is not None:
+                        yield current, found
+                    wanted = next(expected, None)
+                    if header != wanted:
+                        raise NotTrusted(f"git diff-tree answered for {header[:12]}, expected {str(wanted)[:12]}")
+                    current, found = header, []
+                else:
+                    found.append(entry)
+            if current is not None:
+                yield current, found
+            missing = next(expected, None)
+            if missing is not None:
+                raise NotTrusted(f"cannot read the changes of commit {missing[:12]}")
+        finally:
+            process.stdout.close()
+            if process.poll() is None:
+                process.kill()
+            process.wait()
+            writer.join()
 
     def files_in(self, tree: pygit2.Tree, folder: str) -> dict[str, str]:
         """name -> blob id of the files directly in `folder` of `tree`."""

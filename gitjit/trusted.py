@@ -154,12 +154,12 @@ class TrustedBranch:
         """Applies commits in order; returns the refusals among them."""
         before = len(self.refusals)
         pending: list[DecisionEntry] = []
-        for commit_id in commit_ids:
-            self._apply(commit_id, pending)
+        for commit_id, changes in self.branch.changes(commit_ids):
+            self._apply(commit_id, changes, pending)
         self._check_decision_signatures(pending)
         return self.refusals[before:]
 
-    def _apply(self, commit_id: str, pending: list["DecisionEntry"]) -> None:
+    def _apply(self, commit_id: str, changes: list[Change], pending: list["DecisionEntry"]) -> None:
         commit = self.branch.commit(commit_id)
         parents = [str(p) for p in commit.parent_ids]
         if self.tip is None:
@@ -172,7 +172,6 @@ class TrustedBranch:
         except MalformedCommit as exc:
             parts = None
             malformed = str(exc)
-        changes = self.branch.changes(commit)
         position = self.count
         self.tip, self.count = commit_id, self.count + 1
 
@@ -190,6 +189,9 @@ class TrustedBranch:
             self.refusals.append(Refusal(commit_id, f"a commit must add exactly one file; this one changes {what}"))
             return
         change = changes[0]
+        if not change.is_regular_file:
+            self.refusals.append(Refusal(commit_id, f"{change.path} is not a regular file (mode {change.new_mode})"))
+            return
         segments = change.path.split("/")
         if len(segments) == 2 and segments[0] == "requests" and segments[1].endswith(".toml"):
             self._apply_request(commit_id, position, parts, change)
@@ -204,6 +206,8 @@ class TrustedBranch:
             name = change.path[len("keys/"):] if change.path.startswith("keys/") else None
             if change.path != POLICY_FILE and not (name and name.endswith(".asc") and is_valid_name(name[:-4])):
                 raise NotTrusted(f"policy commit {commit_id[:12]} also changes {change.path}")
+            if change.status != "D" and not change.is_regular_file:
+                raise NotTrusted(f"policy commit {commit_id[:12]}: {change.path} is not a regular file")
         tree = commit.tree
         try:
             policy_blob = tree[POLICY_FILE]
