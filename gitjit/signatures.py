@@ -146,6 +146,7 @@ class SignatureCheck:
     signing_key: str | None = None  # fingerprint of the key that signed (maybe a subkey)
     primary_key: str | None = None  # VALIDSIG's last field
     created: datetime | None = None  # the signature creation time S
+    expires: datetime | None = None  # the signature's own expiry (VALIDSIG), None when it has none
 
     def to_json(self) -> dict:
         return {
@@ -154,17 +155,19 @@ class SignatureCheck:
             "signing_key": self.signing_key,
             "primary_key": self.primary_key,
             "created": self.created.timestamp() if self.created else None,
+            "expires": self.expires.timestamp() if self.expires else None,
         }
 
     @classmethod
     def from_json(cls, data: dict) -> "SignatureCheck":
-        created = data.get("created")
+        created, expires = data.get("created"), data.get("expires")
         return cls(
             good=bool(data["good"]),
             reason=data.get("reason", ""),
             signing_key=data.get("signing_key"),
             primary_key=data.get("primary_key"),
             created=from_timestamp(int(created)) if created is not None else None,
+            expires=from_timestamp(int(expires)) if expires is not None else None,
         )
 
 
@@ -197,7 +200,10 @@ def judge_status(lines: list[tuple[str, str]], returncode: int | None) -> Signat
     created = _parse_status_time(timestamp)
     if created is None:
         return SignatureCheck(False, f"unreadable signature time {timestamp!r}")
-    return SignatureCheck(True, "", signing_key, primary, created)
+    expires = None if fields[3] in ("", "0") else _parse_status_time(fields[3])
+    if fields[3] not in ("", "0") and expires is None:
+        return SignatureCheck(False, f"unreadable signature expiry {fields[3]!r}")
+    return SignatureCheck(True, "", signing_key, primary, created, expires)
 
 
 def _parse_status_time(value: str) -> datetime | None:
