@@ -7,10 +7,12 @@ from datetime import datetime, timedelta, timezone
 
 from .errors import BadInput
 
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
-FULL_COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
-FINGERPRINT_RE = re.compile(r"^[0-9A-F]{40}$")
-_DURATION_RE = re.compile(r"^([0-9]{1,9})([smhd])$")
+# \Z, not $: `$` also matches before a trailing newline, so "alice\n" or "5m\n"
+# would pass for a name or a duration.
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}\Z")
+FULL_COMMIT_RE = re.compile(r"^[0-9a-f]{40}\Z")
+FINGERPRINT_RE = re.compile(r"^[0-9A-F]{40}\Z")
+_DURATION_RE = re.compile(r"^([0-9]{1,9})([smhd])\Z")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
