@@ -53,14 +53,21 @@ def describe_age(delta: timedelta) -> str:
 
 
 def parse_time(text: str, what: str = "time") -> datetime:
-    """An ISO 8601 time; one without a zone is taken as UTC."""
+    """An ISO 8601 time; one without a zone is taken as UTC.
+
+    Only years 1970 to 8999: a verifier adds and subtracts the policy's
+    durations to the time, which must not overflow into an unexpected error.
+    """
     try:
         value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except (ValueError, AttributeError):
-        raise BadInput(f"{what} {text!r} is not a time like 2026-11-25T23:00:00Z") from None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        value = value.astimezone(timezone.utc)
+    except (ValueError, AttributeError, OverflowError):
+        value = None
+    if value is None or not 1970 <= value.year < 9000:
+        raise BadInput(f"{what} {text!r} is not a time like 2026-11-25T23:00:00Z (years 1970 to 8999)")
+    return value
 
 
 def utc_now() -> datetime:
