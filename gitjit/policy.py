@@ -104,7 +104,7 @@ def parse_policy(data: bytes | str, source: str = POLICY_FILE) -> Policy:
 
     for extra in sorted(set(doc) - {"gitjit", "defaults", "people", "groups", "admins", "actions"}):
         raise r.fail(extra, "unknown key")
-    if doc.get("gitjit") != 1:
+    if type(doc.get("gitjit")) is not int or doc["gitjit"] != 1:  # 1.0 and true == 1 in Python
         raise r.fail("gitjit", f"format version must be 1, found {doc.get('gitjit')!r}")
 
     defaults = _sub(r, doc, "defaults", {"freshness", "max_ttl", "clock_skew"})

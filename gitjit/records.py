@@ -55,7 +55,7 @@ def _load(data: bytes, path: str, allowed: set[str]) -> dict:
         doc = tomllib.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise BadInput(f"{path}: not valid TOML: {exc}") from None
-    if doc.get("gitjit") != 1:
+    if type(doc.get("gitjit")) is not int or doc["gitjit"] != 1:  # 1.0 and true == 1 in Python
         raise BadInput(f"{path}: gitjit: format version must be 1, found {doc.get('gitjit')!r}")
     for extra in sorted(set(doc) - allowed - {"gitjit"}):
         raise BadInput(f"{path}: {extra}: unknown key")
