@@ -266,28 +266,49 @@ class Keyring:
     def load_or_build(cls, cache_dir: Path, tree_id: str, files: dict[str, bytes]) -> "Keyring":
         """The keyring for one `keys/` tree, from the cache or built and cached."""
         home = cache_dir / tree_id
-        meta = home / "gitjit-keys.json"
-        if meta.is_file():
-            try:
-                return cls._from_meta(home, json.loads(meta.read_text()))
-            except (ValueError, KeyError, TypeError):
-                pass  # a damaged cache entry is rebuilt, never trusted
+        cached = cls._cached(home)
+        if cached is not None:
+            return cached
         cache_dir.mkdir(parents=True, exist_ok=True)
         scratch = Path(tempfile.mkdtemp(prefix=f".{tree_id[:12]}-", dir=cache_dir))
         try:
             keyring = cls._build(scratch, files)
             (scratch / "gitjit-keys.json").write_text(json.dumps(keyring._meta()))
-            try:
-                os.rename(scratch, home)
-            except OSError:  # somebody else built it meanwhile: theirs is the same
-                shutil.rmtree(scratch, ignore_errors=True)
-                return cls.load_or_build(cache_dir, tree_id, files)
-            keyring.home = home
-            keyring._gpg = None
-            return keyring
         except BaseException:
             shutil.rmtree(scratch, ignore_errors=True)
             raise
+        if home.exists():  # a damaged entry (it did not load above): moved away, never trusted
+            cls._discard(home)
+        try:
+            os.rename(scratch, home)
+        except OSError:  # somebody else built it meanwhile: theirs is the same, if it loads
+            cached = cls._cached(home)
+            if cached is None:
+                return keyring  # ours is right too; it stays in its scratch directory
+            shutil.rmtree(scratch, ignore_errors=True)
+            return cached
+        keyring.home = home
+        keyring._gpg = None
+        return keyring
+
+    @classmethod
+    def _cached(cls, home: Path) -> "Keyring | None":
+        meta = home / "gitjit-keys.json"
+        if not meta.is_file():
+            return None
+        try:
+            return cls._from_meta(home, json.loads(meta.read_text()))
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError):
+            return None  # a damaged cache entry is rebuilt, never trusted
+
+    @staticmethod
+    def _discard(home: Path) -> None:
+        junk = Path(tempfile.mkdtemp(prefix=f".{home.name[:12]}-damaged-", dir=home.parent))
+        try:
+            os.rename(home, junk / "entry")
+        except OSError:
+            pass
+        shutil.rmtree(junk, ignore_errors=True)
 
     @classmethod
     def _build(cls, home: Path, files: dict[str, bytes]) -> "Keyring":
