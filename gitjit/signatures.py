@@ -29,13 +29,15 @@ from .names import FINGERPRINT_RE, from_timestamp
 SIGNATURE_HEADERS = (b"gpgsig", b"gpgsig-sha256")
 SINGLE_HEADERS = (b"tree", b"author", b"committer")
 # Status keywords that make a signature not count, whatever else is said.
+# The most specific first: gpg says ERRSIG before NO_PUBKEY for an unknown
+# key, and "signature by unknown key" is the reason worth reporting.
 FATAL_STATUS = {
     "BADSIG": "bad signature",
-    "ERRSIG": "signature could not be checked",
     "NO_PUBKEY": "signature by unknown key",
     "EXPSIG": "signature has expired",
     "EXPKEYSIG": "signature by an expired key",
     "REVKEYSIG": "signature by a revoked key",
+    "ERRSIG": "signature could not be checked",
     "FAILURE": "gpg reported a failure",
     "ERROR": "gpg reported an error",
 }
@@ -176,10 +178,11 @@ def judge_status(lines: list[tuple[str, str]], returncode: int | None) -> Signat
     counts: dict[str, int] = {}
     for keyword, _ in lines:
         counts[keyword] = counts.get(keyword, 0) + 1
-    for keyword, value in lines:
-        if keyword in FATAL_STATUS:
+    for fatal, reason in FATAL_STATUS.items():
+        value = next((v for keyword, v in lines if keyword == fatal), None)
+        if value is not None:
             key = value.split()[0] if value.split() else "?"
-            return SignatureCheck(False, f"{FATAL_STATUS[keyword]} {key}")
+            return SignatureCheck(False, f"{reason} {key}")
     if counts.get("NEWSIG", 0) > 1 or counts.get("GOODSIG", 0) > 1 or counts.get("VALIDSIG", 0) > 1:
         return SignatureCheck(False, "more than one signature")
     if counts.get("GOODSIG") != 1 or counts.get("VALIDSIG") != 1:
