@@ -1,0 +1,436 @@
+"""The server hook: pre-receive (SPEC s.8).
+
+git runs it with one line per ref update on stdin, `<old> <new> <ref>`,
+before any ref moves. It refuses the whole push (git updates no ref at all
+when pre-receive exits non-zero) when any update breaks one of these rules,
+judged in this order:
+
+1. The approvals branch (`refs/heads/<gitjit.branch>`, by full name only):
+   - may not be deleted, rewound or rewritten: its old tip must be an
+     ancestor of the new one;
+   - gains no merge commit, and every commit it gains must count: the
+     branch as the server has it is authenticated from the pinned root
+     (`TrustedBranch`), then extended with the new commits one by one; a
+     `NotTrusted` or any `Refusal` refuses the push (s.1, s.5, s.7);
+   - when it is created, its root must be signed by an admin of its own
+     policy with a key from its own `keys/`, and must equal `gitjit.root`
+     where the server pins one. An accepted push pins it (see `_pin_root`).
+2. A tag (`refs/tags/<name>`) whose name matches some action's `tags`:
+   - may not be deleted or moved (protected under the policy before or
+     after the push);
+   - when created, its commit (an annotated tag is peeled) needs an
+     approved request for every matching action at the server's current
+     time, judged against the approvals branch as it will be after this
+     push: decisions pushed alongside the tag count when their commits do.
+3. Every other ref passes.
+
+Objects of the push sit in git's quarantine directory until the hook
+accepts: the repository is opened from git's environment
+(`GIT_OBJECT_DIRECTORY`, `GIT_ALTERNATE_OBJECT_DIRECTORIES`) so they are
+visible. A lookup that finds nothing refuses; any unexpected error refuses.
+The hook writes no object and no ref; it writes only gitjit's cache in
+`$GIT_DIR/gitjit` (keyrings) and, once, the `gitjit.root` pin.
+
+Imports are lazy and never reach Typer or Rich: a push that touches neither
+the approvals branch nor a tag pays for pygit2 and one config read only.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Iterable
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pygit2
+
+    from .branch import ApprovalsBranch
+    from .policy import Policy
+    from .trusted import TrustedBranch
+    from .verdicts import Verdict
+
+ZERO = "0" * 40
+TAGS = "refs/tags/"
+_LINE_RE = re.compile(r"^([0-9a-f]{40}) ([0-9a-f]{40}) (refs/\S+)$")
+_MAX_REASONS = 3  # commit refusals shown per ref; the rest are counted
+
+
+@dataclass(frozen=True)
+class RefUpdate:
+    old: str | None  # None: the ref is created
+    new: str | None  # None: the ref is deleted
+    ref: str
+
+
+@dataclass(frozen=True)
+class RefRefusal:
+    """One refused ref update and why, as the pusher will read it."""
+
+    ref: str
+    reason: str
+
+    def line(self) -> str:
+        return f"gitjit: {self.ref} refused: {_one_line(self.reason)}"
+
+
+class BadPushLine(Exception):
+    pass
+
+
+def parse_lines(lines: Iterable[str]) -> list[RefUpdate]:
+    updates = []
+    for raw in lines:
+        line = raw.rstrip("\r\n")
+        if not line:
+            continue
+        match = _LINE_RE.match(line)
+        if not match:
+            raise BadPushLine(f"unreadable ref update line {line[:120]!r}")
+        old, new, ref = match.groups()
+        updates.append(RefUpdate(None if old == ZERO else old, None if new == ZERO else new, ref))
+    return updates
+
+
+def open_server_repository(repo_path_or_env: "str | os.PathLike | pygit2.Repository | None") -> "pygit2.Repository":
+    """The repository the push goes to, with its quarantined objects visible.
+
+    `None` means "from git's environment" (`GIT_DIR`, else the current
+    directory, which is where git runs a pre-receive hook). Either way the
+    repository is opened with libgit2's FROM_ENV flag, which honours
+    `GIT_OBJECT_DIRECTORY` (the quarantine) and
+    `GIT_ALTERNATE_OBJECT_DIRECTORIES` (the repository's own objects).
+    """
+    import pygit2
+
+    if isinstance(repo_path_or_env, pygit2.Repository):
+        return repo_path_or_env
+    path = os.fspath(repo_path_or_env) if repo_path_or_env is not None else os.environ.get("GIT_DIR", ".")
+    return pygit2.Repository(path, flags=pygit2.enums.RepositoryOpenFlag.FROM_ENV)
+
+
+def pre_receive(repo_path_or_env, lines: Iterable[str], now: datetime,
+                notes: list[str] | None = None) -> list[RefRefusal]:
+    """Judges one push; returns the refused ref updates (empty: accept it all).
+
+    `notes` collects informational lines (the approval behind each accepted
+    protected tag). On acceptance the approvals branch's root is pinned in
+    the server's `gitjit.root` where none is pinned yet.
+    """
+    try:
+        updates = parse_lines(lines)
+    except BadPushLine as exc:
+        return [RefRefusal("(push)", str(exc))]
+    if not updates:
+        return []
+    try:
+        check = PushCheck(open_server_repository(repo_path_or_env), now)
+    except Exception as exc:  # fail closed: no ref passes unjudged
+        return [RefRefusal(u.ref, _unexpected(exc)) for u in updates]
+    refusals = check.run(updates)
+    if notes is not None:
+        notes.extend(check.notes)
+    return refusals
+
+
+@dataclass
+class PushCheck:
+    repo: "pygit2.Repository"
+    now: datetime
+    notes: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        from .branch import ApprovalsBranch
+
+        self.branch: ApprovalsBranch = ApprovalsBranch(self.repo)
+        self.pin: str | None = self.branch.pinned_root()
+        self.current: str | None = self.branch.ref_target(self.branch.ref)
+        self.before: TrustedBranch | None = None
+        self.before_policy: Policy | None = None
+        self.before_error: str | None = None  # why the server's own branch is unusable
+        self.after: TrustedBranch | None = None
+        self.after_error: str | None = None  # why the branch after this push is unusable
+
+    # -- the push as a whole -------------------------------------------------
+
+    def run(self, updates: list[RefUpdate]) -> list[RefRefusal]:
+        refusals: list[RefRefusal] = []
+        mine = [u for u in updates if u.ref == self.branch.ref]
+        tags = [u for u in updates if u.ref.startswith(TAGS)]
+        if not mine and not tags:
+            return []  # other refs pass, without authenticating anything
+        try:
+            self._load_before()
+        except Exception as exc:
+            return [RefRefusal(u.ref, _unexpected(exc)) for u in mine + tags]
+        self.after, self.after_error = self.before, self.before_error
+        for update in mine:  # at most one: git refuses a push naming a ref twice
+            reason = self._guarded(self._judge_branch, update)
+            if reason:
+                refusals.append(RefRefusal(update.ref, reason))
+        for update in tags:
+            reason = self._guarded(self._judge_tag, update)
+            if reason:
+                refusals.append(RefRefusal(update.ref, reason))
+        if not refusals:
+            reason = self._guarded(self._pin_root)
+            if reason:
+                refusals.append(RefRefusal(mine[0].ref if mine else tags[0].ref, reason))
+        return refusals
+
+    @staticmethod
+    def _guarded(judge, *args) -> str | None:
+        try:
+            return judge(*args)
+        except Exception as exc:  # fail closed, on one line
+            return _unexpected(exc)
+
+    def _load_before(self) -> None:
+        """The approvals branch as the server has it now, authenticated from the pin."""
+        from .errors import GitjitError
+        from .trusted import TrustedBranch
+
+        if self.current is None:
+            if self.pin is not None:
+                self.before_error = (f"gitjit.root is pinned to {self.pin[:12]} but {self.branch.ref} "
+                                     f"does not exist on the server")
+            return
+        try:
+            self.before = TrustedBranch.load(self.branch, tip=self.current, root=self.pin, pin=False)
+        except GitjitError as exc:
+            self.before_error = f"the server's approvals branch is not trusted: {exc}"
+            return
+        self.before_policy = self.before.policy
+
+    # -- rule 1: the approvals branch ----------------------------------------
+
+    def _judge_branch(self, update: RefUpdate) -> str | None:
+        from .errors import GitjitError
+        from .trusted import TrustedBranch
+
+        branch = self.branch
+        if update.new is None:
+            self.after, self.after_error = None, "the approvals branch update is refused"
+            return "the approvals branch may not be deleted"
+        if update.old != self.current:
+            self.after, self.after_error = None, "the approvals branch update is refused"
+            return (f"the push expects {branch.ref} at {_short(update.old)}, the server has it at "
+                    f"{_short(self.current)}: fetch and push again")
+        if update.old == update.new:
+            return None
+        try:
+            if update.old is None:
+                trusted, chain = self._root_view(update.new)
+            else:
+                if not branch.is_ancestor(update.old, update.new):
+                    branch.commit(update.new)  # a missing object refuses as such
+                    how = "rewind" if branch.is_ancestor(update.new, update.old) else "rewrite"
+                    return (f"the approvals branch may not be rewound or rewritten: this push would {how} it "
+                            f"({update.old[:12]} is not an ancestor of {update.new[:12]})")
+                if self.before is None:
+                    return self.before_error or "the server's approvals branch cannot be read"
+                chain = branch.first_parent_chain(update.new, stop=update.old)
+                trusted = self.before
+            refusals = trusted.extend(chain)
+        except GitjitError as exc:
+            self.after, self.after_error = None, "the approvals branch update is refused"
+            return str(exc)
+        self.after, self.after_error = trusted, None
+        if refusals:
+            shown = [f"commit {r.commit[:12]}: {r.reason}" for r in refusals[:_MAX_REASONS]]
+            if len(refusals) > _MAX_REASONS:
+                shown.append(f"and {len(refusals) - _MAX_REASONS} more commits that do not count")
+            return "; ".join(shown)
+        return None
+
+    def _root_view(self, new: str) -> tuple["TrustedBranch", list[str]]:
+        """A branch created by this push: its root authorizes itself (s.7) and must match the pin."""
+        from .errors import NotTrusted
+        from .trusted import TrustedBranch
+
+        chain = self.branch.first_parent_chain(new)
+        if self.pin is not None and chain[0] != self.pin:
+            raise NotTrusted(f"the approvals branch starts at {chain[0][:12]}, not at the pinned root "
+                             f"{self.pin[:12]} (server's gitjit.root)")
+        return TrustedBranch(self.branch, chain[0]), chain
+
+    # -- rule 2: protected tags ----------------------------------------------
+
+    def _judge_tag(self, update: RefUpdate) -> str | None:
+        name = update.ref[len(TAGS):]
+        if self.after_error:
+            return f"cannot tell whether tag {name} is protected: {self.after_error}"
+        if self.after is None:
+            return None  # no approvals branch and no pinned root: no policy protects any tag yet
+        policies = [p for p in (self.before_policy, self.after.policy) if p]
+        protected = sorted({a.name for p in policies for a in p.actions_for_tag(name)})
+        if not protected:
+            return None
+        if update.old is not None:
+            what = "deleted" if update.new is None else "moved"
+            return f"tag {name} is protected by action {', '.join(protected)} and may not be {what}"
+        return self._judge_new_tag(name, update.new)
+
+    def _judge_new_tag(self, name: str, new: str) -> str | None:
+        from .verdicts import verify
+
+        trusted = self.after
+        actions = [a.name for a in trusted.policy.actions_for_tag(name)]
+        if not actions:  # protected only by the policy this push replaces
+            return None
+        commit = self._peel(new)
+        if commit is None:
+            return f"tag {name} does not point at a commit"
+        failed = []
+        for action in actions:
+            verdict = verify(trusted, action, commit, self.now)
+            if verdict.approved:
+                request = next(r for r in verdict.requests if r.id == verdict.approved_by)
+                self.notes.append(f"gitjit: {TAGS}{name} accepted: {action} on {commit[:12]} approved by "
+                                  f"request {request.id} ({', '.join(request.approvals)})")
+            else:
+                failed.append(describe_verdict(verdict, len(actions) > 1))
+        return "; ".join(failed) or None
+
+    def _peel(self, object_id: str) -> str | None:
+        import pygit2
+
+        from .errors import NotTrusted
+
+        try:
+            obj = self.repo[object_id]
+        except (KeyError, ValueError):
+            raise NotTrusted(f"object {object_id[:12]} is missing from the repository") from None
+        try:
+            return str(obj.peel(pygit2.Commit).id)
+        except (pygit2.GitError, pygit2.InvalidSpecError, KeyError, ValueError):
+            return None
+
+    # -- pinning -------------------------------------------------------------
+
+    def _pin_root(self) -> str | None:
+        """Pins the accepted branch's root in `gitjit.root`, where no root is pinned yet.
+
+        pre-receive runs before git moves any ref, so a root pinned here may
+        still fail to land (a concurrent push won the ref, a full disk). That
+        is acceptable: the pinned root passed every check of s.7, so the pin
+        never trusts more than the hook would; its effect is only that a
+        *different* root is refused until a server admin runs
+        `git config --unset gitjit.root`. The check and the write happen
+        under a lock, so of two concurrent pushes creating different roots
+        only the first to pin is accepted: the pin never disagrees with a
+        branch this hook let in.
+        """
+        if self.pin is not None or self.after is None:
+            return None
+        root = self.after.root
+        with _Lock(self.branch.repo.path, "pin"):
+            pinned = _fresh_config(self.repo, "gitjit.root")
+            if pinned is None:
+                from .branch import run_git
+
+                run_git(self.repo, "config", "gitjit.root", root)
+            elif pinned != root:
+                return (f"another push pinned gitjit.root to {pinned[:12]} meanwhile; this branch starts at "
+                        f"{root[:12]}")
+        self.pin = root
+        return None
+
+
+def describe_verdict(verdict: "Verdict", with_action: bool = False) -> str:
+    """A not-approved verdict as one actionable clause for the pusher."""
+    action, target = verdict.action, verdict.target
+    if not verdict.requests:
+        text = (f"no request for {action} on {target[:12]}: ask for one with "
+                f"'gitjit request {action} --target {target} --push', get it approved, then push the tag again")
+    else:
+        parts = []
+        for request in verdict.requests:
+            head, *rest = request.reasons or ("not approved",)
+            lead = f"request {request.id} has {head}" if request.state == "pending" else f"request {request.id}: {head}"
+            parts.append("; ".join([lead, *rest]))
+        text = " | ".join(parts)
+    return f"{action}: {text}" if with_action else text
+
+
+class _Lock:
+    """An exclusive lock file in gitjit's cache dir (O_EXCL), waited for a few seconds."""
+
+    def __init__(self, git_dir: str, name: str, timeout: float = 10.0):
+        self.path = os.path.join(git_dir, "gitjit", f"{name}.lock")
+        self.timeout = timeout
+
+    def __enter__(self) -> "_Lock":
+        import time
+
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                os.close(os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+                return self
+            except FileExistsError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{self.path} is held by another push (remove it if stale)") from None
+                time.sleep(0.05)
+
+    def __exit__(self, *exc) -> None:
+        os.unlink(self.path)
+
+
+def _fresh_config(repo: "pygit2.Repository", key: str) -> str | None:
+    """A config value read from disk now, not from a snapshot taken earlier."""
+    from .branch import run_git
+
+    result = run_git(repo, "config", "--get", key, check=False)
+    value = result.stdout.decode().strip()
+    return value or None
+
+
+def _short(commit: str | None) -> str:
+    return commit[:12] if commit else "nothing (it does not exist)"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _unexpected(exc: BaseException) -> str:
+    from .errors import GitjitError
+
+    if isinstance(exc, GitjitError):
+        return str(exc)
+    return f"unexpected error: {type(exc).__name__}: {exc}"
+
+
+def main(repo: str | None = None) -> int:
+    """`python -m gitjit.hook`: the pre-receive hook itself. Returns the exit code."""
+    try:
+        from .names import utc_now
+
+        data = sys.stdin.buffer.read().decode("utf-8", "surrogateescape")
+        notes: list[str] = []
+        refusals = pre_receive(repo, data.splitlines(), utc_now(), notes)
+    except Exception as exc:  # fail closed
+        if os.environ.get("GITJIT_DEBUG"):
+            raise
+        refusals, notes = [RefRefusal("(push)", _unexpected(exc))], []
+    out = sys.stderr
+    for note in notes if not refusals else ():
+        out.write(_printable(note) + "\n")
+    for refusal in refusals:
+        out.write(_printable(refusal.line()) + "\n")
+    if refusals:
+        out.write("gitjit: push refused: no ref was updated\n")
+    out.flush()
+    return 1 if refusals else 0
+
+
+def _printable(text: str) -> str:
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
