@@ -1,0 +1,146 @@
+"""`gitjit hook install`: puts the pre-receive hook into a repository (SPEC s.8).
+
+Modelled on pre-commit's install_uninstall:
+
+- the hooks directory comes from git itself (`git rev-parse --git-path
+  hooks`), so `core.hooksPath` is honoured, for bare and non-bare repos;
+- the hook is a small POSIX sh script (`hook_template.sh`, also shipped as
+  `hooks/pre-receive`) that execs the absolute path of the interpreter that
+  ran the install: `<python> -m gitjit.hook`;
+- a pre-receive hook that is not gitjit's is kept: renamed to
+  `pre-receive.legacy` and chained (it runs after gitjit's checks pass, on
+  the same input). If a `pre-receive.legacy` is already there too, install
+  refuses unless `--force`, which moves the current hook over it;
+- installing again is a no-op when the script would not change, and
+  rewrites gitjit's own script when it would (a new interpreter path).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from .errors import BadInput
+
+HOOK_NAME = "pre-receive"
+LEGACY_SUFFIX = ".legacy"
+MARKER = "gitjit-hook: pre-receive"
+TEMPLATE = "hook_template.sh"
+
+
+@dataclass(frozen=True)
+class Installed:
+    path: Path
+    status: str  # "installed", "updated" or "unchanged"
+    legacy: Path | None  # the chained previous hook, if any
+    moved: bool  # True when this install renamed a previous hook to legacy
+
+    def message(self) -> str:
+        text = {"installed": "installed", "updated": "updated", "unchanged": "already installed (unchanged)"}
+        out = f"gitjit pre-receive hook {text[self.status]}: {self.path}"
+        if self.moved:
+            out += f"\nthe previous hook was kept as {self.legacy.name}; it runs after gitjit's checks pass"
+        elif self.legacy is not None:
+            out += f"\nchaining {self.legacy.name}: it runs after gitjit's checks pass"
+        return out
+
+
+def hooks_dir(repo: str | os.PathLike) -> Path:
+    """The repository's hooks directory, as git itself would run hooks from it."""
+    try:
+        result = subprocess.run(
+            ["git", "-C", os.fspath(repo), "rev-parse", "--path-format=absolute", "--git-path", "hooks"],
+            capture_output=True, text=True,
+        )
+    except OSError as exc:
+        raise BadInput(f"cannot run git: {exc}") from None
+    if result.returncode != 0 or not result.stdout.strip():
+        raise BadInput(f"not a git repository: {repo}")
+    return Path(result.stdout.strip())
+
+
+def is_gitjit_hook(path: Path) -> bool:
+    try:
+        return path.is_file() and MARKER in path.read_text(errors="replace")
+    except OSError:
+        return False
+
+
+def template() -> str:
+    return resources.files("gitjit").joinpath(TEMPLATE).read_text()
+
+
+def _sh_quote(value: str) -> str:
+    """A value for the inside of single quotes in sh."""
+    return value.replace("'", "'\\''")
+
+
+def _pythonpath_for(python: str) -> str:
+    """The directory that `python` needs on PYTHONPATH to import this very gitjit ('' if none).
+
+    An installed gitjit (pip install, editable or not) needs nothing; a
+    source checkout run with PYTHONPATH does, and the hook must not depend
+    on the pusher's environment to find it.
+    """
+    here = Path(__file__).resolve().parent
+    try:
+        found = subprocess.run(
+            [python, "-E", "-c", "import gitjit, os; print(os.path.dirname(os.path.realpath(gitjit.__file__)))"],
+            capture_output=True, text=True, cwd="/",
+        )
+        if found.returncode == 0 and Path(found.stdout.strip()) == here:
+            return ""
+    except OSError:
+        pass
+    return str(here.parent)
+
+
+def render(python: str | None = None) -> str:
+    python = python or sys.executable
+    if not python or not os.path.isabs(python):
+        raise BadInput(f"cannot tell the absolute path of this Python interpreter ({python!r})")
+    text = template()
+    return (text.replace("@INSTALL_PYTHON@", _sh_quote(python))
+                .replace("@GITJIT_PYTHONPATH@", _sh_quote(_pythonpath_for(python))))
+
+
+def install(repo: str | os.PathLike = ".", force: bool = False, python: str | None = None) -> Installed:
+    hooks = hooks_dir(repo)
+    hook = hooks / HOOK_NAME
+    legacy = hooks / (HOOK_NAME + LEGACY_SUFFIX)
+    script = render(python)
+    ours = is_gitjit_hook(hook)
+    moved = False
+
+    if os.path.lexists(hook) and not ours:
+        if os.path.lexists(legacy) and not force:
+            raise BadInput(
+                f"{hook} is not gitjit's and {legacy.name} exists too: gitjit keeps one previous hook only; "
+                f"merge them by hand or use --force to replace {legacy.name} with the current {HOOK_NAME}"
+            )
+        hooks.mkdir(parents=True, exist_ok=True)
+        os.replace(hook, legacy)
+        moved = True
+
+    if ours and hook.read_text() == script:
+        status = "unchanged"
+        _make_executable(hook)
+    else:
+        status = "updated" if ours else "installed"
+        hooks.mkdir(parents=True, exist_ok=True)
+        scratch = hook.with_name(f".{HOOK_NAME}.gitjit-{os.getpid()}")
+        scratch.write_text(script)
+        _make_executable(scratch)
+        os.replace(scratch, hook)  # atomic: a push never runs half a script
+    return Installed(hook, status, legacy if os.path.lexists(legacy) else None, moved)
+
+
+def _make_executable(path: Path) -> None:
+    mode = path.stat().st_mode
+    wanted = mode | 0o755
+    if mode != wanted:
+        os.chmod(path, wanted)

@@ -1,0 +1,44 @@
+#!/bin/sh
+# gitjit pre-receive hook (SPEC s.8): refuses a push that breaks the
+# approvals branch or pushes a protected tag without an approved request.
+# git updates no ref at all when this hook exits non-zero.
+#
+# `gitjit hook install` writes this file with INSTALL_PYTHON filled in. To
+# install it by hand (for example into GitLab's custom_hooks/pre-receive.d/),
+# copy it and set INSTALL_PYTHON to a Python that can `import gitjit`;
+# left as is, it runs `python3`. See docs/hosting.md.
+#
+# A pre-receive hook that was there before gitjit's is kept next to this
+# one as pre-receive.legacy: it runs after gitjit's checks pass, on the same
+# ref updates, and the push goes through only if both accept it.
+#
+# gitjit-hook: pre-receive (this line marks the file as gitjit's own)
+
+INSTALL_PYTHON='@INSTALL_PYTHON@'
+GITJIT_PYTHONPATH='@GITJIT_PYTHONPATH@'
+
+case "$INSTALL_PYTHON" in
+    @*) INSTALL_PYTHON=python3 ;;
+esac
+case "$GITJIT_PYTHONPATH" in
+    @* | '') ;;
+    *) PYTHONPATH="$GITJIT_PYTHONPATH${PYTHONPATH:+:$PYTHONPATH}"; export PYTHONPATH ;;
+esac
+
+legacy="$(dirname -- "$0")/pre-receive.legacy"
+if [ ! -f "$legacy" ] || [ ! -x "$legacy" ]; then
+    exec "$INSTALL_PYTHON" -m gitjit.hook
+fi
+
+# Both hooks read the same ref updates on stdin: keep a copy for each.
+input=$(mktemp "${TMPDIR:-/tmp}/gitjit-pre-receive.XXXXXX") || exit 1
+trap 'rm -f -- "$input"; exit 1' HUP INT TERM
+cat >"$input" || { rm -f -- "$input"; exit 1; }
+"$INSTALL_PYTHON" -m gitjit.hook <"$input"
+status=$?
+if [ "$status" -eq 0 ]; then
+    "$legacy" "$@" <"$input"
+    status=$?
+fi
+rm -f -- "$input"
+exit "$status"
