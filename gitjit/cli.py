@@ -17,7 +17,7 @@ import typer
 
 from . import cli_gate, cli_hook, operations, render
 from .branch import ApprovalsBranch, open_repository
-from .errors import BadInput, GitjitError, NotTrusted
+from .errors import BadInput, BadPolicy, GitjitError, NotTrusted
 from .names import parse_time, utc_now
 from .trusted import TrustedBranch
 from .verdicts import judge_request, verify as verify_action
@@ -196,6 +196,8 @@ def main(argv: List[str] | None = None) -> None:
         app(args=argv, prog_name="gitjit")
     except BadInput as exc:
         _fail(str(exc), 2)
+    except BadPolicy as exc:
+        _fail(f"bad policy on the approvals branch: {exc}", 2)
     except NotTrusted as exc:
         _fail(f"the approvals branch is not trusted: {exc}", 1)
     except GitjitError as exc:

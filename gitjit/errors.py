@@ -16,3 +16,11 @@ class BadInput(GitjitError):
 
 class NotTrusted(GitjitError):
     """The approvals branch does not authenticate from its pinned root."""
+
+
+class BadPolicy(NotTrusted):
+    """An authorized policy.toml on the branch that does not parse (SPEC s.3).
+
+    The branch cannot be used past it, as for any `NotTrusted`, but the CLI
+    reports it as a bad policy (exit code 2, SPEC s.9), not as an attack.
+    """

@@ -33,7 +33,7 @@ from pathlib import Path
 import pygit2
 
 from .branch import ApprovalsBranch, Change, cache_dir
-from .errors import BadInput, NotTrusted
+from .errors import BadInput, BadPolicy, NotTrusted
 from .names import is_valid_name
 from .policy import POLICY_FILE, Policy, parse_policy
 from .records import Decision, Request, parse_decision, parse_request
@@ -213,14 +213,22 @@ class TrustedBranch:
             policy_blob = tree[POLICY_FILE]
         except KeyError:
             raise NotTrusted(f"commit {commit_id[:12]} removes {POLICY_FILE}") from None
+        # A later change is authorized by the policy before it, so its signature is
+        # checked before its policy is even read: an unauthorized change is "not
+        # trusted" whatever it holds. The root authorizes itself, by its own policy.
+        signer = None if self.state is None else self._authorize(commit_id, parts, self.state, "policy change")
         try:
             policy = parse_policy(self.branch.blob(str(policy_blob.id)), f"{POLICY_FILE} at {commit_id[:12]}")
         except BadInput as exc:
-            raise NotTrusted(str(exc)) from None
+            raise BadPolicy(str(exc)) from None
         new_state = PolicyState(policy, self.keyring_for(tree), commit_id)
-        # The root authorizes itself; every later change is authorized by the policy before it.
-        authority = new_state if self.state is None else self.state
-        what = "root commit" if self.state is None else "policy change"
+        if signer is None:
+            signer = self._authorize(commit_id, parts, new_state, "root commit")
+        self.state = new_state
+        self.policy_changes.append((commit_id, signer))
+
+    def _authorize(self, commit_id: str, parts: CommitParts, authority: PolicyState, what: str) -> str:
+        """The admin of `authority` who signed this policy commit, or NotTrusted (s.7)."""
         if parts.signature is None:
             raise NotTrusted(f"{what} {commit_id[:12]} is not signed")
         check = self.check_signature(commit_id, parts, authority.keyring)
@@ -236,8 +244,7 @@ class TrustedBranch:
             raise NotTrusted(f"{what} {commit_id[:12]}: {problem} when it signed")
         if abs(check.created - parts.committer_time) > authority.policy.clock_skew:
             raise NotTrusted(f"{what} {commit_id[:12]}: signature time and committer time disagree")
-        self.state = new_state
-        self.policy_changes.append((commit_id, signer))
+        return signer
 
     def _apply_request(self, commit_id: str, position: int, parts: CommitParts, change: Change) -> None:
         try:
