@@ -20,7 +20,7 @@ from pathlib import Path
 import pygit2
 
 from .branch import ApprovalsBranch
-from .errors import BadInput, NotTrusted
+from .errors import BadInput, GitjitError, NotTrusted
 from .names import FINGERPRINT_RE, check_name, parse_duration
 from .policy import POLICY_FILE, render_initial_policy, render_person
 from .records import Decision, Request, decision_path, render_decision, render_request, request_path
@@ -114,7 +114,11 @@ def _commit(trusted: TrustedBranch | None, branch: ApprovalsBranch, base: str | 
         raise BadInput(f"the new commit would not count: {refusals[0].reason}")
     branch.advance(commit, local_before)
     if push:
-        branch.push(commit)
+        try:
+            branch.push(commit)
+        except BadInput as exc:  # the commit is made: this is no bad input, and something was written
+            raise GitjitError(f"committed {commit[:12]} on {branch.ref}, but {exc}; "
+                              f"push it later with 'git push {branch.remote} {branch.name}'") from None
     return Written(commit, message, push), trusted
 
 
