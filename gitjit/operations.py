@@ -185,6 +185,15 @@ def resolve_target(repo: pygit2.Repository, rev: str) -> str:
         raise BadInput(f"revision {rev!r} does not resolve to a commit") from None
 
 
+def _check_text(text: str, what: str) -> None:
+    """Free text goes into UTF-8 TOML: bytes that were not UTF-8 on the command line
+    reach Python as lone surrogates and are bad input, not an unexpected error."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadInput(f"{what} is not valid UTF-8 text") from None
+
+
 def request(branch: ApprovalsBranch, action: str, target_rev: str, reason: str, ttl: str | None,
             now: datetime, sign: bool | None = None, push: bool = False) -> tuple[Written, Request]:
     trusted, base, local_before = load_for_writing(branch)
@@ -195,6 +204,7 @@ def request(branch: ApprovalsBranch, action: str, target_rev: str, reason: str, 
     if lifetime > policy.max_ttl or lifetime.total_seconds() <= 0:
         raise BadInput(f"--ttl {ttl} is above max_ttl of the policy or not positive")
     target = resolve_target(branch.repo, target_rev)
+    _check_text(reason, "--reason")
     record = Request(
         id=new_request_id(action, now),
         action=action,
@@ -221,6 +231,7 @@ def decide(branch: ApprovalsBranch, request_id: str, decision: str, comment: str
     person = trusted.policy.person_with_key(fingerprint)
     if person is None:
         raise BadInput(f"your signing key {fingerprint} belongs to nobody in the policy")
+    _check_text(comment, "--comment")
     record = Decision(request_id, entry.blob, entry.request.target, decision, comment)
     files = {decision_path(request_id, person): render_decision(record)}
     message = f"gitjit: {decision} {request_id}\n"
