@@ -1,0 +1,168 @@
+"""`gitjit hook install` (SPEC s.8), run as a subprocess like a server admin would.
+
+Modelled on pre-commit's install tests: real repositories, real hooks run by
+real pushes. The checks a push must pass are in test_hook.py; here: where
+the hook goes, what it runs, that a previous hook is kept and chained on the
+same input, and that installing twice changes nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+from pathlib import Path
+
+import pytest
+
+from helpers import REPO_ROOT, Clone, git, make_bare
+
+FOREIGN = """#!/bin/sh
+# somebody else's pre-receive hook: logs its input, refuses refs/heads/blocked
+cat >> "{log}"
+if grep -q ' refs/heads/blocked$' "{log}"; then
+    echo "legacy: blocked is blocked" >&2
+    exit 1
+fi
+exit 0
+"""
+
+
+def install(clone: Clone, repo: Path, *extra: str, check: bool | int = True):
+    return clone.gitjit("hook", "install", "--repo", str(repo), *extra, check=check)
+
+
+def write_foreign(hooks: Path, log: Path) -> Path:
+    hook = hooks / "pre-receive"
+    hook.write_text(FOREIGN.format(log=log))
+    hook.chmod(0o755)
+    return hook
+
+
+@pytest.fixture
+def alice(repo_for) -> Clone:
+    return repo_for("alice")
+
+
+def test_install_writes_an_executable_script_that_calls_this_python(alice, bare_remote):
+    result = install(alice, bare_remote)
+    hook = bare_remote / "hooks" / "pre-receive"
+    assert f"installed: {hook}" in result.stdout
+    assert os.access(hook, os.X_OK) and stat.S_IMODE(hook.stat().st_mode) & 0o755 == 0o755
+    text = hook.read_text()
+    assert text.startswith("#!/bin/sh\n")
+    assert f"INSTALL_PYTHON='{sys.executable}'" in text  # absolute, as installed
+    assert 'exec "$INSTALL_PYTHON" -m gitjit.hook' in text
+    assert "@INSTALL_PYTHON@" not in text and "@GITJIT_PYTHONPATH@" not in text
+    alice.git("push", "-q", str(bare_remote), "main")  # the hook runs and lets a plain branch in
+    assert git("rev-parse", "main", cwd=bare_remote, env=alice.env).stdout.strip() == alice.head()
+
+
+def test_reinstall_is_a_no_op(alice, bare_remote):
+    install(alice, bare_remote)
+    hook = bare_remote / "hooks" / "pre-receive"
+    before = (hook.read_bytes(), hook.stat().st_mtime_ns, sorted(os.listdir(hook.parent)))
+    result = install(alice, bare_remote)
+    assert "already installed (unchanged)" in result.stdout
+    assert (hook.read_bytes(), hook.stat().st_mtime_ns, sorted(os.listdir(hook.parent))) == before
+    assert not (hook.parent / "pre-receive.legacy").exists()
+
+
+@pytest.mark.parametrize("transport", ["file", "daemon"])
+def test_existing_hook_is_kept_and_chained_on_the_same_input(alice, bare_remote, tmp_path, request, transport):
+    url = str(bare_remote) if transport == "file" else request.getfixturevalue("git_daemon") + bare_remote.name
+    log = tmp_path / "legacy.log"
+    foreign = write_foreign(bare_remote / "hooks", log).read_text()
+    result = install(alice, bare_remote)
+    assert "kept as pre-receive.legacy" in result.stdout
+    hooks = bare_remote / "hooks"
+    assert (hooks / "pre-receive.legacy").read_text() == foreign
+    assert "gitjit-hook: pre-receive" in (hooks / "pre-receive").read_text()
+
+    # Both hooks see the push; the legacy hook reads exactly what git sent.
+    alice.git("push", "-q", url, "main")
+    assert log.read_text() == f"{'0' * 40} {alice.head()} refs/heads/main\n"
+    # The legacy hook's refusal refuses the push.
+    alice.git("branch", "blocked")
+    result = alice.git("push", url, "blocked", check=False)
+    assert result.returncode != 0 and "legacy: blocked is blocked" in result.stderr
+    assert "refs/heads/blocked" not in git("for-each-ref", cwd=bare_remote, env=alice.env).stdout
+
+    # Installing again keeps the chain as it is.
+    again = install(alice, bare_remote)
+    assert "already installed" in again.stdout and "chaining pre-receive.legacy" in again.stdout
+    assert (hooks / "pre-receive.legacy").read_text() == foreign
+
+
+def test_gitjit_refusal_stops_before_the_legacy_hook(alice, bare_remote, tmp_path):
+    log = tmp_path / "legacy.log"
+    write_foreign(bare_remote / "hooks", log)
+    install(alice, bare_remote)
+    alice.gitjit("init", "--admin", "alice", check=True)
+    alice.git("push", "-q", str(bare_remote), "approvals")
+    log.unlink()
+    result = alice.git("push", str(bare_remote), ":refs/heads/approvals", check=False)
+    assert "gitjit: refs/heads/approvals refused: the approvals branch may not be deleted" in result.stderr
+    assert not log.exists()  # the legacy hook never ran
+
+
+def test_foreign_hook_and_legacy_both_present_needs_force(alice, bare_remote, tmp_path):
+    hooks = bare_remote / "hooks"
+    (hooks / "pre-receive.legacy").write_text("#!/bin/sh\nexit 0\n")
+    write_foreign(hooks, tmp_path / "log")
+    result = install(alice, bare_remote, check=2)
+    assert "pre-receive.legacy exists too" in result.stderr and "--force" in result.stderr
+    assert "gitjit-hook" not in (hooks / "pre-receive").read_text()  # nothing was written
+    install(alice, bare_remote, "--force")
+    assert "somebody else's pre-receive hook" in (hooks / "pre-receive.legacy").read_text()
+    assert "gitjit-hook: pre-receive" in (hooks / "pre-receive").read_text()
+
+
+def test_core_hooks_path_is_honoured(alice, bare_remote, tmp_path):
+    shared = tmp_path / "shared-hooks"
+    git("config", "core.hooksPath", str(shared), cwd=bare_remote, env=alice.env)
+    install(alice, bare_remote)
+    assert (shared / "pre-receive").is_file()
+    assert not (bare_remote / "hooks" / "pre-receive").exists()
+    alice.gitjit("init", "--admin", "alice", check=True)
+    alice.git("push", "-q", str(bare_remote), "approvals")
+    result = alice.git("push", str(bare_remote), ":refs/heads/approvals", check=False)
+    assert "may not be deleted" in result.stderr  # git ran the hook from core.hooksPath
+
+
+def test_non_bare_repository(alice, repo_for, keys):
+    server = repo_for("bob")  # a repository with a working tree receives pushes too
+    server.git("config", "receive.denyCurrentBranch", "updateInstead")
+    install(alice, server.path)
+    assert (server.path / ".git" / "hooks" / "pre-receive").is_file()
+    alice.gitjit("init", "--admin", "alice", check=True)
+    alice.git("push", "-q", str(server.path), "approvals")
+    assert server.head("refs/heads/approvals") == alice.head("approvals")
+    result = alice.git("push", str(server.path), ":refs/heads/approvals", check=False)
+    assert "gitjit: refs/heads/approvals refused: the approvals branch may not be deleted" in result.stderr
+    assert server.head("refs/heads/approvals") == alice.head("approvals")
+
+
+def test_install_outside_a_repository_is_bad_input(alice, tmp_path):
+    result = install(alice, tmp_path / "nowhere", check=2)
+    assert result.stderr.startswith("gitjit: not a git repository")
+    assert "Traceback" not in result.stderr
+
+
+def test_template_is_shipped_twice_identically():
+    assert (REPO_ROOT / "hooks" / "pre-receive").read_text() == (REPO_ROOT / "gitjit" / "hook_template.sh").read_text()
+    assert os.access(REPO_ROOT / "hooks" / "pre-receive", os.X_OK)
+
+
+def test_hand_installed_template_runs_python3(alice, tmp_path):
+    """hooks/pre-receive copied as is (placeholders left) falls back to python3 and still judges."""
+    bare = make_bare(tmp_path / "hand.git", alice.env)
+    hook = bare / "hooks" / "pre-receive"
+    hook.write_text((REPO_ROOT / "hooks" / "pre-receive").read_text())
+    hook.chmod(0o755)
+    env = dict(alice.env, PATH=f"{Path(sys.executable).parent}{os.pathsep}{alice.env['PATH']}",
+               PYTHONPATH=str(REPO_ROOT))
+    alice.gitjit("init", "--admin", "alice", check=True)
+    alice.git("push", "-q", str(bare), "approvals", env=env)
+    result = alice.git("push", str(bare), ":refs/heads/approvals", check=False, env=env)
+    assert "the approvals branch may not be deleted" in result.stderr
