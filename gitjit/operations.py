@@ -174,7 +174,8 @@ def add_person(branch: ApprovalsBranch, name: str, key: str | None, key_file: st
 
 
 def new_request_id(action: str, now: datetime) -> str:
-    return f"{action}-{now:%Y%m%d}-{secrets.token_hex(3)}"
+    # 47 + 16 characters: an id stays a valid name (at most 64) for the longest action names
+    return f"{action[:47]}-{now:%Y%m%d}-{secrets.token_hex(3)}"
 
 
 def resolve_target(repo: pygit2.Repository, rev: str) -> str:
