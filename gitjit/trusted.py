@@ -37,6 +37,7 @@ from .errors import BadInput, BadPolicy, NotTrusted
 from .names import is_valid_name
 from .policy import POLICY_FILE, Policy, parse_policy
 from .records import Decision, Request, parse_decision, parse_request
+from .sigcache import SignatureCache
 from .signatures import CommitParts, Keyring, MalformedCommit, SignatureCheck, split_commit
 
 
@@ -361,6 +362,11 @@ class TrustedBranch:
         return self.check_signatures([(commit_id, parts, keyring)])[0]
 
     def check_signatures(self, jobs: list[tuple[str, CommitParts, Keyring]]) -> list[SignatureCheck]:
+        """GnuPG verdicts for many commits; good ones reached by an earlier run come from sigcache.py."""
+        return SignatureCache.for_directory(cache_dir(self.branch.repo)).check(jobs, self._verify_signatures)
+
+    @staticmethod
+    def _verify_signatures(jobs: list[tuple[str, CommitParts, Keyring]]) -> list[SignatureCheck]:
         """GnuPG verdicts for many commits, on every core when there are many."""
 
         def one(job: tuple[str, CommitParts, Keyring]) -> SignatureCheck:
