@@ -22,10 +22,16 @@ def register(app: typer.Typer) -> None:
         force: bool = typer.Option(
             False, "--force", help="When both a foreign pre-receive and pre-receive.legacy exist, "
                                    "replace pre-receive.legacy with the foreign hook (the old legacy is lost)."),
+        print_script: bool = typer.Option(
+            False, "--print", help="Print the hook script instead of installing it, to place it yourself "
+                                   "(GitLab custom_hooks/pre-receive.d/, Gitea hooks/pre-receive.d/)."),
     ) -> None:
         """Install the pre-receive hook; an existing hook is kept as pre-receive.legacy and chained."""
         from . import hook_install
 
+        if print_script:
+            typer.echo(hook_install.render(), nl=False)
+            return
         result = hook_install.install(repo or ".", force=force)
         typer.echo(result.message())
 

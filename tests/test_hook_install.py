@@ -154,6 +154,25 @@ def test_template_is_shipped_twice_identically():
     assert os.access(REPO_ROOT / "hooks" / "pre-receive", os.X_OK)
 
 
+def test_print_writes_the_script_for_a_hooks_d_directory(alice, bare_remote):
+    """`--print` for hosts that run every script of pre-receive.d (GitLab, Gitea): same script, placed by hand."""
+    script = alice.gitjit("hook", "install", "--print", check=True).stdout
+    assert script.startswith("#!/bin/sh\n") and f"INSTALL_PYTHON='{sys.executable}'" in script
+    assert not (alice.path / ".git" / "hooks" / "pre-receive").exists()  # nothing installed
+    hooks_d = bare_remote / "hooks" / "pre-receive.d"
+    hooks_d.mkdir()
+    (hooks_d / "gitjit").write_text(script)
+    (hooks_d / "gitjit").chmod(0o755)
+    runner = bare_remote / "hooks" / "pre-receive"  # what such hosts install: run each script on the same input
+    runner.write_text('#!/bin/sh\ndata=$(cat)\nfor h in "$(dirname "$0")"/pre-receive.d/*; do\n'
+                      '  printf "%s\\n" "$data" | "$h" || exit 1\ndone\n')
+    runner.chmod(0o755)
+    alice.gitjit("init", "--admin", "alice", check=True)
+    alice.git("push", "-q", str(bare_remote), "approvals")
+    result = alice.git("push", str(bare_remote), ":refs/heads/approvals", check=False)
+    assert "the approvals branch may not be deleted" in result.stderr
+
+
 def test_hand_installed_template_runs_python3(alice, tmp_path):
     """hooks/pre-receive copied as is (placeholders left) falls back to python3 and still judges."""
     bare = make_bare(tmp_path / "hand.git", alice.env)
