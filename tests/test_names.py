@@ -142,7 +142,7 @@ def test_bad_times_are_bad_input(text):
         parse_time(text, "--at")
 
 
-@given(st.datetimes(min_value=datetime(1970, 1, 1), max_value=datetime(9000, 1, 1), timezones=st.just(timezone.utc)))
+@given(st.datetimes(min_value=datetime(1970, 1, 1), max_value=datetime(8999, 12, 31, 23, 59, 59), timezones=st.just(timezone.utc)))
 def test_format_then_parse_time_round_trips(value):
     value = value.replace(microsecond=0)
     text = format_time(value)
