@@ -10,9 +10,11 @@ time. What is left is judged here, at `now`:
 - each signature time S: `S <= now + clock_skew`, and for approvals
   `now - S <= freshness`;
 - the current policy: the action still exists, the person is still one of
-  its approvers, and self-approval is still allowed where used. The spec
+  its approvers, self-approval is still allowed where used, and the signing
+  key is still theirs (listed for them, in their keys/ file). The spec
   names the policy in force at the decision; gitjit also requires today's,
-  so taking someone off an action withdraws their outstanding approvals.
+  so taking someone off an action, or a key out of the policy, withdraws
+  their outstanding decisions.
 
 A verdict is a value: the CLI renders it as a table or JSON, the hook as
 refusal lines. Every reason a request is not approved is kept.
@@ -144,6 +146,9 @@ def judge_decision(trusted: TrustedBranch, entry: DecisionEntry, request: Reques
         return verdict(f"{entry.person} is no longer an approver of {action.name}")
     if not action.self_approval and entry.person in request.requesters(trusted):
         return verdict(f"{entry.person} requested it: self-approval is not allowed for {action.name}")
+    if trusted.state.key_owner(check) != entry.person:
+        # an admin takes a stolen key out of the policy (they cannot revoke it): its decisions stop counting
+        return verdict(f"key {check.primary_key[-16:]} is no longer {entry.person}'s in the policy")
     for keyring in (entry.state.keyring, trusted.state.keyring):
         key = keyring.keys.get(check.primary_key)
         if key is None:
