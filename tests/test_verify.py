@@ -710,3 +710,22 @@ def test_status(world):
     assert "bob: approve" in detail and "counts" in detail and "1 of 2 approvals (bob)" in detail
     one = world.json("erin", "status", approved)
     assert [r["id"] for r in one["requests"]] == [approved]
+
+
+def test_a_key_taken_out_of_the_policy_withdraws_its_approvals(world, keys):
+    """The admin cannot revoke a stolen key (the revocation certificate is its owner's),
+    but can take it out of the policy: what it signed stops counting, as for an approver
+    taken off an action (docs/decisions.md)."""
+    target, rid = approved_request(world, requester="dave")
+    world.gitjit("carol", "reject", rid)
+    assert world.verdict("deploy", target).requests[0].state == "rejected"
+    # bob's key is replaced by a new one (erin's key stands in for it), carol's is removed
+    bob_fpr, carol_fpr = keys["bob"].fpr, keys["carol"].fpr
+    world.edit_policy("alice", lambda t: t.replace(bob_fpr, keys["erin"].fpr).replace(f'"{carol_fpr}",', ""),
+                      keys={"bob": keys["erin"].asc})
+    reasons = world.decision_reasons("deploy", target)
+    assert reasons["alice"] == ""
+    assert reasons["bob"] == f"key {bob_fpr[-16:]} is no longer bob's in the policy"
+    assert reasons["carol"] == f"key {carol_fpr[-16:]} is no longer carol's in the policy"
+    verdict = world.verdict("deploy", target)
+    assert verdict.requests[0].state == "pending" and verdict.requests[0].approvals == ("alice",)
