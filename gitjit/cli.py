@@ -18,7 +18,7 @@ import typer
 from . import cli_gate, cli_hook, operations, render
 from .branch import ApprovalsBranch, open_repository
 from .errors import BadInput, BadPolicy, GitjitError, NotTrusted
-from .names import parse_time, utc_now
+from .names import FULL_COMMIT_RE, parse_time, utc_now
 from .trusted import TrustedBranch
 from .verdicts import judge_request, verify as verify_action
 
@@ -162,6 +162,8 @@ def verify(
 ) -> None:
     """Exit 0 if ACTION is approved for the target commit, 1 if not, with every reason."""
     now = parse_time(at, "--at") if at else utc_now()
+    if root is not None and not FULL_COMMIT_RE.match(root):
+        raise BadInput(f"--root {root!r} is not a full commit id (40 lower-case hex digits)")
     branch = _branch(repo)
     commit = operations.resolve_target(branch.repo, target)
     trusted = _trusted(branch, root)
