@@ -729,3 +729,133 @@ def test_a_key_taken_out_of_the_policy_withdraws_its_approvals(world, keys):
     assert reasons["carol"] == f"key {carol_fpr[-16:]} is no longer carol's in the policy"
     verdict = world.verdict("deploy", target)
     assert verdict.requests[0].state == "pending" and verdict.requests[0].approvals == ("alice",)
+
+
+# -- the branch's layout: what does not count (SPEC s.1, s.4) -----------------------------------------
+
+
+def refusals(world: World) -> list[str]:
+    return [r.reason for r in world.trusted().refusals]
+
+
+def test_commits_that_break_the_layout_do_not_count(world):
+    target = world.target()
+    rid = world.request("carol", "deploy", target)
+    world.commit_on_branch("bob", {"README.md": "hello\n"})
+    world.commit_on_branch("bob", {"approvals/x/bob.toml": "a", "approvals/y/bob.toml": "b"})
+    world.commit_on_branch("bob", {f"approvals/{rid}/sub/bob.toml": "deep\n"})
+    world.commit_on_branch("bob", {}, message="empty")
+    world.commit_on_branch("carol", remove=(f"requests/{rid}.toml",))
+    assert refusals(world) == [
+        "README.md is outside the approvals branch layout",
+        "a commit must add exactly one file; this one changes A approvals/x/bob.toml, A approvals/y/bob.toml",
+        f"approvals/{rid}/sub/bob.toml is outside the approvals branch layout",
+        "a commit must add exactly one file; this one changes nothing",
+        f"a commit must add exactly one file; this one changes D requests/{rid}.toml",
+    ]
+    # the request is still there: deleting its file did not count
+    world.approve("alice", rid)
+    world.approve("bob", rid)
+    assert world.verdict("deploy", target).approved
+
+
+def test_requests_that_do_not_count(world):
+    target, now = world.target(), utc()
+    world.hand_request("carol", "nope", target)
+    world.hand_request("carol", "deploy", target, created=now, expires=now + timedelta(days=5, seconds=1))
+    world.hand_request("carol", "deploy", target, id="twice")
+    world.hand_request("carol", "deploy", world.target(), id="twice")  # files are immutable
+    world.commit_on_branch("carol", {"requests/other-name.toml": request_toml("not-other", "deploy", target, now,
+                                                                              now + timedelta(hours=1))})
+    world.commit_on_branch("carol", {"requests/bad.toml": "gitjit = 1\nid = \"bad\"\n"})
+    found = refusals(world)
+    assert found[0].endswith("action 'nope' is not in the policy")
+    assert found[1].endswith("asks to live longer than max_ttl")
+    assert found[2] == "a commit must add exactly one file; this one changes M requests/twice.toml"
+    assert "id: 'not-other' does not match the file name" in found[3]
+    assert found[4].startswith("requests/bad.toml: ")
+    assert len(found) == 5 and list(world.trusted().requests) == ["twice"]
+
+
+def test_decision_files_that_do_not_parse_do_not_count(world):
+    target = world.target()
+    rid = world.request("carol", "deploy", target)
+    blob = world.blob_id(f"requests/{rid}.toml")
+    text = decision_toml(rid, blob, target) + 'signed_off = "yes"\n'
+    world.commit_on_branch("bob", {f"approvals/{rid}/bob.toml": text})
+    world.commit_on_branch("alice", {f"approvals/{rid}/alice.toml": decision_toml("another-id", blob, target)})
+    world.commit_on_branch("dave", {f"approvals/{rid}/Dave.toml": decision_toml(rid, blob, target)})
+    reasons = world.decision_reasons("deploy", target)
+    assert reasons["bob"].endswith("signed_off: unknown key")
+    assert reasons["alice"] == f"decision names request 'another-id', its path '{rid}'"
+    assert refusals(world)[-1] == f"approvals/{rid}/Dave.toml is outside the approvals branch layout" or \
+        refusals(world)[-1] == f"approvals/{rid}/Dave.toml is not a valid decision path"
+
+
+# -- exact boundaries of time ---------------------------------------------------------------------
+
+
+def test_freshness_and_clock_skew_boundaries(world):
+    target = world.target()
+    rid = world.request("dave", "ops", target, "--ttl", "5d")  # ops: threshold 1, freshness 4d
+    world.approve("bob", rid)
+    signed = utc(world.json("erin", "status", rid)["requests"][0]["decisions"][0]["signed_at"])
+    assert world.verdict("ops", target, at=signed + timedelta(days=4)).approved
+    late = world.verdict("ops", target, at=signed + timedelta(days=4, seconds=1))
+    assert not late.approved and "bob: approval is 4d old, freshness is 4d" in late.reasons[-1]
+    created = world.trusted().requests[rid].request.created
+    earliest = max(signed, created) - timedelta(minutes=5)  # within clock_skew of both
+    assert world.verdict("ops", target, at=earliest).approved
+    early = world.verdict("ops", target, at=earliest - timedelta(seconds=1))
+    assert not early.approved
+
+
+# -- the root --------------------------------------------------------------------------------------
+
+
+def _fake_root(world: World, signer: str, files: dict[str, str]) -> str:
+    return world.commit_on_branch(signer, files, parent=None, move_branch=False, message="another root")
+
+
+def _use_root(world: World, root: str) -> None:
+    world.git("update-ref", BRANCH, root)
+    world.git("config", "gitjit.root", root)
+
+
+def test_root_signed_by_someone_its_policy_does_not_make_admin(world, keys):
+    policy = world.show("policy.toml", f"{world.root()}")
+    root = _fake_root(world, "bob", {"policy.toml": policy, "keys/alice.asc": keys["alice"].asc,
+                                      "keys/bob.asc": keys["bob"].asc})
+    _use_root(world, root)
+    err = world.gitjit("erin", "status", check=1).stderr
+    assert f"root commit {root[:12]} is signed by key {keys['bob'].fpr}, which is not an admin's key" in err
+
+
+def test_root_signed_by_the_admin_without_their_key_in_keys(world, keys):
+    policy = world.show("policy.toml", f"{world.root()}")
+    root = _fake_root(world, "alice", {"policy.toml": policy, "keys/bob.asc": keys["bob"].asc})
+    _use_root(world, root)
+    assert "not trusted" in world.gitjit("erin", "status", check=1).stderr
+
+
+def test_root_with_a_file_outside_policy_and_keys(world, keys):
+    policy = world.show("policy.toml", f"{world.root()}")
+    root = _fake_root(world, "alice", {"policy.toml": policy, "keys/alice.asc": keys["alice"].asc,
+                                        "requests/early.toml": "x"})
+    _use_root(world, root)
+    assert "also changes requests/early.toml" in world.gitjit("erin", "status", check=1).stderr
+
+
+def test_unsigned_root(world, keys):
+    policy = world.show("policy.toml", f"{world.root()}")
+    root = world.commit_on_branch("alice", {"policy.toml": policy, "keys/alice.asc": keys["alice"].asc},
+                                  parent=None, move_branch=False, sign=False)
+    _use_root(world, root)
+    assert f"root commit {root[:12]} is not signed" in world.gitjit("erin", "status", check=1).stderr
+
+
+def test_root_option_must_be_a_full_commit_id(world):
+    before = world.snapshot()
+    err = world.gitjit("erin", "verify", "deploy", "--root", world.root()[:12], check=2).stderr
+    assert "--root" in err and "full commit id" in err
+    assert world.snapshot() == before
