@@ -195,6 +195,23 @@ class ApprovalsBranch:
         chain.reverse()
         return chain
 
+    def chain_back_to(self, tip: str, stop: str) -> list[str] | None:
+        """The commits after `stop` up to `tip`, oldest first; None when `stop` is not
+        on `tip`'s first-parent chain or a merge is in the way."""
+        chain: list[str] = []
+        current = tip
+        while current != stop:
+            try:
+                commit = self.commit(current)
+            except NotTrusted:
+                return None
+            if len(commit.parent_ids) != 1:
+                return None
+            chain.append(current)
+            current = str(commit.parent_ids[0])
+        chain.reverse()
+        return chain
+
     def changes(self, commit_ids: list[str]) -> Iterator[tuple[str, list[Change]]]:
         """What each commit changes against its first parent, streamed in order.
 

@@ -27,6 +27,9 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
+import json
+from datetime import datetime
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,10 +37,11 @@ import pygit2
 
 from .branch import ApprovalsBranch, Change, cache_dir
 from .errors import BadInput, BadPolicy, NotTrusted
-from .names import is_valid_name
+from .names import from_timestamp, is_valid_name
 from .policy import POLICY_FILE, Policy, parse_policy
 from .records import Decision, Request, parse_decision, parse_request
 from .sigcache import SignatureCache
+from .snapshot import Head, Snapshot
 from .signatures import CommitParts, Keyring, MalformedCommit, SignatureCheck, split_commit
 
 
@@ -67,18 +71,46 @@ class Refusal:
     reason: str
 
 
-@dataclass
-class RequestEntry:
+class _Entry:
+    """Shared by requests and decisions: the commit's parts and the policy in
+    force are kept by commit id and resolved through the owning view, so an
+    entry read back from a snapshot costs nothing until it is used."""
+
+    commit: str
+    state_commit: str
+    owner: "TrustedBranch"
+    _parts: CommitParts | None
+    _state: "PolicyState | None"
+
+    @property
+    def parts(self) -> CommitParts:
+        if self._parts is None:
+            self._parts = self.owner.commit_parts(self.commit)
+        return self._parts
+
+    @property
+    def state(self) -> "PolicyState":
+        if self._state is None:
+            self._state = self.owner.policy_state(self.state_commit)
+        return self._state
+
+
+@dataclass(eq=False)
+class RequestEntry(_Entry):
     request: Request
     commit: str
     blob: str
     position: int
-    parts: CommitParts
-    state: PolicyState  # in force when the request was added
+    author_email: str
+    signed: bool
+    state_commit: str  # the commit that set the policy in force when the request was added
+    owner: "TrustedBranch" = field(repr=False)
+    _parts: CommitParts | None = field(default=None, repr=False)
+    _state: "PolicyState | None" = field(default=None, repr=False)
     _signature: SignatureCheck | None = None
 
     def signature(self, trusted: "TrustedBranch") -> SignatureCheck | None:
-        if self.parts.signature is None:
+        if not self.signed:
             return None
         if self._signature is None:
             self._signature = trusted.check_signature(self.commit, self.parts, self.state.keyring)
@@ -94,25 +126,119 @@ class RequestEntry:
         The author email is not authenticated, so it may only ever take
         approvals away (self-approval), never grant anything.
         """
-        found = {self.signer(trusted), self.state.policy.person_with_email(self.parts.author_email)}
+        found = {self.signer(trusted), self.state.policy.person_with_email(self.author_email)}
         return {p for p in found if p}
 
 
-@dataclass
-class DecisionEntry:
+@dataclass(eq=False)
+class DecisionEntry(_Entry):
     person: str
     request_id: str
     commit: str
     position: int
-    parts: CommitParts
-    state: PolicyState  # in force at the decision's commit
+    state_commit: str  # the commit that set the policy in force at the decision's commit
+    owner: "TrustedBranch" = field(repr=False)
     decision: Decision | None = None
     signature: SignatureCheck | None = None
     problem: str | None = None  # why it does not count, whatever the time
+    _parts: CommitParts | None = field(default=None, repr=False)
+    _state: "PolicyState | None" = field(default=None, repr=False)
 
     @property
     def approves(self) -> bool:
         return self.decision is not None and self.decision.approves
+
+
+class RequestIndex(Mapping[str, RequestEntry]):
+    """Requests by id: those read back from a snapshot (lazily) and those added since."""
+
+    def __init__(self, owner: "TrustedBranch", snapshot: Snapshot | None = None, limit: int = 0):
+        self._owner, self._snapshot, self._limit = owner, snapshot, limit
+        self._loaded: dict[str, RequestEntry] = {}
+        self._added: dict[str, RequestEntry] = {}
+
+    def add(self, entry: RequestEntry) -> None:
+        self._added[entry.request.id] = entry
+
+    def __getitem__(self, request_id: str) -> RequestEntry:
+        entry = self._added.get(request_id) or self._loaded.get(request_id)
+        if entry is None and self._snapshot is not None:
+            row = self._snapshot.request(request_id, self._limit)
+            if row is not None:
+                entry = self._loaded[request_id] = _request_from_row(row, self._owner)
+        if entry is None:
+            raise KeyError(request_id)
+        return entry
+
+    def __iter__(self) -> Iterator[str]:
+        if self._snapshot is not None:
+            yield from self._snapshot.request_ids(self._limit)
+        yield from self._added
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def values(self) -> list[RequestEntry]:  # type: ignore[override]
+        if self._snapshot is not None:
+            for row in self._snapshot.all_requests(self._limit):
+                if row["id"] not in self._loaded:
+                    self._loaded[row["id"]] = _request_from_row(row, self._owner)
+        stored = [self._loaded[i] for i in self._snapshot.request_ids(self._limit)] if self._snapshot else []
+        return stored + list(self._added.values())
+
+    def for_target(self, action: str, target: str) -> list[RequestEntry]:
+        found = []
+        if self._snapshot is not None:
+            for row in self._snapshot.requests_for(action, target, self._limit):
+                found.append(self._loaded.get(row["id"]) or self._loaded.setdefault(
+                    row["id"], _request_from_row(row, self._owner)))
+        found += [e for e in self._added.values() if e.request.action == action and e.request.target == target]
+        return found
+
+
+class DecisionIndex(Mapping[str, list[DecisionEntry]]):
+    """Decisions by request id, in branch order: read back lazily, plus those added since."""
+
+    def __init__(self, owner: "TrustedBranch", snapshot: Snapshot | None = None, limit: int = 0):
+        self._owner, self._snapshot, self._limit = owner, snapshot, limit
+        self._loaded: dict[str, list[DecisionEntry]] = {}
+        self._added: dict[str, list[DecisionEntry]] = {}
+
+    def add(self, entry: DecisionEntry) -> None:
+        self._added.setdefault(entry.request_id, []).append(entry)
+
+    def _stored(self, request_id: str) -> list[DecisionEntry]:
+        if self._snapshot is None:
+            return []
+        if request_id not in self._loaded:
+            rows = self._snapshot.decisions_for(request_id, self._limit)
+            self._loaded[request_id] = [_decision_from_row(r, self._owner) for r in rows]
+        return self._loaded[request_id]
+
+    def __getitem__(self, request_id: str) -> list[DecisionEntry]:
+        found = self._stored(request_id) + self._added.get(request_id, [])
+        if not found:
+            raise KeyError(request_id)
+        return found
+
+    def __iter__(self) -> Iterator[str]:
+        seen = set()
+        if self._snapshot is not None:
+            for row in self._snapshot.all_decisions(self._limit):
+                if row["request_id"] not in seen:
+                    seen.add(row["request_id"])
+                    yield row["request_id"]
+        for request_id in self._added:
+            if request_id not in seen:
+                yield request_id
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def all(self) -> list[DecisionEntry]:
+        """Every decision entry in branch order."""
+        entries = [e for request_id in self for e in self[request_id]]
+        return sorted(entries, key=lambda e: e.position)
 
 
 @dataclass
@@ -121,35 +247,103 @@ class TrustedBranch:
     root: str
     tip: str | None = None
     state: PolicyState | None = None
-    requests: dict[str, RequestEntry] = field(default_factory=dict)
-    decisions: dict[str, list[DecisionEntry]] = field(default_factory=dict)
     refusals: list[Refusal] = field(default_factory=list)
     policy_changes: list[tuple[str, str]] = field(default_factory=list)  # (commit, signer)
     count: int = 0
+
+    def __post_init__(self) -> None:
+        self.requests = RequestIndex(self)
+        self.decisions = DecisionIndex(self)
+        self._states: dict[str, PolicyState] = {}
+        self._resumed: Head | None = None  # the snapshot this view continues, if any
+        self._resumed_count = 0
+        self._applied: dict[str, int] = {}  # commit -> position, for commits applied by this process
 
     # -- building ------------------------------------------------------------
 
     @classmethod
     def load(cls, branch: ApprovalsBranch, tip: str | None = None, root: str | None = None,
-             pin: bool = True) -> "TrustedBranch":
+             pin: bool = True, save: bool = True) -> "TrustedBranch":
         """Authenticates the branch from its pinned root to `tip` (s.7).
 
         Where no root is pinned yet, the branch's own root is pinned on this
         first use (trust on first use), as the spec asks of a first fetch.
+        The work is resumed from the snapshot of an earlier run where there is
+        one for this root (snapshot.py), and saved for the next run.
         """
         tip = tip or branch.read_tip()
         if tip is None:
             raise BadInput(f"no approvals branch: neither {branch.ref} nor {branch.remote_ref} exists "
                            f"(run 'gitjit init' or fetch the branch)")
-        chain = branch.first_parent_chain(tip)
         pinned = root or branch.pinned_root()
-        if pinned is not None and chain[0] != pinned:
-            raise NotTrusted(f"the approvals branch starts at {chain[0][:12]}, not at the pinned root {pinned[:12]}")
-        trusted = cls(branch, chain[0])
-        trusted.extend(chain)
-        if pinned is None and pin:
-            branch.set_config("gitjit.root", chain[0])
+        trusted = cls._resume(branch, tip, pinned) if pinned else None
+        if trusted is None:
+            chain = branch.first_parent_chain(tip)
+            if pinned is not None and chain[0] != pinned:
+                raise NotTrusted(f"the approvals branch starts at {chain[0][:12]}, "
+                                 f"not at the pinned root {pinned[:12]}")
+            trusted = cls(branch, chain[0])
+            trusted.extend(chain)
+            if pinned is None and pin:
+                branch.set_config("gitjit.root", chain[0])
+        if save:
+            trusted.save()
         return trusted
+
+    @classmethod
+    def _resume(cls, branch: ApprovalsBranch, tip: str, root: str) -> "TrustedBranch | None":
+        """The view at `tip` continued from the stored snapshot, or None where none fits."""
+        snapshot = Snapshot.in_directory(cache_dir(branch.repo))
+        head = snapshot.head(root)
+        if head is None:
+            return None
+        if head.tip == tip:
+            return cls._from_snapshot(branch, snapshot, head, head.count, tip)
+        if branch.is_ancestor(head.tip, tip):  # tip descends from the snapshot
+            newer = branch.chain_back_to(tip, head.tip)
+            if newer is not None:
+                trusted = cls._from_snapshot(branch, snapshot, head, head.count, head.tip)
+                trusted.extend(newer)
+                return trusted
+        elif branch.is_ancestor(tip, head.tip):  # the snapshot went further than tip
+            older = branch.chain_back_to(head.tip, tip)
+            if older is not None:
+                return cls._from_snapshot(branch, snapshot, head, head.count - len(older), tip)
+        return None
+
+    @classmethod
+    def _from_snapshot(cls, branch: ApprovalsBranch, snapshot: Snapshot, head: Head, count: int,
+                       tip: str) -> "TrustedBranch":
+        trusted = cls(branch, head.root, tip=tip, count=count)
+        trusted.requests = RequestIndex(trusted, snapshot, count)
+        trusted.decisions = DecisionIndex(trusted, snapshot, count)
+        trusted.refusals = [Refusal(c, r) for c, r in snapshot.refusals(count)]
+        trusted.policy_changes = [tuple(p) for p in snapshot.policy_changes(count)]
+        if not trusted.policy_changes:
+            raise NotTrusted("the snapshot of the approvals branch holds no policy")
+        trusted.state = trusted.policy_state(trusted.policy_changes[-1][0])
+        trusted._resumed, trusted._resumed_count = head, count
+        return trusted
+
+    def save(self) -> bool:
+        """Stores what this view learned beyond the snapshot it resumed from."""
+        if self.tip is None or (self._resumed is not None and self._resumed.tip == self.tip):
+            return False
+        keep = self._resumed_count if self._resumed is not None else 0
+        positions = self._applied
+        rows = {
+            "requests": [(e.request.id, e.request.action, e.request.target, e.position,
+                          json.dumps(_request_row(e))) for e in self.requests._added.values()],
+            "decisions": [(e.commit, e.request_id, e.position, json.dumps(_decision_row(e)))
+                          for entries in self.decisions._added.values() for e in entries],
+            "refusals": [(r.commit, positions[r.commit], r.reason) for r in self.refusals if r.commit in positions],
+            "policy_changes": [(c, positions[c], s) for c, s in self.policy_changes if c in positions],
+        }
+        snapshot = Snapshot.in_directory(cache_dir(self.branch.repo))
+        try:
+            return snapshot.save(self._resumed, keep, Head(self.root, self.tip, self.count), rows)
+        finally:
+            snapshot.close()
 
     def extend(self, commit_ids: list[str]) -> list[Refusal]:
         """Applies commits in order; returns the refusals among them."""
@@ -175,6 +369,7 @@ class TrustedBranch:
             malformed = str(exc)
         position = self.count
         self.tip, self.count = commit_id, self.count + 1
+        self._applied[commit_id] = position
 
         touches_policy = [c for c in changes if c.path == POLICY_FILE or c.path.startswith("keys/")]
         if self.state is None or touches_policy:
@@ -225,7 +420,7 @@ class TrustedBranch:
         new_state = PolicyState(policy, self.keyring_for(tree), commit_id)
         if signer is None:
             signer = self._authorize(commit_id, parts, new_state, "root commit")
-        self.state = new_state
+        self.state = self._states[commit_id] = new_state
         self.policy_changes.append((commit_id, signer))
 
     def _authorize(self, commit_id: str, parts: CommitParts, authority: PolicyState, what: str) -> str:
@@ -264,7 +459,8 @@ class TrustedBranch:
         if problem:
             self.refusals.append(Refusal(commit_id, problem))
             return
-        entry = RequestEntry(request, commit_id, change.new_id, position, parts, self.state)
+        entry = RequestEntry(request, commit_id, change.new_id, position, parts.author_email,
+                             parts.signature is not None, self.state.commit, self, _parts=parts, _state=self.state)
         action = policy.actions[request.action]
         if action.requesters is not None:
             signer = entry.signer(self)
@@ -272,7 +468,7 @@ class TrustedBranch:
                 who = signer or "an unsigned or unknown-key commit"
                 self.refusals.append(Refusal(commit_id, f"{who} may not request {request.action}"))
                 return
-        self.requests[request.id] = entry
+        self.requests.add(entry)
 
     def _apply_decision(self, commit_id: str, position: int, parts: CommitParts, change: Change,
                         pending: list[DecisionEntry]) -> None:
@@ -281,9 +477,10 @@ class TrustedBranch:
         if not (is_valid_name(request_id) and is_valid_name(person)):
             self.refusals.append(Refusal(commit_id, f"{change.path} is not a valid decision path"))
             return
-        entry = DecisionEntry(person, request_id, commit_id, position, parts, self.state)
+        entry = DecisionEntry(person, request_id, commit_id, position, self.state.commit, self,
+                              _parts=parts, _state=self.state)
         earlier = [e.commit for e in self.decisions.get(request_id, []) if e.person == person]
-        self.decisions.setdefault(request_id, []).append(entry)
+        self.decisions.add(entry)
         request = self.requests.get(request_id)
         try:
             entry.decision = parse_decision(self.branch.blob(change.new_id), change.path)
@@ -387,7 +584,68 @@ class TrustedBranch:
         return self.state.policy
 
     def requests_for(self, action: str, target: str) -> list[RequestEntry]:
-        return [r for r in self.requests.values() if r.request.action == action and r.request.target == target]
+        return self.requests.for_target(action, target)
+
+    def commit_parts(self, commit_id: str) -> CommitParts:
+        try:
+            return split_commit(self.branch.raw_object(commit_id))
+        except (MalformedCommit, KeyError, ValueError) as exc:
+            raise NotTrusted(f"commit {commit_id[:12]} can no longer be read: {exc}") from None
+
+    def policy_state(self, commit_id: str) -> PolicyState:
+        """The policy set by one of the branch's authorized policy commits, with its keyring."""
+        state = self._states.get(commit_id)
+        if state is None:
+            if commit_id not in {c for c, _ in self.policy_changes}:
+                raise NotTrusted(f"{commit_id[:12]} is not an authorized policy commit")
+            tree = self.branch.commit(commit_id).tree
+            try:
+                data = self.branch.blob(str(tree[POLICY_FILE].id))
+                policy = parse_policy(data, f"{POLICY_FILE} at {commit_id[:12]}")
+            except (KeyError, BadInput) as exc:
+                raise NotTrusted(f"the policy at {commit_id[:12]} can no longer be read: {exc}") from None
+            state = self._states[commit_id] = PolicyState(policy, self.keyring_for(tree), commit_id)
+        return state
+
+
+def _time(value: datetime) -> int:
+    return int(value.timestamp())
+
+
+def _request_row(entry: RequestEntry) -> dict:
+    r = entry.request
+    return {
+        "id": r.id, "action": r.action, "target": r.target, "requested_by": r.requested_by, "reason": r.reason,
+        "created": _time(r.created), "expires": _time(r.expires),
+        "commit": entry.commit, "blob": entry.blob, "position": entry.position,
+        "author_email": entry.author_email, "signed": entry.signed, "state_commit": entry.state_commit,
+        "signature": entry._signature.to_json() if entry._signature else None,
+    }
+
+
+def _request_from_row(row: dict, owner: "TrustedBranch") -> RequestEntry:
+    request = Request(row["id"], row["action"], row["target"], row["requested_by"], row["reason"],
+                      from_timestamp(row["created"]), from_timestamp(row["expires"]))
+    return RequestEntry(request, row["commit"], row["blob"], row["position"], row["author_email"], row["signed"],
+                        row["state_commit"], owner,
+                        _signature=SignatureCheck.from_json(row["signature"]) if row["signature"] else None)
+
+
+def _decision_row(entry: DecisionEntry) -> dict:
+    d = entry.decision
+    return {
+        "person": entry.person, "request_id": entry.request_id, "commit": entry.commit, "position": entry.position,
+        "state_commit": entry.state_commit, "problem": entry.problem,
+        "decision": [d.request, d.request_blob, d.target, d.decision, d.comment] if d else None,
+        "signature": entry.signature.to_json() if entry.signature else None,
+    }
+
+
+def _decision_from_row(row: dict, owner: "TrustedBranch") -> DecisionEntry:
+    return DecisionEntry(row["person"], row["request_id"], row["commit"], row["position"], row["state_commit"], owner,
+                         decision=Decision(*row["decision"]) if row["decision"] else None,
+                         signature=SignatureCheck.from_json(row["signature"]) if row["signature"] else None,
+                         problem=row["problem"])
 
 
 def keyring_cache(repo: pygit2.Repository) -> Path:

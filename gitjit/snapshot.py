@@ -1,0 +1,170 @@
+"""A snapshot of the trusted view, so the next verifier resumes where the last one stopped.
+
+A server hook runs on every push and the approvals branch only grows, so
+authenticating it from the root each time would cost more with every
+commit. Instead, what `TrustedBranch` learned up to a commit T (requests,
+decisions with their GnuPG verdicts, refusals, policy changes, the policy
+in force) is kept in `$GIT_DIR/gitjit/trusted.sqlite`, one line of history
+at a time, and read back lazily: a tag push looks up the requests for its
+action and target through an index and never loads the rest.
+
+Why it is safe to reuse:
+1. Everything stored is a function of T's id and the pinned root alone: a
+   commit id fixes its whole ancestry, and nothing stored depends on the
+   time of verification (freshness, expiry and key validity at `now` are
+   judged afresh by `verdicts.py` on every run).
+2. The snapshot is used only for a tip that descends from T, or that T
+   descends from (rows are then cut at the tip's position), found by
+   walking the first-parent chain; otherwise the branch is authenticated
+   from the root again.
+3. A snapshot written by another gitjit format, for another root, or that
+   cannot be read whole is ignored, never trusted; writes are one sqlite
+   transaction that first checks nobody else moved the snapshot.
+The file is as trustworthy as the keyrings and hooks beside it: whoever can
+write to `$GIT_DIR` can replace those too.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+FILE_NAME = "trusted.sqlite"
+FORMAT = "gitjit-trusted-1"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS requests (
+    id TEXT PRIMARY KEY, action TEXT NOT NULL, target TEXT NOT NULL, position INTEGER NOT NULL, row TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS requests_by_target ON requests (action, target);
+CREATE TABLE IF NOT EXISTS decisions (
+    commit_id TEXT PRIMARY KEY, request_id TEXT NOT NULL, position INTEGER NOT NULL, row TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS decisions_by_request ON decisions (request_id);
+CREATE TABLE IF NOT EXISTS refusals (commit_id TEXT PRIMARY KEY, position INTEGER NOT NULL, reason TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS policy_changes (
+    commit_id TEXT PRIMARY KEY, position INTEGER NOT NULL, signer TEXT NOT NULL);
+"""
+_TABLES = ("requests", "decisions", "refusals", "policy_changes")
+
+
+@dataclass(frozen=True)
+class Head:
+    """Where a stored snapshot ends."""
+
+    root: str
+    tip: str
+    count: int  # commits from the root to the tip, both included
+
+
+class Snapshot:
+    def __init__(self, path: Path):
+        self.path = path
+        self._db: sqlite3.Connection | None = None
+
+    @classmethod
+    def in_directory(cls, directory: Path) -> "Snapshot":
+        return cls(Path(directory) / FILE_NAME)
+
+    def _connect(self, create: bool = False) -> sqlite3.Connection | None:
+        if self._db is None:
+            if not create and not self.path.exists():
+                return None
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+            db.executescript(_SCHEMA)
+            self._db = db
+        return self._db
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def head(self, root: str) -> Head | None:
+        """The stored snapshot's end, when it is of this format and this root."""
+        try:
+            db = self._connect()
+            if db is None:
+                return None
+            meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+            if meta.get("format") != FORMAT or meta.get("root") != root:
+                return None
+            return Head(root, meta["tip"], int(meta["count"]))
+        except (sqlite3.Error, KeyError, ValueError, OSError):
+            return None
+
+    # -- reading, cut at a position ----------------------------------------
+
+    def _rows(self, query: str, args: tuple) -> list[tuple]:
+        db = self._connect()
+        return [] if db is None else db.execute(query, args).fetchall()
+
+    def request(self, request_id: str, limit: int) -> dict | None:
+        rows = self._rows("SELECT row FROM requests WHERE id = ? AND position < ?", (request_id, limit))
+        return json.loads(rows[0][0]) if rows else None
+
+    def requests_for(self, action: str, target: str, limit: int) -> list[dict]:
+        rows = self._rows("SELECT row FROM requests WHERE action = ? AND target = ? AND position < ? ORDER BY position",
+                          (action, target, limit))
+        return [json.loads(r[0]) for r in rows]
+
+    def all_requests(self, limit: int) -> list[dict]:
+        return [json.loads(r[0]) for r in self._rows(
+            "SELECT row FROM requests WHERE position < ? ORDER BY position", (limit,))]
+
+    def request_ids(self, limit: int) -> list[str]:
+        return [r[0] for r in self._rows("SELECT id FROM requests WHERE position < ? ORDER BY position", (limit,))]
+
+    def decisions_for(self, request_id: str, limit: int) -> list[dict]:
+        rows = self._rows("SELECT row FROM decisions WHERE request_id = ? AND position < ? ORDER BY position",
+                          (request_id, limit))
+        return [json.loads(r[0]) for r in rows]
+
+    def all_decisions(self, limit: int) -> list[dict]:
+        return [json.loads(r[0]) for r in self._rows(
+            "SELECT row FROM decisions WHERE position < ? ORDER BY position", (limit,))]
+
+    def refusals(self, limit: int) -> list[tuple[str, str]]:
+        return self._rows("SELECT commit_id, reason FROM refusals WHERE position < ? ORDER BY position", (limit,))
+
+    def policy_changes(self, limit: int) -> list[tuple[str, str]]:
+        return self._rows("SELECT commit_id, signer FROM policy_changes WHERE position < ? ORDER BY position", (limit,))
+
+    # -- writing -------------------------------------------------------------
+
+    def save(self, expected: Head | None, keep: int, head: Head, rows: dict[str, list[tuple]]) -> bool:
+        """Replaces everything from position `keep` on with `rows`, ending at `head`.
+
+        Refuses (returns False) when the stored snapshot is no longer the
+        `expected` one: another process moved it meanwhile.
+        """
+        try:
+            db = self._connect(create=True)
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+                current = (meta.get("format"), meta.get("root"), meta.get("tip"))
+                wanted = (FORMAT, expected.root, expected.tip) if expected else None
+                if wanted is not None and current != wanted:
+                    db.execute("ROLLBACK")
+                    return False
+                if wanted is None:
+                    keep = 0
+                for table in _TABLES:
+                    db.execute(f"DELETE FROM {table} WHERE position >= ?", (keep,))
+                db.executemany("INSERT INTO requests VALUES (?, ?, ?, ?, ?)", rows["requests"])
+                db.executemany("INSERT INTO decisions VALUES (?, ?, ?, ?)", rows["decisions"])
+                db.executemany("INSERT INTO refusals VALUES (?, ?, ?)", rows["refusals"])
+                db.executemany("INSERT INTO policy_changes VALUES (?, ?, ?)", rows["policy_changes"])
+                db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", [
+                    ("format", FORMAT), ("root", head.root), ("tip", head.tip), ("count", str(head.count))])
+                db.execute("COMMIT")
+                return True
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        except (sqlite3.Error, OSError):
+            return False  # a snapshot that cannot be written only costs time
+
