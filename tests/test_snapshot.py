@@ -1,0 +1,151 @@
+"""The snapshot of the trusted view (gitjit/snapshot.py): a resumed view must
+judge exactly as a view authenticated from the root, and a snapshot that does
+not fit (another line of history, damaged) must never be trusted."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pygit2
+import pytest
+
+from gitjit.branch import ApprovalsBranch
+from gitjit.errors import NotTrusted
+from gitjit.snapshot import FILE_NAME, Snapshot
+from gitjit.trusted import TrustedBranch
+from gitjit.verdicts import judge_request
+from world import BRANCH, World, template_world, utc
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory, keys) -> World:
+    return template_world(tmp_path_factory.mktemp("snapshot-template"), keys)
+
+
+@pytest.fixture
+def world(template: World, tmp_path: Path) -> World:
+    return template.copy(tmp_path)
+
+
+def branch_of(world: World) -> ApprovalsBranch:
+    return ApprovalsBranch(pygit2.Repository(str(world.path)))
+
+
+def snapshot_file(world: World) -> Path:
+    return world.path / ".git" / "gitjit" / FILE_NAME
+
+
+def fresh(world: World, tip: str | None = None) -> TrustedBranch:
+    """The view authenticated from the root, ignoring and not touching any snapshot."""
+    branch = branch_of(world)
+    view = TrustedBranch(branch, branch.pinned_root())
+    view.extend(branch.first_parent_chain(tip or world.tip()))
+    return view
+
+
+def resumed(world: World, tip: str | None = None) -> TrustedBranch:
+    return TrustedBranch.load(branch_of(world), tip=tip)
+
+
+def judged(view: TrustedBranch, at) -> dict:
+    """Everything a verifier reports, as plain data."""
+    return {
+        "tip": view.tip,
+        "count": view.count,
+        "requests": {e.request.id: judge_request(view, e, at).to_json() for e in view.requests.values()},
+        "refusals": [(r.commit, r.reason) for r in view.refusals],
+        "policy_changes": [tuple(p) for p in view.policy_changes],
+        "policy": sorted(view.policy.actions),
+    }
+
+
+def populate(world: World) -> dict[str, str]:
+    """Requests, counted and uncounted decisions, a refusal: a bit of everything."""
+    target = world.target()
+    first = world.request("dave", "deploy", target)
+    world.approve("alice", first)
+    world.hand_decision("bob", first, sign=False)  # unsigned: does not count, is refused
+    second = world.request("carol", "ops", world.target())
+    world.approve("bob", second)
+    return {"deploy": first, "ops": second, "target": target}
+
+
+def test_resumed_view_judges_like_a_fresh_one(world: World):
+    ids = populate(world)
+    resumed(world)  # writes the snapshot
+    assert snapshot_file(world).exists()
+    head = Snapshot.in_directory(snapshot_file(world).parent).head(world.root())
+    assert head is not None and head.tip == world.tip()
+
+    # Commits after the snapshot: the next load resumes and extends.
+    world.approve("carol", ids["deploy"])
+    world.hand_decision("erin", ids["ops"])  # erin is not in the policy
+    third = world.request("bob", "deploy", world.target())
+    at = utc()
+    view = resumed(world)
+    # Each CLI write above also resumed and saved; this load continues from
+    # the last of those snapshots and applies only the newest commit itself.
+    assert view._resumed is not None and view._resumed.tip != world.tip()
+    assert list(view._applied) == [world.tip()]
+    assert judged(view, at) == judged(fresh(world), at)
+    assert view.requests[ids["deploy"]].request.id == ids["deploy"]
+    assert third in view.requests
+    assert [e.request.id for e in view.requests_for("deploy", ids["target"])] == [ids["deploy"]]
+    assert judge_request(view, view.requests[ids["deploy"]], at).state == "approved"
+
+
+def test_snapshot_at_the_tip_reads_only_what_it_needs(world: World):
+    ids = populate(world)
+    resumed(world)
+    view = resumed(world)
+    # Nothing was applied by this process: everything came from the snapshot.
+    assert view._applied == {}
+    assert [e.request.id for e in view.requests_for("deploy", ids["target"])] == [ids["deploy"]]
+    at = utc()
+    assert judged(view, at) == judged(fresh(world), at)
+
+
+def test_a_tip_older_than_the_snapshot_is_cut_at_its_position(world: World):
+    ids = populate(world)
+    older = world.tip()
+    world.approve("carol", ids["deploy"])
+    late = world.request("bob", "ops", world.target())
+    resumed(world)  # snapshot at the newest tip
+    view = resumed(world, tip=older)
+    assert view.tip == older
+    assert late not in view.requests
+    at = utc()
+    assert judged(view, at) == judged(fresh(world, older), at)
+
+
+def test_a_snapshot_of_another_line_of_history_is_not_used(world: World):
+    ids = populate(world)
+    base = world.tip()
+    abandoned = world.request("bob", "ops", world.target())
+    resumed(world)  # snapshot includes `abandoned`
+    world.git("update-ref", BRANCH, base)  # the branch is rewound locally ...
+    other = world.request("carol", "ops", world.target())  # ... and goes another way
+    view = resumed(world)
+    assert abandoned not in view.requests
+    assert other in view.requests
+    at = utc()
+    assert judged(view, at) == judged(fresh(world), at)
+    assert ids["deploy"] in view.requests
+
+
+def test_a_damaged_snapshot_is_ignored(world: World):
+    populate(world)
+    resumed(world)
+    snapshot_file(world).write_bytes(b"this is not a database" * 100)
+    at = utc()
+    view = resumed(world)
+    assert view._resumed is None
+    assert judged(view, at) == judged(fresh(world), at)
+
+
+def test_an_unauthorized_policy_change_after_the_snapshot_is_caught(world: World):
+    populate(world)
+    resumed(world)
+    world.edit_policy("bob", lambda text: text.replace("threshold = 2", "threshold = 1"))
+    with pytest.raises(NotTrusted):
+        resumed(world)
