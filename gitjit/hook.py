@@ -178,7 +178,20 @@ class PushCheck:
             reason = self._guarded(self._pin_root)
             if reason:
                 refusals.append(RefRefusal(mine[0].ref if mine else tags[0].ref, reason))
+        if not refusals and mine and self.after is not None:
+            self._save_snapshot()
         return refusals
+
+    def _save_snapshot(self) -> None:
+        """Keeps what this push taught the trusted view, so the next push starts from it.
+
+        Only an accepted push is saved: a refused one would leave a snapshot
+        ahead of the branch, which the next push could not resume from.
+        """
+        try:
+            self.after.save()
+        except Exception:
+            pass  # a snapshot that cannot be written only costs the next push time
 
     @staticmethod
     def _guarded(judge, *args) -> str | None:
@@ -266,7 +279,7 @@ class PushCheck:
             return None  # no approvals branch and no pinned root: no policy protects any tag yet
         policies = [p for p in (self.before_policy, self.after.policy) if p]
         protected = sorted({a.name for p in policies for a in p.actions_for_tag(name)})
-        if not protected:
+        if not protected or update.old == update.new:
             return None
         if update.old is not None:
             what = "deleted" if update.new is None else "moved"
