@@ -13,6 +13,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -154,6 +155,18 @@ def test_root_signed_by_a_non_admin_is_refused(world: World, keys: Keys):
     refused(result, APPROVALS, "root commit", "not an admin's key")
     assert world.refs() == {}
     assert world.config("gitjit.root") == ""
+
+
+def test_an_existing_unpinned_branch_is_pinned_by_the_next_accepted_push(world: World, keys: Keys):
+    """A branch that was on the server before the hook (no pin yet) is authenticated and pinned."""
+    git("config", "--unset", "gitjit.root", cwd=world.server, env=keys.env)
+    world.alice.commit_file("a.txt", "a\n")
+    accepted(world.push(world.alice, "main"))  # a push that reads no approvals branch pins nothing
+    assert world.config("gitjit.root") == ""
+    world.writer.request(world.alice.head())
+    world.alice.git("tag", "release-0")
+    accepted(world.push(world.alice, "approvals", "release-0"))
+    assert world.config("gitjit.root") == world.alice.git("rev-list", "--max-parents=0", "approvals").stdout.strip()
 
 
 def test_a_root_other_than_the_pinned_one_is_refused(world: World, keys: Keys):
@@ -382,7 +395,10 @@ def test_a_refused_push_changes_no_ref(world: World, keys: Keys):
     refused(result, "refs/tags/v4.0", "1 of 2 approvals (bob)")
     assert "gitjit: push refused: no ref was updated" in result.stderr
     assert world.refs() == before
-    assert objects(world.server, keys.env) == store  # the quarantine was dropped
+    assert objects(world.server, keys.env) == store  # nothing of the push entered the object store
+    deadline = time.monotonic() + 10  # git drops the quarantine as receive-pack exits, after reporting
+    while list((world.server / "objects").glob("tmp_objdir*")) and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert list((world.server / "objects").glob("tmp_objdir*")) == []
 
 
@@ -436,6 +452,8 @@ def test_missing_objects_and_bad_input_refuse(world: World, keys: Keys):
     tip = world.refs()[APPROVALS]
     refusals, _ = _run_hook(world.server, [LINE.format(old=tip, new=missing, ref=APPROVALS)], now)
     assert "missing" in refusals[0].reason
+    tag = LINE.format(old=world.alice.head(), new=world.alice.head(), ref="refs/tags/v7.0")
+    assert _run_hook(world.server, [tag], now)[0] == []  # a protected tag that does not change passes
     refusals, _ = _run_hook(world.server, ["not a ref update"], now)
     assert refusals and "unreadable ref update line" in refusals[0].reason
     git("config", "gitjit.branch", "Not A Name", cwd=world.server, env=keys.env)
