@@ -185,8 +185,8 @@ class PushCheck:
     def _save_snapshot(self) -> None:
         """Keeps what this push taught the trusted view, so the next push starts from it.
 
-        Only an accepted push is saved: a refused one would leave a snapshot
-        ahead of the branch, which the next push could not resume from.
+        Only an accepted push is saved: the commits of a refused one never
+        land, and the next push would have to cut the snapshot back.
         """
         try:
             self.after.save()
