@@ -8,6 +8,7 @@ acting as real people with their real keys.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -313,8 +314,6 @@ def test_reason_and_comment_with_quotes_newlines_and_unicode(clone):
     rid = jit(carol, "request", "deploy", "--reason", reason, "--push").stdout.strip()
     bob.git("fetch", "-q")
     jit(bob, "approve", rid, "--comment", "LGTM\n'ok' \"ok\"")
-    import json
-
     data = json.loads(jit(bob, "status", rid, "--json").stdout)
     assert data["requests"][0]["reason"] == reason and data["requests"][0]["state"] == "approved"
 
@@ -355,7 +354,19 @@ def test_request_for_an_action_with_a_long_name(clone):
     add_action_by_hand(alice, f'\n[actions.{long_name}]\napprovers = ["bob"]\n')
     rid = jit(alice, "request", long_name).stdout.strip()
     assert len(rid) <= 64 and rid.startswith(long_name[:40])
-    import json
-
     data = json.loads(jit(alice, "status", rid, "--json").stdout)
     assert data["requests"][0]["action"] == long_name and data["requests"][0]["state"] == "pending"
+
+
+def test_person_add_from_the_keyring_by_email_and_a_subkey_signer(clone, keys):
+    alice = clone("alice")
+    jit(alice, "person", "add", "subby", "--key", "subby@example.com", "--email", "subby@example.com")
+    policy = alice.git("show", f"{BRANCH}:policy.toml").stdout
+    assert f'"{keys["subby"].fpr}"' in policy and keys["subby"].sub_fpr not in policy  # the primary is listed
+    add_action_by_hand(alice, '\n[actions.ship]\napprovers = ["subby"]\n')
+    rid = jit(alice, "request", "ship", "--push").stdout.strip()
+    subby = clone("subby")
+    jit(subby, "approve", rid)  # git signs with subby's signing subkey
+    assert jit(subby, "verify", "ship").stdout.startswith("approved: ship")
+    decision = json.loads(jit(subby, "status", rid, "--json").stdout)["requests"][0]["decisions"][0]
+    assert decision["key"] == keys["subby"].fpr and decision["counts"]
