@@ -858,3 +858,41 @@ def test_root_option_must_be_a_full_commit_id(world):
     err = world.gitjit("erin", "verify", "deploy", "--root", world.root()[:12], check=2).stderr
     assert "--root" in err and "full commit id" in err
     assert world.snapshot() == before
+
+
+# -- keys come from keys/<person>.asc only; admins are those of the policy in force ------------------
+
+
+def test_a_key_counts_only_from_its_owners_own_file(world, keys):
+    erin = keys["erin"]
+
+    def add_zed(text: str) -> str:
+        return (text.replace('approvers = ["bob", "carol"]\n', 'approvers = ["bob", "carol", "zed"]\n', 1)
+                + f'\n[people.zed]\nkeys = ["{erin.fpr}"]\n')
+
+    # zed is listed with erin's key, but keys/zed.asc does not exist: the key sits in alice's file
+    world.edit_policy("alice", add_zed, keys={"alice": keys["alice"].asc + erin.asc})
+    target = world.target()
+    rid = world.request("dave", "selfok", target)
+    world.hand_decision("erin", rid, as_person="zed")
+    reason = world.decision_reasons("selfok", target)["zed"]
+    assert reason == f"signature by key {erin.fpr}, which is not in the policy with its keys/ file"
+    # once keys/zed.asc holds it, it counts
+    world.commit_on_branch("alice", {"keys/zed.asc": erin.asc}, message="zed's key")
+    world.hand_decision("erin", world.request("dave", "selfok", target), as_person="zed")
+    assert world.verdict("selfok", target).approved
+
+
+def test_admins_are_those_of_the_policy_in_force_at_the_parent(world):
+    target, _ = approved_request(world)
+    # alice hands over to bob in one commit: signed by alice, the admin in force before it
+    world.edit_policy("alice", lambda t: t.replace('people = [\n    "alice",\n]', 'people = ["bob"]'))
+    assert cli_verify(world, "deploy", target, 0)
+    # from now on alice's signature does not authorize a policy change, bob's does
+    bob_change = world.edit_policy("bob", lambda t: t.replace('freshness = "1h"', 'freshness = "2h"'))
+    assert cli_verify(world, "deploy", target, 0)
+    world.edit_policy("alice", lambda t: t.replace('freshness = "2h"', 'freshness = "3h"'))
+    err = cli_verify(world, "deploy", target, 1).stderr
+    assert "is signed by key" in err and "which is not an admin's key in the policy in force" in err
+    world.git("update-ref", BRANCH, bob_change)
+    assert world.trusted().policy.actions["deploy"].freshness == timedelta(hours=2)
