@@ -1,7 +1,68 @@
-"""Typer commands for gate (registered on the main app by cli.py)."""
+"""Typer commands for the gate (`gitjit run`), registered on the main app by cli.py.
+
+It parses arguments, calls the core (gate.py) and renders (render_run.py).
+Exit codes follow SPEC s.9: `run` exits 1 without running the command when
+it is not approved in time, rejected, or anything fails while verifying,
+130 on Ctrl-C, and otherwise with the command's own exit code.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from typing import List, Optional
 
 import typer
+
+from .branch import DEFAULT_REMOTE, ApprovalsBranch, open_repository
+from .names import parse_duration
 
 
 def register(app: typer.Typer) -> None:
     """Adds this module's commands to `app`."""
+
+    @app.command()
+    def run(
+        action: str = typer.Argument(..., help="The action of the policy to run."),
+        command: Optional[List[str]] = typer.Argument(None, metavar="-- CMD...", help="The command to run once approved."),
+        target: str = typer.Option("HEAD", "--target", help="The commit the action is for."),
+        wait: str = typer.Option("30m", "--wait", help="How long to wait for approval (e.g. 30m, 2h)."),
+        remote: str = typer.Option(DEFAULT_REMOTE, "--remote", help="The remote approvers push to."),
+        reason: str = typer.Option("", "--reason", help="Why (shown to approvers), for a new request."),
+        ttl: Optional[str] = typer.Option(None, "--ttl", help="Lifetime of a new request (default 24h, at most max_ttl)."),
+        interval: Optional[str] = typer.Option(
+            None, "--interval", help="Time between fetches: 5s, 1m or seconds (default $GITJIT_RUN_INTERVAL or 5s)."),
+        root: Optional[str] = typer.Option(None, "--root", help="Pin the root commit for this run."),
+        repo: Optional[str] = typer.Option(None, "--repo", help="Repository to work in (default: the current one)."),
+    ) -> None:
+        """Find or make and push a request, wait for approval (fetching from the remote), then run CMD.
+
+        CMD runs only after `verify` says the action is approved for the
+        target; it gets GITJIT_REQUEST and GITJIT_APPROVERS (comma-separated)
+        in its environment, and its exit code is passed through. Not approved
+        in time, or rejected: exit 1 and CMD never starts. Ctrl-C: exit 130.
+        """
+        from . import gate as gate_core
+        from . import render_run
+
+        out = render_run.console(stderr=True)
+        wait_for = parse_duration(wait, "--wait")
+        seconds = gate_core.parse_interval(interval)
+        try:
+            branch = ApprovalsBranch(open_repository(repo), remote=remote)
+            gate = gate_core.prepare(branch, action, target, reason, ttl, list(command or []), root)
+            render_run.instructions(out, gate)
+            with render_run.WaitDisplay(out, gate) as display:
+                progress = gate.wait(wait_for, seconds, display.report)
+        except KeyboardInterrupt:
+            out.print(f"interrupted: {shlex.join(command or [])} was not run", soft_wrap=True, markup=False)
+            raise typer.Exit(130)
+        render_run.outcome(out, gate, progress, wait, list(command))
+        if progress.end != gate_core.RUN:
+            raise typer.Exit(1)
+        env = gate_core.command_environment(gate, progress)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        code = gate_core.exec_command(list(command), env)  # returns only when CMD cannot start
+        out.print(f"cannot run {command[0]}", markup=False)
+        raise typer.Exit(code)
