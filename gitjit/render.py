@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .names import format_time
@@ -17,6 +18,17 @@ def console() -> Console:
     # In a pipe or a CI log, rich would wrap at 80 columns: lines are kept whole instead.
     out = Console(highlight=False)
     return out if out.is_terminal else Console(highlight=False, width=200)
+
+
+def shown(text: str) -> str:
+    """Text from the branch (reasons, names, comments) as it is, on one line.
+
+    It is never interpreted: rich markup is escaped (a stray "[/bold]" would
+    crash the output, a "[green]" could forge it) and control characters,
+    newlines and terminal escape sequences included, are shown as escapes.
+    """
+    out = "".join(ch if ch.isprintable() or ch == " " else repr(ch)[1:-1] for ch in text)
+    return escape(out)
 
 
 def time(value: datetime) -> str:
@@ -51,14 +63,14 @@ def status(verdicts: list[RequestVerdict], detailed: bool = False) -> None:
 
 def _details(out: Console, v: RequestVerdict) -> None:
     out.print(f"\n[bold]{v.id}[/]: {v.action} on {v.target}")
-    out.print(f"  requested by {v.requested_by or '?'}; reason: {v.reason_text or '-'}")
+    out.print(f"  requested by {shown(v.requested_by) or '?'}; reason: {shown(v.reason_text) or '-'}")
     out.print(f"  created {format_time(v.created)}, expires {format_time(v.expires)}")
     for d in v.decisions:
-        mark = "[green]counts[/]" if d.counts else f"[red]does not count[/]: {d.reason}"
+        mark = "[green]counts[/]" if d.counts else f"[red]does not count[/]: {shown(d.reason)}"
         key = d.key[-16:] if d.key else "?"
         out.print(f"  {d.person}: {d.decision or '?'} (key {key}, commit {d.commit[:12]}) {mark}")
     for reason in v.reasons:
-        out.print(f"  - {reason}")
+        out.print(f"  - {shown(reason)}")
 
 
 def verdict(v: Verdict) -> None:
@@ -70,4 +82,4 @@ def verdict(v: Verdict) -> None:
         return
     out.print(f"[red]not approved[/]: {v.action} on {v.target[:12]}")
     for reason in v.reasons:
-        out.print(f"  - {reason}")
+        out.print(f"  - {shown(reason)}")
