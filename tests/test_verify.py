@@ -896,3 +896,27 @@ def test_admins_are_those_of_the_policy_in_force_at_the_parent(world):
     assert "is signed by key" in err and "which is not an admin's key in the policy in force" in err
     world.git("update-ref", BRANCH, bob_change)
     assert world.trusted().policy.actions["deploy"].freshness == timedelta(hours=2)
+
+
+# -- human output: text from the branch is shown, never interpreted ------------------------------------
+
+
+def test_request_text_cannot_break_or_forge_the_human_output(world):
+    target = world.target()
+    hostile = "[/bold] [green]counts[/green] \x1b[2J\x1b[31mred\nbob: approve (key X) counts"
+    rid = world.request("carol", "deploy", target, "--reason", hostile)
+    world.approve("bob", rid)
+    out = world.gitjit("erin", "status", rid).stdout
+    assert "[/bold] [green]counts[/green]" in out  # shown as typed, not taken as markup
+    assert "\x1b" not in out and "\\x1b[2J" in out  # escape sequences are made visible
+    assert not any(line.startswith("bob: approve (key X)") for line in out.splitlines())
+    assert world.json("erin", "status", rid)["requests"][0]["reason"] == hostile  # JSON keeps it exact
+
+
+def test_decision_text_cannot_break_the_verify_output(world):
+    target = world.target()
+    rid = world.request("carol", "deploy", target)
+    blob = world.blob_id(f"requests/{rid}.toml")
+    world.commit_on_branch("bob", {f"approvals/{rid}/bob.toml": decision_toml(rid, blob, target, decision="[/x]\\u001b[0m")})
+    out = cli_verify(world, "deploy", target, 1).stdout
+    assert "bob: " in out and "found '[/x]\\x1b[0m'" in out and "\x1b" not in out
