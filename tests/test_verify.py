@@ -920,3 +920,32 @@ def test_decision_text_cannot_break_the_verify_output(world):
     world.commit_on_branch("bob", {f"approvals/{rid}/bob.toml": decision_toml(rid, blob, target, decision="[/x]\\u001b[0m")})
     out = cli_verify(world, "deploy", target, 1).stdout
     assert "bob: " in out and "found '[/x]\\x1b[0m'" in out and "\x1b" not in out
+
+
+@pytest.mark.parametrize("how", ["repeated committer", "two signatures", "nul byte"])
+def test_ambiguous_commit_objects_do_not_count(world, how):
+    target = world.target()
+    rid = world.request("carol", "deploy", target)
+    world.approve("bob", rid)
+    parent = world.tip()
+    signed = world.hand_decision("alice", rid)
+    head, _, message = _raw(world, signed).partition(b"\n\n")
+    lines = head.split(b"\n")
+    if how == "repeated committer":
+        committer = next(l for l in lines if l.startswith(b"committer "))
+        lines.insert(lines.index(committer), committer.replace(b"Alice", b"Mallory"))
+    elif how == "two signatures":
+        other = world.git("commit-tree", "-S", "HEAD^{tree}", "-m", "x", person="bob").stdout.strip()
+        lines += [l for l in _raw(world, other).split(b"\n\n")[0].split(b"\n") if l.startswith((b"gpgsig", b" "))]
+    else:
+        message = message + b"\0hidden"
+    data = b"\n".join(lines) + b"\n\n" + message
+    forged = world.git("hash-object", "-t", "commit", "-w", "--stdin", "--literally", input=data).stdout.decode().strip()
+    world.git("update-ref", BRANCH, forged, signed)
+    assert world.git("rev-parse", f"{forged}^").stdout.strip() == parent
+    problem = {"repeated committer": "commit object has 2 'committer' headers",
+               "two signatures": "commit object has more than one signature header",
+               "nul byte": "commit object contains a NUL byte"}[how]
+    assert refusals(world)[-1] == problem
+    verdict = world.verdict("deploy", target)
+    assert not verdict.approved and verdict.requests[0].approvals == ("bob",)
