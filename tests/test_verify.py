@@ -592,6 +592,7 @@ BAD_INPUTS = [
 @pytest.mark.parametrize("args, message", BAD_INPUTS, ids=[" ".join(a) for a, _ in BAD_INPUTS])
 def test_bad_input_exits_2_and_writes_nothing(world, args, message):
     before = world.snapshot()
+    assert before.status == "" and BRANCH in before.refs
     proc = world.gitjit("alice", *args, check=2)
     assert proc.stdout == ""
     assert proc.stderr.startswith("gitjit: ") and proc.stderr.count("\n") == 1, proc.stderr
