@@ -1,6 +1,7 @@
-"""Reading and writing the approvals branch with pygit2 (SPEC s.1, s.9).
+"""Reading and writing the approvals branch (SPEC s.1, s.9).
 
-Reads never trust a short ref name: the branch is always
+Reads go through git itself (`gitread.py`: cheap to start in a hook, and
+quarantine-aware) and never trust a short ref name: the branch is always
 `refs/heads/<name>` (or `refs/remotes/<remote>/<name>` for a clone that has
 not made its own branch yet). Writes build trees with pygit2, leave the
 user's working tree and index alone, and let `git commit-tree -S` sign so the
@@ -16,9 +17,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import pygit2
-
 from .errors import BadInput, NotTrusted
+from .gitread import CommitObject, GitReader, MissingObject, TreeEntry, absolute_git_dir
 from .names import FULL_COMMIT_RE, check_name
 
 DEFAULT_BRANCH = "approvals"
@@ -74,27 +74,28 @@ def _diff_tree_records(stream) -> Iterator[tuple[str | None, Change | None]]:
             return
 
 
-def open_repository(path: str | os.PathLike | None = None) -> pygit2.Repository:
+def open_repository(path: str | os.PathLike | None = None) -> Path:
+    """The git directory of the repository at or above `path` (default: here)."""
     start = str(path or os.getcwd())
-    try:
-        found = pygit2.discover_repository(start)
-    except (pygit2.GitError, OSError):
-        found = None
-    if not found:
+    found = absolute_git_dir(start) if os.path.isdir(start) else None
+    if found is None:
         raise BadInput(f"not a git repository: {start}")
-    return pygit2.Repository(found)
+    return found
 
 
-def git_dir(repo: pygit2.Repository) -> Path:
-    return Path(repo.path)
+def git_dir(repo) -> Path:
+    """A git directory from a path, a pygit2 repository or an ApprovalsBranch."""
+    if isinstance(repo, ApprovalsBranch):
+        return repo.git_dir
+    return Path(repo.path) if hasattr(repo, "path") else Path(repo)
 
 
-def cache_dir(repo: pygit2.Repository) -> Path:
-    """gitjit's own state inside the git directory (keyrings, verified-commit cache)."""
+def cache_dir(repo) -> Path:
+    """gitjit's own state inside the git directory (keyrings, snapshots, signature cache)."""
     return git_dir(repo) / "gitjit"
 
 
-def run_git(repo: pygit2.Repository, *args: str, input: bytes | None = None, check: bool = True) -> subprocess.CompletedProcess:
+def run_git(repo, *args: str, input: bytes | None = None, check: bool = True) -> subprocess.CompletedProcess:
     try:
         result = subprocess.run(
             ["git", "--git-dir", str(git_dir(repo)), *args],
@@ -110,23 +111,36 @@ def run_git(repo: pygit2.Repository, *args: str, input: bytes | None = None, che
 
 
 class ApprovalsBranch:
-    def __init__(self, repo: pygit2.Repository, name: str | None = None, remote: str = DEFAULT_REMOTE):
-        self.repo = repo
+    def __init__(self, repo, name: str | None = None, remote: str = DEFAULT_REMOTE):
+        """`repo`: a git directory, or a pygit2 repository."""
+        self.git_dir = git_dir(repo)
+        self.reader = GitReader(self.git_dir)
+        self._repo = None if isinstance(repo, (str, os.PathLike)) else repo
         self.name = check_name(name or self.config("gitjit.branch") or DEFAULT_BRANCH, "approvals branch")
         self.remote = remote
         self.ref = f"refs/heads/{self.name}"
         self.remote_ref = f"refs/remotes/{remote}/{self.name}"
 
+    @property
+    def repo(self):
+        """pygit2's view of the repository, for writing (imported only when a command writes)."""
+        if self._repo is None:
+            import pygit2
+
+            self._repo = pygit2.Repository(str(self.git_dir))
+        return self._repo
+
+    @property
+    def path(self) -> str:
+        return str(self.git_dir)
+
     # -- configuration -------------------------------------------------------
 
     def config(self, key: str) -> str | None:
-        try:
-            return self.repo.config[key]
-        except (KeyError, pygit2.GitError):
-            return None
+        return self.reader.config_value(key)
 
     def set_config(self, key: str, value: str) -> None:
-        self.repo.config[key] = value
+        self.reader.set_config(key, value)
 
     def pinned_root(self) -> str | None:
         value = self.config("gitjit.root")
@@ -137,13 +151,7 @@ class ApprovalsBranch:
     # -- reading -------------------------------------------------------------
 
     def ref_target(self, refname: str) -> str | None:
-        ref = self.repo.references.get(refname)
-        if ref is None:
-            return None
-        try:
-            return str(ref.resolve().target)
-        except (pygit2.GitError, KeyError):
-            return None
+        return self.reader.ref(refname)
 
     def read_tip(self) -> str | None:
         """The newest known tip: the local branch, or the remote one when it is ahead."""
@@ -153,64 +161,68 @@ class ApprovalsBranch:
         return local or remote
 
     def is_ancestor(self, ancestor: str, descendant: str) -> bool:
-        try:
-            return ancestor == descendant or self.repo.descendant_of(descendant, ancestor)
-        except (pygit2.GitError, KeyError, ValueError):
-            return False
+        return self.reader.is_ancestor(ancestor, descendant)
 
-    def commit(self, commit_id: str) -> pygit2.Commit:
+    def commit(self, commit_id: str) -> CommitObject:
         try:
-            obj = self.repo[commit_id]
-        except (KeyError, ValueError):
-            raise NotTrusted(f"commit {commit_id[:12]} is missing from the repository") from None
-        if not isinstance(obj, pygit2.Commit):
-            raise NotTrusted(f"{commit_id[:12]} is not a commit")
-        return obj
+            return self.reader.commit(commit_id)
+        except MissingObject:
+            raise NotTrusted(f"commit {str(commit_id)[:12]} is missing from the repository") from None
 
     def raw_object(self, object_id: str) -> bytes:
-        return self.repo.odb.read(object_id)[1]
+        try:
+            return self.reader.object(object_id)[1]
+        except MissingObject:
+            raise NotTrusted(f"object {str(object_id)[:12]} is missing from the repository") from None
 
     def blob(self, object_id: str) -> bytes:
-        obj = self.repo[object_id]
-        if not isinstance(obj, pygit2.Blob):
-            raise NotTrusted(f"{object_id[:12]} is not a file")
-        return obj.data
+        try:
+            return self.reader.blob(object_id)
+        except MissingObject:
+            raise NotTrusted(f"{str(object_id)[:12]} is not a file in the repository") from None
+
+    def tree(self, tree_id: str) -> dict[str, TreeEntry]:
+        try:
+            return {entry.name: entry for entry in self.reader.tree(tree_id)}
+        except MissingObject:
+            raise NotTrusted(f"tree {str(tree_id)[:12]} is missing from the repository") from None
 
     def first_parent_chain(self, tip: str, stop: str | None = None) -> list[str]:
         """Commit ids from the root (or just after `stop`) to `tip`, oldest first.
 
         The branch is linear: a merge commit anywhere makes the history untrusted.
         """
-        chain: list[str] = []
-        current: str | None = tip
-        while current is not None and current != stop:
-            commit = self.commit(current)
-            parents = commit.parent_ids
-            if len(parents) > 1:
-                raise NotTrusted(f"commit {current[:12]} is a merge: the approvals branch must be linear")
-            chain.append(current)
-            current = str(parents[0]) if parents else None
-        if stop is not None and current != stop:
-            raise NotTrusted(f"{tip[:12]} does not descend from {stop[:12]}")
-        chain.reverse()
+        if tip == stop:
+            return []
+        chain = self.chain_back_to(tip, stop, strict=True)
         return chain
 
-    def chain_back_to(self, tip: str, stop: str) -> list[str] | None:
-        """The commits after `stop` up to `tip`, oldest first; None when `stop` is not
-        on `tip`'s first-parent chain or a merge is in the way."""
-        chain: list[str] = []
-        current = tip
-        while current != stop:
-            try:
-                commit = self.commit(current)
-            except NotTrusted:
-                return None
-            if len(commit.parent_ids) != 1:
-                return None
-            chain.append(current)
-            current = str(commit.parent_ids[0])
-        chain.reverse()
-        return chain
+    def chain_back_to(self, tip: str, stop: str | None, strict: bool = False) -> list[str] | None:
+        """The commits after `stop` (or from the root) up to `tip`, oldest first.
+
+        None when `stop` is not on `tip`'s first-parent chain or a merge is in
+        the way; with `strict`, NotTrusted saying which.
+        """
+        def fail(reason: str):
+            if strict:
+                raise NotTrusted(reason)
+            return None
+
+        try:
+            walk = self.reader.first_parent_walk(tip, stop)
+        except MissingObject:
+            return fail(f"commit {str(tip)[:12]} is missing from the repository")
+        if not walk:
+            return fail(f"{tip[:12]} does not descend from {str(stop)[:12]}")
+        for commit_id, parents in walk:
+            if len(parents) > 1:
+                return fail(f"commit {commit_id[:12]} is a merge: the approvals branch must be linear")
+        oldest_parents = walk[-1][1]
+        if stop is None and oldest_parents:
+            return fail(f"cannot walk the history of {tip[:12]} to its root")
+        if stop is not None and oldest_parents != (stop,):
+            return fail(f"{tip[:12]} does not descend from {stop[:12]}")
+        return [commit_id for commit_id, _ in reversed(walk)]
 
     def changes(self, commit_ids: list[str]) -> Iterator[tuple[str, list[Change]]]:
         """What each commit changes against its first parent, streamed in order.
@@ -225,8 +237,8 @@ class ApprovalsBranch:
         if not commit_ids:
             return
         process = subprocess.Popen(
-            ["git", "--git-dir", str(git_dir(self.repo)), "diff-tree", "--stdin", "-r", "-z", "--raw",
-             "--no-renames", "--root", "--always"],
+            self.reader.command("diff-tree", "--stdin", "-r", "-z", "--raw",
+                               "--no-renames", "--root", "--always"),
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
         )
 
@@ -265,16 +277,6 @@ class ApprovalsBranch:
             process.wait()
             writer.join()
 
-    def files_in(self, tree: pygit2.Tree, folder: str) -> dict[str, str]:
-        """name -> blob id of the files directly in `folder` of `tree`."""
-        try:
-            sub = tree[folder]
-        except KeyError:
-            return {}
-        if not isinstance(sub, pygit2.Tree):
-            return {}
-        return {entry.name: str(entry.id) for entry in sub if entry.type_str == "blob"}
-
     # -- writing -------------------------------------------------------------
 
     def write_base(self) -> str | None:
@@ -292,9 +294,11 @@ class ApprovalsBranch:
         return local or remote
 
     def build_tree(self, base: str | None, files: dict[str, bytes]) -> str:
+        import pygit2
+
         index = pygit2.Index()
         if base is not None:
-            index.read_tree(self.commit(base).tree)
+            index.read_tree(self.repo[base].tree)
         for path, data in files.items():
             blob_id = self.repo.create_blob(data)
             index.add(pygit2.IndexEntry(path, blob_id, pygit2.enums.FileMode.BLOB))

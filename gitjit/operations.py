@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import pygit2
-
 from .branch import ApprovalsBranch
 from .errors import BadInput, GitjitError, NotTrusted
 from .names import FINGERPRINT_RE, check_name, parse_duration
@@ -166,7 +164,7 @@ def add_person(branch: ApprovalsBranch, name: str, key: str | None, key_file: st
         armored = export_user_key(branch, fingerprint)
         if fingerprint not in fingerprints_in(armored):
             raise BadInput(f"the exported key does not have fingerprint {fingerprint}")
-    policy_text = branch.blob(str(branch.commit(base).tree[POLICY_FILE].id)).decode()
+    policy_text = branch.blob(branch.tree(branch.commit(base).tree)[POLICY_FILE].id).decode()
     new_policy = policy_text.rstrip("\n") + "\n\n" + render_person(name, fingerprint, email)
     files = {POLICY_FILE: new_policy.encode(), f"keys/{name}.asc": armored}
     written, _ = _commit(trusted, branch, base, local_before, files, f"gitjit: add person {name}", True, push)
@@ -178,7 +176,9 @@ def new_request_id(action: str, now: datetime) -> str:
     return f"{action[:47]}-{now:%Y%m%d}-{secrets.token_hex(3)}"
 
 
-def resolve_target(repo: pygit2.Repository, rev: str) -> str:
+def resolve_target(repo, rev: str) -> str:
+    import pygit2
+
     try:
         obj = repo.revparse_single(rev)
         return str(obj.peel(pygit2.Commit).id)

@@ -33,9 +33,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pygit2
-
 from .branch import ApprovalsBranch, Change, cache_dir
+from .gitread import CommitObject, TreeEntry
 from .errors import BadInput, BadPolicy, NotTrusted
 from .names import from_timestamp, is_valid_name
 from .policy import POLICY_FILE, Policy, parse_policy
@@ -293,7 +292,7 @@ class TrustedBranch:
     @classmethod
     def _resume(cls, branch: ApprovalsBranch, tip: str, root: str) -> "TrustedBranch | None":
         """The view at `tip` continued from the stored snapshot, or None where none fits."""
-        snapshot = Snapshot.in_directory(cache_dir(branch.repo))
+        snapshot = Snapshot.in_directory(cache_dir(branch))
         head = snapshot.head(root)
         if head is None:
             return None
@@ -339,7 +338,7 @@ class TrustedBranch:
             "refusals": [(r.commit, positions[r.commit], r.reason) for r in self.refusals if r.commit in positions],
             "policy_changes": [(c, positions[c], s) for c, s in self.policy_changes if c in positions],
         }
-        snapshot = Snapshot.in_directory(cache_dir(self.branch.repo))
+        snapshot = Snapshot.in_directory(cache_dir(self.branch))
         try:
             return snapshot.save(self._resumed, keep, Head(self.root, self.tip, self.count), rows)
         finally:
@@ -356,7 +355,7 @@ class TrustedBranch:
 
     def _apply(self, commit_id: str, changes: list[Change], pending: list["DecisionEntry"]) -> None:
         commit = self.branch.commit(commit_id)
-        parents = [str(p) for p in commit.parent_ids]
+        parents = list(commit.parents)
         if self.tip is None:
             if commit_id != self.root or parents:
                 raise NotTrusted(f"commit {commit_id[:12]} is not the pinned root")
@@ -396,7 +395,7 @@ class TrustedBranch:
         else:
             self.refusals.append(Refusal(commit_id, f"{change.path} is outside the approvals branch layout"))
 
-    def _apply_policy_change(self, commit: pygit2.Commit, parts: CommitParts, changes: list[Change]) -> None:
+    def _apply_policy_change(self, commit: CommitObject, parts: CommitParts, changes: list[Change]) -> None:
         commit_id = str(commit.id)
         for change in changes:
             name = change.path[len("keys/"):] if change.path.startswith("keys/") else None
@@ -404,11 +403,10 @@ class TrustedBranch:
                 raise NotTrusted(f"policy commit {commit_id[:12]} also changes {change.path}")
             if change.status != "D" and not change.is_regular_file:
                 raise NotTrusted(f"policy commit {commit_id[:12]}: {change.path} is not a regular file")
-        tree = commit.tree
-        try:
-            policy_blob = tree[POLICY_FILE]
-        except KeyError:
-            raise NotTrusted(f"commit {commit_id[:12]} removes {POLICY_FILE}") from None
+        tree = self.branch.tree(commit.tree)
+        policy_blob = tree.get(POLICY_FILE)
+        if policy_blob is None or policy_blob.is_tree:
+            raise NotTrusted(f"commit {commit_id[:12]} removes {POLICY_FILE}")
         # A later change is authorized by the policy before it, so its signature is
         # checked before its policy is even read: an unauthorized change is "not
         # trusted" whatever it holds. The root authorizes itself, by its own policy.
@@ -542,25 +540,23 @@ class TrustedBranch:
 
     # -- signatures ----------------------------------------------------------
 
-    def keyring_for(self, tree: pygit2.Tree) -> Keyring:
-        try:
-            keys_tree = tree["keys"]
-        except KeyError:
-            keys_tree = None
-        if keys_tree is None or not isinstance(keys_tree, pygit2.Tree):
+    def keyring_for(self, tree: dict[str, TreeEntry]) -> Keyring:
+        """The keyring of a policy commit's `keys/` folder (built once per folder content)."""
+        keys = tree.get("keys")
+        if keys is None or not keys.is_tree:
             raise NotTrusted("the policy commit has no keys/ folder")
         files = {}
-        for entry in keys_tree:
-            if entry.type_str == "blob" and entry.name.endswith(".asc") and is_valid_name(entry.name[:-4]):
-                files[entry.name[:-4]] = self.branch.blob(str(entry.id))
-        return Keyring.load_or_build(cache_dir(self.branch.repo) / "keyrings", str(keys_tree.id), files)
+        for entry in self.branch.tree(keys.id).values():
+            if entry.mode == "100644" and entry.name.endswith(".asc") and is_valid_name(entry.name[:-4]):
+                files[entry.name[:-4]] = self.branch.blob(entry.id)
+        return Keyring.load_or_build(cache_dir(self.branch) / "keyrings", keys.id, files)
 
     def check_signature(self, commit_id: str, parts: CommitParts, keyring: Keyring) -> SignatureCheck:
         return self.check_signatures([(commit_id, parts, keyring)])[0]
 
     def check_signatures(self, jobs: list[tuple[str, CommitParts, Keyring]]) -> list[SignatureCheck]:
         """GnuPG verdicts for many commits; good ones reached by an earlier run come from sigcache.py."""
-        return SignatureCache.for_directory(cache_dir(self.branch.repo)).check(jobs, self._verify_signatures)
+        return SignatureCache.for_directory(cache_dir(self.branch)).check(jobs, self._verify_signatures)
 
     @staticmethod
     def _verify_signatures(jobs: list[tuple[str, CommitParts, Keyring]]) -> list[SignatureCheck]:
@@ -598,9 +594,9 @@ class TrustedBranch:
         if state is None:
             if commit_id not in {c for c, _ in self.policy_changes}:
                 raise NotTrusted(f"{commit_id[:12]} is not an authorized policy commit")
-            tree = self.branch.commit(commit_id).tree
+            tree = self.branch.tree(self.branch.commit(commit_id).tree)
             try:
-                data = self.branch.blob(str(tree[POLICY_FILE].id))
+                data = self.branch.blob(tree[POLICY_FILE].id)
                 policy = parse_policy(data, f"{POLICY_FILE} at {commit_id[:12]}")
             except (KeyError, BadInput) as exc:
                 raise NotTrusted(f"the policy at {commit_id[:12]} can no longer be read: {exc}") from None
@@ -646,7 +642,3 @@ def _decision_from_row(row: dict, owner: "TrustedBranch") -> DecisionEntry:
                          decision=Decision(*row["decision"]) if row["decision"] else None,
                          signature=SignatureCheck.from_json(row["signature"]) if row["signature"] else None,
                          problem=row["problem"])
-
-
-def keyring_cache(repo: pygit2.Repository) -> Path:
-    return cache_dir(repo) / "keyrings"
