@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import subprocess
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 

@@ -11,7 +11,6 @@ or an attacker, would.
 from __future__ import annotations
 
 import re
-import shutil
 from datetime import timedelta
 
 import pytest
