@@ -13,7 +13,8 @@ one can be reused. The cache is an append-only JSON-lines file,
 2. An entry is keyed by the commit id, the id of the `keys/` tree whose
    keyring checked it (the keyring's own directory name, see
    `Keyring.load_or_build`) and a SHA-256 of the exact payload and
-   signature; every line carries a checksum of itself.
+   signature. Each line is `<sha256 of the JSON> <JSON>`, so a line is
+   checked whole before it is parsed.
 3. An entry is used only when it parses whole, its checksum matches, it is
    good, its primary key is in that keyring, and GnuPG would still say the
    same now: neither the primary key, the signing subkey nor the signature
@@ -51,8 +52,10 @@ _open_caches: dict[Path, "SignatureCache"] = {}
 _open_lock = threading.Lock()
 
 
-def _checksum(record: dict) -> str:
-    return hashlib.sha256(json.dumps(record, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+def _line(record: dict) -> bytes:
+    """One cache line: the checksum of the JSON text, a space, the JSON text."""
+    text = json.dumps(record, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(text).hexdigest().encode() + b" " + text
 
 
 def _digest(parts: CommitParts) -> str:
@@ -138,14 +141,12 @@ class SignatureCache:
     @staticmethod
     def _parse(line: bytes) -> tuple[tuple[str, str, str], SignatureCheck] | None:
         """One line, checked whole; None for anything not exactly as written (rule 4)."""
-        if not line.strip():
+        checksum, _, text = line.partition(b" ")
+        if len(checksum) != 64 or hashlib.sha256(text).hexdigest().encode() != checksum:
             return None
         try:
-            record = json.loads(line)
+            record = json.loads(text)
             if not isinstance(record, dict) or record.get("v") != FORMAT:
-                return None
-            checksum = record.pop("sum")
-            if checksum != _checksum(record):
                 return None
             commit_id, keys_tree, digest = record["commit"], record["keys"], record["digest"]
             if not (isinstance(commit_id, str) and _HEX40.match(commit_id) and isinstance(keys_tree, str)
@@ -170,12 +171,11 @@ class SignatureCache:
                 continue
             key = (commit_id, keys_tree, _digest(parts))
             record = {"v": FORMAT, "commit": commit_id, "keys": keys_tree, "digest": key[2], "check": check.to_json()}
-            record["sum"] = _checksum(record)
             with self._lock:
                 entries[key] = check
-            lines.append(json.dumps(record, sort_keys=True, separators=(",", ":")))
+            lines.append(_line(record))
         if lines:
-            self._append(("\n".join(lines) + "\n").encode())
+            self._append(b"\n".join(lines) + b"\n")
 
     def _append(self, data: bytes) -> None:
         with self._lock:
