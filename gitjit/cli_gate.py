@@ -1,13 +1,16 @@
-"""Typer commands for the gate (`gitjit run`), registered on the main app by cli.py.
+"""Typer commands for the gate (`gitjit run`) and `gitjit audit`, registered on the main app by cli.py.
 
-It parses arguments, calls the core (gate.py) and renders (render_run.py).
-Exit codes follow SPEC s.9: `run` exits 1 without running the command when
-it is not approved in time, rejected, or anything fails while verifying,
-130 on Ctrl-C, and otherwise with the command's own exit code.
+Both parse arguments, call the core (gate.py, audit.py) and render
+(render_run.py, render_audit.py). Exit codes follow SPEC s.9: `run` exits 1
+without running the command when it is not approved in time, rejected, or
+anything fails while verifying, 130 on Ctrl-C, and otherwise with the
+command's own exit code; `audit` exits 1 when the history holds anything
+that does not verify.
 """
 
 from __future__ import annotations
 
+import json
 import shlex
 import sys
 from typing import List, Optional
@@ -15,7 +18,8 @@ from typing import List, Optional
 import typer
 
 from .branch import DEFAULT_REMOTE, ApprovalsBranch, open_repository
-from .names import parse_duration
+from .errors import BadInput
+from .names import FULL_COMMIT_RE, parse_duration, parse_time, utc_now
 
 
 def register(app: typer.Typer) -> None:
@@ -66,3 +70,36 @@ def register(app: typer.Typer) -> None:
         code = gate_core.exec_command(list(command), env)  # returns only when CMD cannot start
         out.print(f"cannot run {command[0]}", markup=False)
         raise typer.Exit(code)
+
+    @app.command()
+    def audit(
+        as_json: bool = typer.Option(False, "--json", help="Print JSON (see docs/json.md, section audit)."),
+        since: Optional[str] = typer.Option(
+            None, "--since", help="List only commits made from this time (ISO 8601) or this long ago (7d)."),
+        at: Optional[str] = typer.Option(None, "--at", help="Judge at this time instead of now (ISO 8601)."),
+        root: Optional[str] = typer.Option(None, "--root", help="Pin the root commit for this run."),
+        repo: Optional[str] = typer.Option(None, "--repo", help="Repository to work in (default: the current one)."),
+    ) -> None:
+        """The whole approvals branch, authenticated: every request, decision, signer and policy change,
+        and every commit that does not count and why. Exit 1 if anything does not verify."""
+        from . import audit as audit_core
+        from . import render_audit
+
+        now = parse_time(at, "--at") if at else utc_now()
+        start = _since(since, now) if since else None
+        if root is not None and not FULL_COMMIT_RE.match(root):
+            raise BadInput(f"--root {root!r} is not a full commit id")
+        report = audit_core.audit(ApprovalsBranch(open_repository(repo)), now, start, root)
+        if as_json:
+            sys.stdout.write(json.dumps(report.to_json(), indent=2) + "\n")
+        else:
+            render_audit.audit(report)
+        raise typer.Exit(0 if report.ok else 1)
+
+
+def _since(text: str, now):
+    """An ISO 8601 time, or a duration back from now (`7d`, `12h`)."""
+    try:
+        return now - parse_duration(text, "--since")
+    except BadInput:
+        return parse_time(text, "--since")

@@ -1,0 +1,306 @@
+"""`gitjit audit` and the signature cache behind it, on real histories with honest and forged commits."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pygit2
+import pytest
+
+from gateworld import BRANCH, Team, build_remote, commit_on_approvals
+from helpers import GPG
+
+AT = "2030-01-01T00:00:00Z"  # beyond every freshness: the output must not depend on the clock
+
+
+@pytest.fixture(scope="module")
+def history(tmp_path_factory, keys):
+    """Made once: deploy requested by dave and approved by bob and carol; quick requested, pending.
+    Returns (the remote to copy, deploy's id, quick's id)."""
+    base = tmp_path_factory.mktemp("audit-team")
+    team = Team(base, keys, build_remote(base, keys))
+    dave = team.clone("dave")
+    deploy = dave.gitjit("request", "deploy", "--reason", "release", "--push", check=True).stdout.strip()
+    quick = dave.gitjit("request", "quick", "--push", check=True).stdout.strip()
+    for person in ("bob", "carol"):
+        team.clone(person).gitjit("approve", deploy, "--push", check=True)
+    return team.remote, deploy, quick
+
+
+def decision(clone, rid: str, verdict: str = "approve") -> str:
+    ref = "refs/remotes/origin/approvals"
+    blob = clone.git("rev-parse", f"{ref}:requests/{rid}.toml").stdout.strip()
+    target = clone.git("show", f"{ref}:requests/{rid}.toml").stdout.split('target = "')[1][:40]
+    return (f'gitjit = 1\nrequest = "{rid}"\nrequest_blob = "{blob}"\ntarget = "{target}"\n'
+            f'decision = "{verdict}"\ncomment = ""\n')
+
+
+@pytest.fixture
+def honest(tmp_path, keys, history):
+    """A copy of the honest history: (team, deploy id, quick id)."""
+    remote, deploy, quick = history
+    return Team(tmp_path, keys, remote), deploy, quick
+
+
+@pytest.fixture
+def forged(honest, keys):
+    """The honest history plus four commits that must not count, made by hand in erin's clone."""
+    team, deploy, quick = honest
+    erin = team.clone("erin")
+    root = erin.git("rev-list", "--max-parents=0", "refs/remotes/origin/approvals").stdout.strip()
+    erin.git("config", "gitjit.root", root)  # as a first `gitjit` command would have done
+    commits = {
+        "unsigned": commit_on_approvals(erin, {f"approvals/{quick}/bob.toml": decision(erin, quick)}, sign=False),
+        "non-approver": commit_on_approvals(erin, {f"approvals/{quick}/dave.toml": decision(erin, quick)},
+                                            key=keys["dave"].fpr),
+        "wrong-key": commit_on_approvals(erin, {f"approvals/{quick}/erin.toml": decision(erin, quick)},
+                                         key=keys["carol"].fpr),
+        "layout": commit_on_approvals(erin, {"notes.txt": "hello\n"}),
+    }
+    return team, erin, deploy, quick, commits
+
+
+def audit_json(clone, *args, check):
+    return json.loads(clone.gitjit("audit", "--json", "--at", AT, *args, check=check).stdout)
+
+
+def test_an_honest_history_audits_clean(honest, keys):
+    team, deploy, quick = honest
+    carol = team.clone("carol")
+    report = audit_json(carol, check=0)
+    assert report["schema"] == "gitjit-audit/1"
+    assert report["trusted"] is True and report["ok"] is True and report["not_trusted"] is None
+    assert report["refusals"] == []
+    assert report["counts"] == {"commits": 10, "policy_changes": 6, "requests": 2, "decisions": 2, "refusals": 0}
+    assert report["root"] == carol.git("config", "gitjit.root").stdout.strip()  # pinned on first use
+
+    changes = report["policy_changes"]
+    assert [c["kind"] for c in changes] == ["root"] + ["policy"] * 5
+    assert {c["signer"] for c in changes} == {"alice"} and {c["key"] for c in changes} == {keys["alice"].fpr}
+    assert sorted(changes[0]["changes"]) == ["A keys/alice.asc", "A policy.toml"]
+    assert sorted(changes[1]["changes"]) == ["A keys/bob.asc", "M policy.toml"]
+    assert changes[5]["changes"] == ["M policy.toml"] and all(c["signed_at"] for c in changes)
+
+    by_id = {r["id"]: r for r in report["requests"]}
+    assert by_id[deploy]["reason"] == "release" and by_id[deploy]["signer"] == "dave"
+    assert by_id[deploy]["key"] == keys["dave"].fpr and by_id[deploy]["signed"] is True
+    # Judged at AT, years later: both approvals have gone stale, which is no fault of the history.
+    assert by_id[deploy]["state"] == "expired"
+    decisions = {d["person"]: d for d in by_id[deploy]["decisions"]}
+    assert set(decisions) == {"bob", "carol"}
+    for person, d in decisions.items():
+        assert d["signer"] == person and d["key"] == keys[person].fpr and d["decision"] == "approve"
+        assert d["signed_at"] and d["committed_at"] and d["counts"] is False and "old, freshness is 1h" in d["reason"]
+
+    now = audit_json(carol, "--at", datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), check=0)
+    fresh = {r["id"]: r for r in now["requests"]}
+    assert fresh[deploy]["state"] == "approved" and fresh[deploy]["approvals"] == ["bob", "carol"]
+    assert all(d["counts"] and d["reason"] is None for d in fresh[deploy]["decisions"])
+    assert fresh[quick]["state"] == "pending"
+
+    text = carol.gitjit("audit", "--at", AT, check=0).stdout
+    assert "ok: every commit verifies" in text and deploy in text and "policy and key changes" in text
+
+
+def test_forged_commits_are_reported_with_their_reasons_and_exit_1(forged, keys):
+    team, erin, deploy, quick, commits = forged
+    report = audit_json(erin, check=1)
+    assert report["trusted"] is True and report["ok"] is False
+    assert [r["commit"] for r in report["refusals"]] == list(commits.values())  # in branch order
+    reasons = {r["commit"]: r["reason"] for r in report["refusals"]}
+    assert reasons == {
+        commits["unsigned"]: "bob: decision commit is not signed",
+        commits["non-approver"]: "dave: dave is not an approver of quick",
+        commits["wrong-key"]: "erin: signed by carol's key, not erin's",
+        commits["layout"]: "notes.txt is outside the approvals branch layout",
+    }
+    by_id = {r["id"]: r for r in report["requests"]}
+    assert by_id[quick]["approvals"] == [] and by_id[quick]["state"] == "expired"
+    decisions = {d["person"]: d for d in by_id[quick]["decisions"]}
+    assert decisions["bob"]["counts"] is False and decisions["bob"]["key"] is None and decisions["bob"]["signer"] is None
+    # The signer of a refused decision is still named: dave signed his own, carol signed erin's.
+    assert (decisions["dave"]["signer"], decisions["dave"]["key"]) == ("dave", keys["dave"].fpr)
+    assert (decisions["erin"]["signer"], decisions["erin"]["key"]) == ("carol", keys["carol"].fpr)
+    assert decisions["erin"]["reason"] == "signed by carol's key, not erin's"
+    assert {d["counts"] for d in decisions.values()} == {False}
+
+    text = erin.gitjit("audit", "--at", AT, check=1).stdout
+    assert "commits that do not count (4)" in text and "4 commit(s) do not verify" in text
+    for commit, reason in reasons.items():
+        assert commit[:12] in text and reason in text
+    assert "NOT TRUSTED" not in text
+
+
+def test_since_narrows_the_report_and_its_verdict(forged):
+    team, erin, deploy, quick, commits = forged
+    later = audit_json(erin, "--since", "2029-01-01T00:00:00Z", check=0)  # nothing made since
+    assert later["ok"] is True and later["requests"] == [] and later["refusals"] == [] and later["policy_changes"] == []
+    assert later["counts"]["commits"] == 14  # still authenticated whole
+    week = json.loads(erin.gitjit("audit", "--json", "--since", "7d", check=1).stdout)  # 7 days before now
+    assert len(week["refusals"]) == 4 and len(week["requests"]) == 2
+    assert erin.gitjit("audit", "--since", "whenever", check=2).stderr.count("\n") == 1
+
+
+def test_an_unauthorized_policy_change_makes_the_branch_not_trusted(honest, keys):
+    team, deploy, quick = honest
+    bob = team.clone("bob")
+    policy = bob.git("show", "refs/remotes/origin/approvals:policy.toml").stdout
+    bad = commit_on_approvals(bob, {"policy.toml": policy.replace("threshold = 2", "threshold = 1")}, "easier")
+    after = commit_on_approvals(bob, {f"approvals/{quick}/bob.toml": decision(bob, quick)})
+    report = audit_json(bob, check=1)
+    assert report["trusted"] is False and report["ok"] is False
+    assert report["not_trusted"]["commit"] == bad
+    assert "not an admin's key" in report["not_trusted"]["reason"]
+    assert report["not_trusted"]["unchecked_commits"] == 2
+    # What was authenticated before it is still reported; nothing after it is.
+    assert {r["id"] for r in report["requests"]} == {deploy, quick}
+    assert all(d["commit"] != after for r in report["requests"] for d in r["decisions"])
+    assert len(report["policy_changes"]) == 6
+    assert audit_json(bob, "--since", "2029-01-01T00:00:00Z", check=1)["trusted"] is False
+
+    text = bob.gitjit("audit", check=1).stdout
+    assert f"NOT TRUSTED at commit {bad}" in text
+    assert "does not authenticate from its root" in text
+
+
+def test_a_branch_that_is_not_from_the_pinned_root_is_not_trusted(honest):
+    team, deploy, quick = honest
+    carol = team.clone("carol")
+    other = carol.head("refs/remotes/origin/approvals~1")
+    report = audit_json(carol, "--root", other, check=1)
+    assert report["trusted"] is False and "not at the pinned root" in report["not_trusted"]["reason"]
+    assert report["requests"] == [] and report["policy_changes"] == []
+
+
+# -- the signature cache --------------------------------------------------------
+
+def gpg_wrapper(directory: Path, log: Path) -> Path:
+    """A `gpg` first on PATH that logs its arguments and runs the real gpg: counts GnuPG's work."""
+    directory.mkdir()
+    script = directory / "gpg"
+    script.write_text(f'#!/bin/sh\necho "$*" >> "{log}"\nexec "{shutil.which(GPG) or GPG}" "$@"\n')
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    return directory
+
+
+def verifications(log: Path) -> int:
+    return sum("--verify" in line for line in log.read_text().splitlines()) if log.exists() else 0
+
+
+def test_a_second_audit_checks_only_what_is_new(forged, tmp_path):
+    team, erin, deploy, quick, commits = forged
+    log = tmp_path / "gpg.log"
+    env = dict(erin.env, PATH=f"{gpg_wrapper(tmp_path / 'bin', log)}{os.pathsep}{erin.env['PATH']}")
+    cache = erin.path / ".git" / "gitjit" / "signatures.jsonl"
+    cache.unlink(missing_ok=True)  # cold: nothing verified in this clone yet by audit
+
+    first = erin.gitjit("audit", "--json", "--at", AT, env=env, check=1).stdout
+    cold = verifications(log)
+    entries = [json.loads(line.split(" ", 1)[1]) for line in cache.read_text().splitlines()]
+    # Every good signature is kept: 6 policy commits, 2 requests, 2 approvals, dave's and carol's forged ones.
+    assert len({(e["commit"], e["keys"]) for e in entries}) >= 12
+    assert all(e["check"]["good"] for e in entries)
+    assert cold >= 12
+
+    second = erin.gitjit("audit", "--json", "--at", AT, env=env, check=1).stdout
+    assert second == first
+    assert verifications(log) == cold  # nothing checked again: no gpg --verify at all
+    text = erin.gitjit("audit", "--at", AT, env=env, check=1).stdout
+    assert verifications(log) == cold and "commits that do not count (4)" in text
+
+    # One new decision: one new verification.
+    team.clone("carol").gitjit("approve", quick, "--push", check=True)
+    erin.git("fetch", "-q", "origin")
+    erin.git("update-ref", BRANCH, erin.head("refs/remotes/origin/approvals"))  # drop the local forgeries
+    erin.gitjit("audit", "--json", env=env, check=0)
+    assert verifications(log) == cold + 1
+
+
+def test_a_damaged_cache_is_ignored_and_checked_again(forged, tmp_path):
+    team, erin, deploy, quick, commits = forged
+    first = erin.gitjit("audit", "--json", "--at", AT, check=1).stdout
+    cache = erin.path / ".git" / "gitjit" / "signatures.jsonl"
+    lines = cache.read_text().splitlines()
+    # Edit entries (their checksums no longer match), drop checksums, add garbage, tear the last line.
+    assert all('"created":17' in line for line in lines)
+    damaged = [line.replace('"created":17', '"created":16') if i % 3 == 0 else
+               line.split(" ", 1)[1] if i % 3 == 1 else "{not json" for i, line in enumerate(lines)]
+    cache.write_text("\n".join(damaged) + "\n" + lines[-1][:40])
+    log = tmp_path / "gpg.log"
+    env = dict(erin.env, PATH=f"{gpg_wrapper(tmp_path / 'bin', log)}{os.pathsep}{erin.env['PATH']}")
+    assert erin.gitjit("audit", "--json", "--at", AT, env=env, check=1).stdout == first
+    assert verifications(log) >= 12  # every signature was checked again by GnuPG
+    assert cache.read_text().startswith("\n".join(damaged))  # appended after the damage, never rewritten
+
+
+# The cache in process, with the real keyring and GnuPG of a clone.
+
+def _jobs(clone):
+    from gitjit.branch import ApprovalsBranch
+    from gitjit.signatures import split_commit
+    from gitjit.trusted import TrustedBranch
+
+    trusted = TrustedBranch.load(ApprovalsBranch(pygit2.Repository(str(clone.path))))
+    entries = [d for ds in trusted.decisions.values() for d in ds] + list(trusted.requests.values())
+    jobs = [(e.commit, split_commit(trusted.branch.raw_object(e.commit)), e.state.keyring) for e in entries]
+    return trusted, jobs
+
+
+def test_cache_rules_in_process(forged, tmp_path):
+    from gitjit.sigcache import SignatureCache, _line
+    from gitjit.trusted import TrustedBranch
+
+    team, erin, deploy, quick, commits = forged
+    trusted, jobs = _jobs(erin)
+    calls: list[int] = []
+
+    def verify(batch):
+        calls.append(len(batch))
+        return TrustedBranch._verify_signatures(batch)
+
+    path = tmp_path / "cache"
+    first = SignatureCache(path / "signatures.jsonl").check(jobs, verify)
+    assert calls == [len(jobs)]
+    good = [c for c in first if c.good]
+    assert good and len(good) < len(first)  # the unsigned forgery is among the jobs
+    lines = (path / "signatures.jsonl").read_text().splitlines()
+    assert len(lines) == len(good)  # only good verdicts are stored
+
+    again = SignatureCache(path / "signatures.jsonl").check(jobs, verify)
+    assert again == first and calls[-1] == len(jobs) - len(good)  # only the one that is not good
+
+    # A signature that expired since it was cached is checked again.
+    record = json.loads(lines[0].split(" ", 1)[1])
+    record["check"]["expires"] = (datetime.now(timezone.utc) - timedelta(minutes=1)).timestamp()
+    (path / "signatures.jsonl").write_bytes(_line(record) + b"\n")
+    calls.clear()
+    SignatureCache(path / "signatures.jsonl").check(jobs, verify)
+    assert calls == [len(jobs)]
+
+    # A cached verdict is reused only with the keyring of the same keys/ tree.
+    job = next(j for j, c in zip(jobs, first) if c.good)
+    cache = SignatureCache(path / "signatures.jsonl")
+    cache.check([job], verify)
+    assert cache.lookup(job, datetime.now(timezone.utc)) is not None
+    later = datetime.now(timezone.utc) + timedelta(days=36500)
+    assert cache.lookup(job, later) is not None  # these keys never expire
+    other = type(job[2])(job[2].home.parent / ("0" * 40), job[2].owners, job[2].keys)
+    assert cache.lookup((job[0], job[1], other), datetime.now(timezone.utc)) is None
+
+
+def test_judge_status_keeps_the_signature_expiry():
+    from gitjit.signatures import judge_status
+
+    fpr = "A" * 40
+    lines = [("NEWSIG", ""), ("GOODSIG", f"{fpr[-16:]} Someone"),
+             ("VALIDSIG", f"{fpr} 2026-11-26 1764100000 1764200000 4 0 22 10 00 {fpr}")]
+    check = judge_status(lines, 0)
+    assert check.good and check.expires == datetime.fromtimestamp(1764200000, timezone.utc)
+    assert judge_status(lines[:2] + [("VALIDSIG", f"{fpr} 2026-11-26 1764100000 0 4 0 22 10 00 {fpr}")], 0).expires is None
+    assert not judge_status(lines[:2] + [("VALIDSIG", f"{fpr} 2026-11-26 1764100000 soon 4 0 22 10 00 {fpr}")], 0).good
+    assert type(check).from_json(check.to_json()) == check
