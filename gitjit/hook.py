@@ -25,14 +25,14 @@ judged in this order:
 3. Every other ref passes.
 
 Objects of the push sit in git's quarantine directory until the hook
-accepts: the repository is opened from git's environment
-(`GIT_OBJECT_DIRECTORY`, `GIT_ALTERNATE_OBJECT_DIRECTORIES`) so they are
+accepts: they are read by git subprocesses that inherit git's environment
+(`GIT_OBJECT_DIRECTORY`, `GIT_ALTERNATE_OBJECT_DIRECTORIES`), so they are
 visible. A lookup that finds nothing refuses; any unexpected error refuses.
 The hook writes no object and no ref; it writes only gitjit's cache in
 `$GIT_DIR/gitjit` (keyrings) and, once, the `gitjit.root` pin.
 
-Imports are lazy and never reach Typer or Rich: a push that touches neither
-the approvals branch nor a tag pays for pygit2 and one config read only.
+Imports are lazy and never reach pygit2, Typer or Rich: a push that
+touches neither the approvals branch nor a tag pays for one config read only.
 """
 
 from __future__ import annotations
@@ -42,11 +42,10 @@ import re
 import sys
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
 if TYPE_CHECKING:  # pragma: no cover
-    import pygit2
-
     from .branch import ApprovalsBranch
     from .policy import Policy
     from .trusted import TrustedBranch
@@ -94,21 +93,20 @@ def parse_lines(lines: Iterable[str]) -> list[RefUpdate]:
     return updates
 
 
-def open_server_repository(repo_path_or_env: "str | os.PathLike | pygit2.Repository | None") -> "pygit2.Repository":
-    """The repository the push goes to, with its quarantined objects visible.
+def open_server_repository(repo_path_or_env: "str | os.PathLike | None") -> Path:
+    """The git directory the push goes to.
 
     `None` means "from git's environment" (`GIT_DIR`, else the current
-    directory, which is where git runs a pre-receive hook). Either way the
-    repository is opened with libgit2's FROM_ENV flag, which honours
+    directory, which is where git runs a pre-receive hook). Objects are read
+    by git subprocesses (`gitread.py`) that inherit the hook's environment,
     `GIT_OBJECT_DIRECTORY` (the quarantine) and
-    `GIT_ALTERNATE_OBJECT_DIRECTORIES` (the repository's own objects).
+    `GIT_ALTERNATE_OBJECT_DIRECTORIES` (the repository's own objects)
+    included, so the pushed objects are visible exactly as git sees them.
     """
-    import pygit2
-
-    if isinstance(repo_path_or_env, pygit2.Repository):
-        return repo_path_or_env
+    if repo_path_or_env is not None and hasattr(repo_path_or_env, "path"):
+        return Path(repo_path_or_env.path).resolve()  # a pygit2 repository, from tests
     path = os.fspath(repo_path_or_env) if repo_path_or_env is not None else os.environ.get("GIT_DIR", ".")
-    return pygit2.Repository(path, flags=pygit2.enums.RepositoryOpenFlag.FROM_ENV)
+    return Path(path).resolve()
 
 
 def pre_receive(repo_path_or_env, lines: Iterable[str], now: datetime,
@@ -137,7 +135,7 @@ def pre_receive(repo_path_or_env, lines: Iterable[str], now: datetime,
 
 @dataclass
 class PushCheck:
-    repo: "pygit2.Repository"
+    repo: Path  # the git directory
     now: datetime
     notes: list[str] = field(default_factory=list)
 
@@ -308,18 +306,13 @@ class PushCheck:
         return "; ".join(failed) or None
 
     def _peel(self, object_id: str) -> str | None:
-        import pygit2
-
         from .errors import NotTrusted
+        from .gitread import MissingObject
 
         try:
-            obj = self.repo[object_id]
-        except (KeyError, ValueError):
+            return self.branch.reader.peel_to_commit(object_id)
+        except MissingObject:
             raise NotTrusted(f"object {object_id[:12]} is missing from the repository") from None
-        try:
-            return str(obj.peel(pygit2.Commit).id)
-        except (pygit2.GitError, pygit2.InvalidSpecError, KeyError, ValueError):
-            return None
 
     # -- pinning -------------------------------------------------------------
 
@@ -339,7 +332,7 @@ class PushCheck:
         if self.pin is not None or self.after is None:
             return None
         root = self.after.root
-        with _Lock(self.branch.repo.path, "pin"):
+        with _Lock(str(self.branch.git_dir), "pin"):
             pinned = _fresh_config(self.repo, "gitjit.root")
             if pinned is None:
                 from .branch import run_git
@@ -393,7 +386,7 @@ class _Lock:
         os.unlink(self.path)
 
 
-def _fresh_config(repo: "pygit2.Repository", key: str) -> str | None:
+def _fresh_config(repo: Path, key: str) -> str | None:
     """A config value read from disk now, not from a snapshot taken earlier."""
     from .branch import run_git
 
