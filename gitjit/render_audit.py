@@ -1,4 +1,8 @@
-"""Human output of `gitjit audit`: rich tables (plain, full-width lines in a pipe)."""
+"""Human output of `gitjit audit`: rich tables (plain, full-width lines in a pipe).
+
+Text that comes from the branch (reasons quote paths and file contents) goes
+through `render.shown`: never read as markup, control characters escaped.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from rich.text import Text
 
 from .audit import AuditReport
 from .names import format_time
-from .render import console
+from .render import console, shown
 
 _DECISION_STYLE = {"approve": "green", "reject": "red"}
 _STATE_STYLE = {"approved": "green", "pending": "yellow", "rejected": "red", "expired": "dim", "not-yet-valid": "dim"}
@@ -18,6 +22,11 @@ _STATE_STYLE = {"approved": "green", "pending": "yellow", "rejected": "red", "ex
 
 def _t(value: datetime | None) -> str:
     return format_time(value) if value else "-"
+
+
+def _text(value: str, style: str = "") -> Text:
+    """Text from the branch, shown as it is (see render.shown)."""
+    return Text.from_markup(shown(value), style=style)
 
 
 def _k(fingerprint: str | None) -> str:
@@ -33,13 +42,14 @@ def audit(report: AuditReport) -> None:
     if report.not_trusted:
         nt = report.not_trusted
         where = f" at commit {nt.commit}" if nt.commit else ""
-        out.print(Panel(Text(f"NOT TRUSTED{where}: {nt.reason}\n{nt.unchecked} commit(s) from there on were not checked; "
-                             f"nothing after it can count.", style="bold red"), border_style="red"))
+        out.print(Panel(_text(f"NOT TRUSTED{where}: {nt.reason}", "bold red") + _text(
+            f"\n{nt.unchecked} commit(s) from there on were not checked; nothing after it can count.", "bold red"),
+            border_style="red"))
 
     if report.policy_changes:
         table = _table("policy and key changes", "commit", "kind", "signer", "key", "signed at", "changes")
         for p in report.policy_changes:
-            table.add_row(p.commit[:12], p.kind, p.signer, _k(p.key), _t(p.signed_at), ", ".join(p.changes))
+            table.add_row(p.commit[:12], p.kind, p.signer, _k(p.key), _t(p.signed_at), _text(", ".join(p.changes)))
         out.print(table)
 
     if report.requests:
@@ -55,7 +65,7 @@ def audit(report: AuditReport) -> None:
         for r in report.requests:
             for d in r.decisions:
                 v = d.verdict
-                counts = Text("yes", style="green") if v.counts else Text(f"no: {v.reason}", style="red")
+                counts = Text("yes", style="green") if v.counts else _text(f"no: {v.reason}", "red")
                 table.add_row(r.verdict.id, v.person, Text(v.decision or "?", style=_DECISION_STYLE.get(v.decision, "")),
                               v.commit[:12], d.signer or "-", _k(d.key), _t(d.signed_at), counts)
         if table.row_count:
@@ -65,7 +75,7 @@ def audit(report: AuditReport) -> None:
         table = _table(f"commits that do not count ({len(report.refusals)})", "commit", "committed", "reason",
                        style="red")
         for r in report.refusals:
-            table.add_row(r.commit[:12], _t(r.committed_at), Text(r.reason, style="red"))
+            table.add_row(r.commit[:12], _t(r.committed_at), _text(r.reason, "red"))
         out.print(table)
 
     if report.ok:

@@ -3,7 +3,9 @@
 `run` writes everything of its own to stderr: stdout belongs to the command
 it runs. On a terminal the wait is a live display (who approved, k of n,
 time left); in a pipe or a CI log it is one line per change, and one a
-minute while nothing changes.
+minute while nothing changes. Text from the branch or the remote (reasons,
+git's error messages) goes through `render.shown`: never read as markup,
+control characters escaped.
 """
 
 from __future__ import annotations
@@ -13,13 +15,13 @@ import time
 
 from rich.console import Console, Group
 from rich.live import Live
-from rich.markup import escape
 from rich.progress_bar import ProgressBar
 from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
 
 from .gate import FAILED, RUN, TIMEOUT, VETOED, EXPIRED_END, Gate, Progress
+from .render import shown
 
 PLAIN_HEARTBEAT = 60.0  # seconds between "still waiting" lines in plain output
 
@@ -86,7 +88,8 @@ class _LiveView:
             rows.add_row(Text("  rejected by", style="bold red"), Text(", ".join(p.rejections), style="red"))
         rows.add_row(Text("  time left", style="bold"), Text(clock(p.left())))
         if p.fetch_error:
-            rows.add_row(Text("  fetch", style="bold yellow"), Text(f"{p.fetch_error} (retrying)", style="yellow"))
+            rows.add_row(Text("  fetch", style="bold yellow"),
+                         Text.from_markup(shown(f"{p.fetch_error} (retrying)"), style="yellow"))
         return Group(head, rows)
 
 
@@ -127,12 +130,12 @@ class WaitDisplay:
             line += f"; last fetch failed: {progress.fetch_error}"
         now = time.monotonic()
         if line != self._last_line or now - self._last_time >= PLAIN_HEARTBEAT:
-            self.out.print(f"{line}; {clock(progress.left())} left", soft_wrap=True, markup=False)
+            self.out.print(shown(f"{line}; {clock(progress.left())} left"), soft_wrap=True)
             self._last_line, self._last_time = line, now
 
 
 def outcome(out: Console, gate: Gate, p: Progress, wait_text: str, command: list[str]) -> None:
-    what = escape(shlex.join(command))
+    what = shown(shlex.join(command))
     if p.end == RUN:
         other = "" if p.approved_by == gate.request_id else f" (request {p.approved_by})"
         out.print(f"[green]approved[/] by {', '.join(p.approved_with)}{other}: running {what}",
@@ -148,6 +151,6 @@ def outcome(out: Console, gate: Gate, p: Progress, wait_text: str, command: list
         head = "[red]not approved[/]"
     out.print(f"{head}: {what} was not run", soft_wrap=True, emoji=False)
     for reason in p.reasons:
-        out.print(f"  - {reason}", soft_wrap=True, markup=False)
+        out.print(f"  - {shown(reason)}", soft_wrap=True)
     if p.end == FAILED and not p.reasons:
         out.print("  - verification failed", markup=False)

@@ -136,6 +136,17 @@ def test_forged_commits_are_reported_with_their_reasons_and_exit_1(forged, keys)
     assert "NOT TRUSTED" not in text
 
 
+def test_text_from_the_branch_is_shown_verbatim_never_as_markup_or_terminal_codes(honest):
+    team, deploy, quick = honest
+    erin = team.clone("erin")
+    hostile = "[green]ok[/] [/bold]\x1b[2J.txt"
+    commit_on_approvals(erin, {hostile: "hello\n"})
+    proc = erin.gitjit("audit", check=1)
+    assert "\x1b" not in proc.stdout and "unexpected error" not in proc.stderr
+    assert "[green]ok[/] [/bold]\\x1b[2J.txt is outside the approvals branch layout" in proc.stdout
+    assert audit_json(erin, check=1)["refusals"][0]["reason"] == f"{hostile} is outside the approvals branch layout"
+
+
 def test_since_narrows_the_report_and_its_verdict(forged):
     team, erin, deploy, quick, commits = forged
     later = audit_json(erin, "--since", "2029-01-01T00:00:00Z", check=0)  # nothing made since
