@@ -21,7 +21,7 @@ import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 from .names import FINGERPRINT_RE, from_timestamp
@@ -253,15 +253,44 @@ class Keyring:
             self._gpg.result_map = dict(self._gpg.result_map, verify=_StatusLines)
         return self._gpg
 
-    def verify(self, payload: bytes, signature: bytes) -> SignatureCheck:
+    def verify(self, payload: bytes, signature: bytes, at: datetime | None = None) -> SignatureCheck:
+        """GnuPG's verdict now, or with its clock set to `at` (--faked-system-time)."""
+        try:
+            return judge_status(*self._status_lines(payload, signature, at))
+        except Exception as exc:  # fail closed: any error means "does not count"
+            return SignatureCheck(False, f"signature could not be checked: {exc}")
+
+    def verify_when_made(self, payload: bytes, signature: bytes) -> SignatureCheck:
+        """GnuPG's verdict as of the signature's own creation time.
+
+        For the policy chain only (docs/decisions.md): a policy commit made
+        with a key that has expired since is judged as GnuPG judged it then,
+        so an old admin key expiring never stops the branch from verifying.
+        Only an expired key is reconsidered; every other verdict stands, and
+        the time is the one the signature claims: the caller must bound it.
+        """
+        try:
+            lines, returncode = self._status_lines(payload, signature)
+        except Exception as exc:  # fail closed
+            return SignatureCheck(False, f"signature could not be checked: {exc}")
+        check = judge_status(lines, returncode)
+        validsig = [value.split() for keyword, value in lines if keyword == "VALIDSIG"]
+        if check.good or not any(keyword == "EXPKEYSIG" for keyword, _ in lines) or len(validsig) != 1:
+            return check
+        signed = _parse_status_time(validsig[0][2]) if len(validsig[0]) > 2 else None
+        if signed is None:
+            return check
+        return self.verify(payload, signature, at=signed)
+
+    def _status_lines(self, payload: bytes, signature: bytes,
+                      at: datetime | None = None) -> tuple[list[tuple[str, str]], int | None]:
+        extra = ["--faked-system-time", at.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%S!")] if at else None
         fd, sig_path = tempfile.mkstemp(prefix="sig-", dir=self.home)
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(signature)
-            result = self.gpg.verify_data(sig_path, payload)
-            return judge_status(result.lines, result.returncode)
-        except Exception as exc:  # fail closed: any error means "does not count"
-            return SignatureCheck(False, f"signature could not be checked: {exc}")
+            result = self.gpg.verify_data(sig_path, payload, extra_args=extra)
+            return result.lines, result.returncode
         finally:
             os.unlink(sig_path)
 

@@ -41,7 +41,7 @@ from .policy import POLICY_FILE, Policy, parse_policy
 from .records import Decision, Request, parse_decision, parse_request
 from .sigcache import SignatureCache
 from .snapshot import Head, Snapshot
-from .signatures import CommitParts, Keyring, MalformedCommit, SignatureCheck, split_commit
+from .signatures import FATAL_STATUS, CommitParts, Keyring, MalformedCommit, SignatureCheck, split_commit
 
 
 @dataclass(frozen=True)
@@ -426,6 +426,8 @@ class TrustedBranch:
         if parts.signature is None:
             raise NotTrusted(f"{what} {commit_id[:12]} is not signed")
         check = self.check_signature(commit_id, parts, authority.keyring)
+        if not check.good and check.reason.startswith(FATAL_STATUS["EXPKEYSIG"]):
+            check = self._judged_when_made(commit_id, parts, authority) or check
         signer = authority.key_owner(check)
         if not check.good:
             raise NotTrusted(f"{what} {commit_id[:12]}: {check.reason}")
@@ -439,6 +441,24 @@ class TrustedBranch:
         if abs(check.created - parts.committer_time) > authority.policy.clock_skew:
             raise NotTrusted(f"{what} {commit_id[:12]}: signature time and committer time disagree")
         return signer
+
+    def _judged_when_made(self, commit_id: str, parts: CommitParts, authority: PolicyState) -> SignatureCheck | None:
+        """A policy commit whose key has expired since, as GnuPG judged it when it was made.
+
+        Policy-chain signatures are judged when they were made (docs/decisions.md):
+        an admin key expiring must not untrust every commit it ever signed. The
+        signature's time is its signer's claim, so it may not be older than the
+        policy in force (whose time its own admin signature vouched for): a key
+        that has expired cannot make a new change by backdating its signature.
+        """
+        check = authority.keyring.verify_when_made(parts.payload, parts.signature)
+        if not check.good:
+            return None
+        if authority.commit != commit_id:  # the root stands on its pin
+            in_force_since = from_timestamp(self.branch.commit(authority.commit).commit_time)
+            if check.created < in_force_since - authority.policy.clock_skew:
+                return None
+        return check
 
     def _apply_request(self, commit_id: str, position: int, parts: CommitParts, change: Change) -> None:
         try:
