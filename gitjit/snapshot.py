@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 FILE_NAME = "trusted.sqlite"
-FORMAT = "gitjit-trusted-1"
+FORMAT = "gitjit-trusted-2"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);

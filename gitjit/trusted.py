@@ -347,13 +347,13 @@ class TrustedBranch:
     def extend(self, commit_ids: list[str]) -> list[Refusal]:
         """Applies commits in order; returns the refusals among them."""
         before = len(self.refusals)
-        pending: list[DecisionEntry] = []
+        pending: list[RequestEntry | DecisionEntry] = []
         for commit_id, changes in self.branch.changes(commit_ids):
             self._apply(commit_id, changes, pending)
-        self._check_decision_signatures(pending)
+        self._check_pending_signatures(pending)
         return self.refusals[before:]
 
-    def _apply(self, commit_id: str, changes: list[Change], pending: list["DecisionEntry"]) -> None:
+    def _apply(self, commit_id: str, changes: list[Change], pending: list) -> None:
         commit = self.branch.commit(commit_id)
         parents = list(commit.parents)
         if self.tip is None:
@@ -389,7 +389,7 @@ class TrustedBranch:
             return
         segments = change.path.split("/")
         if len(segments) == 2 and segments[0] == "requests" and segments[1].endswith(".toml"):
-            self._apply_request(commit_id, position, parts, change)
+            self._apply_request(commit_id, position, parts, change, pending)
         elif len(segments) == 3 and segments[0] == "approvals" and segments[2].endswith(".toml"):
             self._apply_decision(commit_id, position, parts, change, pending)
         else:
@@ -460,7 +460,8 @@ class TrustedBranch:
                 return None
         return check
 
-    def _apply_request(self, commit_id: str, position: int, parts: CommitParts, change: Change) -> None:
+    def _apply_request(self, commit_id: str, position: int, parts: CommitParts, change: Change,
+                       pending: list) -> None:
         try:
             request = parse_request(self.branch.blob(change.new_id), change.path)
         except BadInput as exc:
@@ -487,9 +488,11 @@ class TrustedBranch:
                 self.refusals.append(Refusal(commit_id, f"{who} may not request {request.action}"))
                 return
         self.requests.add(entry)
+        if entry.signed and entry._signature is None:
+            pending.append(entry)  # who signed it decides self-approval: checked with the decisions
 
     def _apply_decision(self, commit_id: str, position: int, parts: CommitParts, change: Change,
-                        pending: list[DecisionEntry]) -> None:
+                        pending: list) -> None:
         _, request_id, file_name = change.path.split("/")
         person = file_name[: -len(".toml")]
         if not (is_valid_name(request_id) and is_valid_name(person)):
@@ -531,13 +534,22 @@ class TrustedBranch:
             return f"{entry.person} is not an approver of {request.request.action}"
         return None
 
-    def _check_decision_signatures(self, pending: list[DecisionEntry]) -> None:
+    def _check_pending_signatures(self, pending: list) -> None:
+        """One parallel GnuPG batch for the signed requests and decisions just applied.
+
+        Requests go first in branch order, so a decision's self-approval check
+        already knows who signed its request.
+        """
         checks = self.check_signatures([(e.commit, e.parts, e.state.keyring) for e in pending])
         for entry, check in zip(pending, checks):
-            entry.signature = check
-            entry.problem = self._signature_problem(entry, check)
-            if entry.problem is not None:
-                self.refusals.append(Refusal(entry.commit, f"{entry.person}: {entry.problem}"))
+            if isinstance(entry, RequestEntry):
+                entry._signature = check
+        for entry, check in zip(pending, checks):
+            if isinstance(entry, DecisionEntry):
+                entry.signature = check
+                entry.problem = self._signature_problem(entry, check)
+                if entry.problem is not None:
+                    self.refusals.append(Refusal(entry.commit, f"{entry.person}: {entry.problem}"))
 
     def _signature_problem(self, entry: DecisionEntry, check: SignatureCheck) -> str | None:
         if not check.good:
