@@ -949,3 +949,59 @@ def test_ambiguous_commit_objects_do_not_count(world, how):
     assert refusals(world)[-1] == problem
     verdict = world.verdict("deploy", target)
     assert not verdict.approved and verdict.requests[0].approvals == ("bob",)
+
+
+# -- admin keys that have expired since ------------------------------------------------------------------
+
+
+def test_policy_commits_signed_by_an_admin_key_that_has_expired_since(world, keys, tmp_path):
+    """docs/decisions.md: policy-chain signatures are judged when they were made. An admin
+    key made in 2020 that expired the next day signed the root and a policy change; the
+    branch must still verify today, and that key cannot backdate a new change."""
+    from helpers import run_gpg, scratch_gnupghome
+
+    with scratch_gnupghome(keys.env) as home:
+        env = dict(keys.env, GNUPGHOME=str(home))
+        created = run_gpg(home, "--pinentry-mode", "loopback", "--passphrase", "", "--faked-system-time",
+                          "20200101T000000", "--status-fd", "1", "--quick-gen-key", "Old <old@example.com>",
+                          "ed25519", "sign", "1d", env=env).stdout
+        old_fpr = next(l.split()[3] for l in created.splitlines() if "KEY_CREATED" in l)
+        old_asc = run_gpg(home, "--armor", "--export", old_fpr, env=env).stdout
+        wrapper = tmp_path / "gpg-2020"
+        wrapper.write_text(f'#!/bin/sh\nexec gpg --faked-system-time "$FAKED_TIME" "$@"\n')
+        wrapper.chmod(0o755)
+
+        def as_old(when: str) -> dict:
+            stamp = f"{int(utc(when).timestamp())} +0000"
+            return dict(GNUPGHOME=str(home), GIT_AUTHOR_DATE=stamp, GIT_COMMITTER_DATE=stamp,
+                        GIT_AUTHOR_NAME="Old", GIT_AUTHOR_EMAIL="old@example.com",
+                        GIT_COMMITTER_NAME="Old", GIT_COMMITTER_EMAIL="old@example.com",
+                        FAKED_TIME=utc(when).strftime("%Y%m%dT%H%M%S!"), GIT_CONFIG_COUNT="2",
+                        GIT_CONFIG_KEY_0="user.signingkey", GIT_CONFIG_VALUE_0=old_fpr,
+                        GIT_CONFIG_KEY_1="gpg.program", GIT_CONFIG_VALUE_1=str(wrapper))
+
+        other = World.create(tmp_path / "old", keys)
+        policy = (f'gitjit = 1\n\n[people.old]\nkeys = ["{old_fpr}"]\n\n[people.alice]\nkeys = ["{keys["alice"].fpr}"]\n'
+                  f'\n[people.bob]\nkeys = ["{keys["bob"].fpr}"]\n\n[admins]\npeople = ["old", "alice"]\n\n'
+                  '[actions.deploy]\napprovers = ["bob"]\n')
+        files = {"policy.toml": policy, "keys/old.asc": old_asc, "keys/alice.asc": keys["alice"].asc,
+                 "keys/bob.asc": keys["bob"].asc}
+        root = other.commit_on_branch("alice", files, parent=None, env=as_old("2020-01-01T12:00:00Z"))
+        other.git("config", "gitjit.root", root)
+        other.commit_on_branch("alice", {"policy.toml": policy + 'freshness = "2h"\n'},
+                               env=as_old("2020-01-01T13:00:00Z"), message="by old, in 2020")
+        # the root and the change were signed by a key that expired on 2020-01-02 ...
+        assert "EXPKEYSIG" in other.git("verify-commit", "--raw", root, check=False, env={"GNUPGHOME": str(home)}).stderr
+        # ... and the branch still verifies: bob's approval counts
+        target = other.target()
+        rid = other.request("carol", "deploy", target)
+        other.approve("bob", rid)
+        assert other.gitjit("erin", "verify", "deploy", "--target", target).stdout.startswith("approved")
+        assert other.trusted().policy.actions["deploy"].freshness == timedelta(hours=2)
+        # alice changes the policy today; old, still an admin in it, cannot backdate a change after it
+        other.edit_policy("alice", lambda t: t.replace('freshness = "2h"', 'freshness = "3h"'))
+        assert other.gitjit("erin", "verify", "deploy", "--target", target).returncode == 0
+        other.commit_on_branch("alice", {"policy.toml": other.show("policy.toml") + "\n"},
+                               env=as_old("2020-01-01T14:00:00Z"), message="backdated")
+        err = other.gitjit("erin", "verify", "deploy", "--target", target, check=1).stderr
+        assert "not trusted" in err and "signature by an expired key" in err
