@@ -218,7 +218,10 @@ def prepare(branch: ApprovalsBranch, action: str, target_rev: str, reason: str, 
     if created:
         written, record = operations.request(branch, action, target, reason, ttl, now, push=True)
         request_id = record.id
-        fetch(branch)  # the pushed request, as the remote has it
+        try:
+            fetch(branch)  # the pushed request, as the remote has it
+        except BadInput as exc:  # something was written: this is no bad input
+            raise GitjitError(f"pushed request {request_id}, then could not fetch it back: {exc}") from None
         trusted = TrustedBranch.load(branch, tip=branch.ref_target(branch.remote_ref), root=root)
         if request_id not in trusted.requests:
             raise NotTrusted(f"request {request_id} was pushed but is not on {branch.remote_ref}")

@@ -188,6 +188,18 @@ def test_a_branch_that_is_not_from_the_pinned_root_is_not_trusted(honest):
     assert report["requests"] == [] and report["policy_changes"] == []
 
 
+def test_a_merge_on_the_branch_is_not_trusted(honest):
+    team, deploy, quick = honest
+    erin = team.clone("erin")
+    tip = erin.head("refs/remotes/origin/approvals")
+    merge = erin.git("commit-tree", f"{tip}^{{tree}}", "-p", tip, "-p", erin.head("main"), "-m", "merge").stdout.strip()
+    erin.git("update-ref", BRANCH, merge)
+    report = audit_json(erin, check=1)
+    assert report["trusted"] is False and report["not_trusted"]["commit"] is None
+    assert "is a merge" in report["not_trusted"]["reason"]
+    assert "NOT TRUSTED" in erin.gitjit("audit", check=1).stdout
+
+
 # -- the signature cache --------------------------------------------------------
 
 def gpg_wrapper(directory: Path, log: Path) -> Path:
