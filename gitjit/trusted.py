@@ -25,11 +25,10 @@ order and storing nothing half-checked:
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
 import json
-from datetime import datetime
+import os
 from collections.abc import Iterator, Mapping
+from datetime import datetime
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -602,6 +601,8 @@ class TrustedBranch:
 
         if len(jobs) < 4:
             return [one(job) for job in jobs]
+        from concurrent.futures import ThreadPoolExecutor  # only a long batch pays for it
+
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
             return list(pool.map(one, jobs))
 
