@@ -6,7 +6,9 @@ time. What is left is judged here, at `now`:
 - the request's window: `created - clock_skew <= now < expires`;
 - each decision's key: neither expired nor revoked at `now`, judged from the
   key material on the branch (at the decision's commit and, where the key is
-  still there, at the tip: a revocation published later counts);
+  still there, at the tip: a revocation published later counts); and the
+  signature itself not expired (GnuPG's verdict is kept between runs, so
+  what changes with time is judged here);
 - each signature time S: `S <= now + clock_skew`, and for approvals
   `now - S <= freshness`;
 - the current policy: the action still exists, the person is still one of
@@ -158,6 +160,8 @@ def judge_decision(trusted: TrustedBranch, entry: DecisionEntry, request: Reques
         problem = key.problem_at(check.signing_key, now)
         if problem:
             return verdict(problem)
+    if check.expires is not None and now >= check.expires:
+        return verdict(f"signature expired at {format_time(check.expires)}")
     skew = policy.clock_skew
     if check.created > now + skew:
         return verdict(f"signed in the future ({format_time(check.created)})")
