@@ -14,8 +14,8 @@ import os
 import subprocess
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from .errors import BadInput, NotTrusted
 from .gitread import CommitObject, GitReader, MissingObject, TreeEntry, absolute_git_dir
@@ -26,8 +26,7 @@ DEFAULT_REMOTE = "origin"
 ZERO = "0" * 40
 
 
-@dataclass(frozen=True)
-class Change:
+class Change(NamedTuple):
     status: str  # "A" added, "M" modified, "D" deleted, "T" type change
     path: str
     old_id: str | None

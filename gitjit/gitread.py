@@ -21,8 +21,8 @@ import os
 import re
 import subprocess
 import threading
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 HEX40 = re.compile(r"^[0-9a-f]{40}\Z")
 
@@ -31,8 +31,7 @@ class MissingObject(KeyError):
     """An object the repository does not have (or not of the expected type)."""
 
 
-@dataclass(frozen=True)
-class CommitObject:
+class CommitObject(NamedTuple):
     id: str
     tree: str
     parents: tuple[str, ...]
@@ -44,8 +43,7 @@ class CommitObject:
         return self.committer_time
 
 
-@dataclass(frozen=True)
-class TreeEntry:
+class TreeEntry(NamedTuple):
     mode: str
     name: str
     id: str

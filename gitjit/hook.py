@@ -40,10 +40,9 @@ from __future__ import annotations
 import os
 import re
 import sys
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Iterable, NamedTuple
 
 if TYPE_CHECKING:  # pragma: no cover
     from .branch import ApprovalsBranch
@@ -57,15 +56,13 @@ _LINE_RE = re.compile(r"^([0-9a-f]{40}) ([0-9a-f]{40}) (refs/\S+)$")
 _MAX_REASONS = 3  # commit refusals shown per ref; the rest are counted
 
 
-@dataclass(frozen=True)
-class RefUpdate:
+class RefUpdate(NamedTuple):
     old: str | None  # None: the ref is created
     new: str | None  # None: the ref is deleted
     ref: str
 
 
-@dataclass(frozen=True)
-class RefRefusal:
+class RefRefusal(NamedTuple):
     """One refused ref update and why, as the pusher will read it."""
 
     ref: str
@@ -133,15 +130,15 @@ def pre_receive(repo_path_or_env, lines: Iterable[str], now: datetime,
     return refusals
 
 
-@dataclass
 class PushCheck:
-    repo: Path  # the git directory
-    now: datetime
-    notes: list[str] = field(default_factory=list)
+    """One push, judged ref by ref against the approvals branch before and after it."""
 
-    def __post_init__(self) -> None:
+    def __init__(self, repo: Path, now: datetime):
         from .branch import ApprovalsBranch
 
+        self.repo = repo  # the git directory
+        self.now = now
+        self.notes: list[str] = []
         self.branch: ApprovalsBranch = ApprovalsBranch(self.repo)
         self.pin: str | None = self.branch.pinned_root()
         self.current: str | None = self.branch.ref_target(self.branch.ref)

@@ -1,4 +1,4 @@
-"""policy.toml: parsed and validated whole into frozen dataclasses (SPEC s.3).
+"""policy.toml: parsed and validated whole into immutable records (SPEC s.3).
 
 A policy either loads completely or raises `BadInput` naming the file, the
 key and the problem; it never half-loads. Unknown keys are refused too: a
@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import fnmatch
 import tomllib
-from dataclasses import dataclass
 from datetime import timedelta
-
-import tomli_w
+from typing import NamedTuple
 
 from .errors import BadInput
 from .names import FINGERPRINT_RE, is_valid_name, parse_duration
@@ -21,15 +19,13 @@ POLICY_FILE = "policy.toml"
 ANYONE = "*"
 
 
-@dataclass(frozen=True)
-class Person:
+class Person(NamedTuple):
     name: str
     keys: tuple[str, ...]  # primary-key fingerprints, upper-case hex
     emails: tuple[str, ...]
 
 
-@dataclass(frozen=True)
-class Action:
+class Action(NamedTuple):
     name: str
     approvers: frozenset[str]  # people, groups expanded
     threshold: int
@@ -45,8 +41,7 @@ class Action:
         return any(fnmatch.fnmatchcase(tag, pattern) for pattern in self.tags)
 
 
-@dataclass(frozen=True)
-class Policy:
+class Policy(NamedTuple):
     freshness: timedelta
     max_ttl: timedelta
     clock_skew: timedelta
@@ -210,6 +205,8 @@ def _sub(r: _Reader, parent: dict, name: str, allowed: set[str] | None = None, k
 
 def render_initial_policy(admin: str, fingerprint: str, email: str | None) -> str:
     """The policy `gitjit init` writes: one admin, no actions yet."""
+    import tomli_w  # writing only: verification never pays for it
+
     head = tomli_w.dumps({"gitjit": 1, "defaults": {"freshness": "24h", "max_ttl": "72h", "clock_skew": "5m"}})
     return head + "\n" + render_person(admin, fingerprint, email) + "\n" + tomli_w.dumps({"admins": {"people": [admin]}}) + _EXAMPLE_ACTION
 
@@ -219,6 +216,8 @@ def render_person(name: str, fingerprint: str, email: str | None) -> str:
     person: dict = {"keys": [fingerprint]}
     if email:
         person["emails"] = [email]
+    import tomli_w
+
     return tomli_w.dumps({"people": {name: person}})
 
 

@@ -7,10 +7,8 @@ Parsing takes untrusted bytes and returns a frozen record or raises
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
 from datetime import datetime, timezone
-
-import tomli_w
+from typing import NamedTuple
 
 from .errors import BadInput
 from .names import FULL_COMMIT_RE, format_time, is_valid_name
@@ -18,8 +16,7 @@ from .names import FULL_COMMIT_RE, format_time, is_valid_name
 DECISIONS = ("approve", "reject")
 
 
-@dataclass(frozen=True)
-class Request:
+class Request(NamedTuple):
     id: str
     action: str
     target: str
@@ -29,8 +26,7 @@ class Request:
     expires: datetime
 
 
-@dataclass(frozen=True)
-class Decision:
+class Decision(NamedTuple):
     request: str
     request_blob: str
     target: str
@@ -131,6 +127,8 @@ def _render(fields: dict) -> bytes:
         if isinstance(value, datetime):
             lines.append(f"{key} = {format_time(value)}")
         else:
+            import tomli_w  # writing only: verification never pays for it
+
             lines.append(tomli_w.dumps({key: value}).rstrip("\n"))
     return ("\n".join(lines) + "\n").encode()
 

@@ -20,9 +20,9 @@ import os
 import re
 import shutil
 import tempfile
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import NamedTuple
 
 from .names import FINGERPRINT_RE, from_timestamp
 
@@ -55,8 +55,7 @@ class MalformedCommit(Exception):
     """A commit object that must not count, whatever its signature says."""
 
 
-@dataclass(frozen=True)
-class CommitParts:
+class CommitParts(NamedTuple):
     payload: bytes  # what the signature covers
     signature: bytes | None
     author_email: str
@@ -112,14 +111,13 @@ def split_commit(raw: bytes) -> CommitParts:
     )
 
 
-@dataclass(frozen=True)
-class KeyInfo:
+class KeyInfo(NamedTuple):
     """What `keys/` says about one primary key and its subkeys."""
 
     fingerprint: str
     expires: int | None
     revoked: bool
-    subkeys: dict[str, tuple[int | None, bool]] = field(default_factory=dict)  # fpr -> (expires, revoked)
+    subkeys: dict[str, tuple[int | None, bool]]  # fpr -> (expires, revoked)
 
     def problem_at(self, signing_key: str, now: datetime) -> str | None:
         """Why this key cannot sign at `now`, judged from the key material."""
@@ -139,8 +137,7 @@ class KeyInfo:
         return None
 
 
-@dataclass(frozen=True)
-class SignatureCheck:
+class SignatureCheck(NamedTuple):
     """GnuPG's verdict on one signature, before any policy is applied."""
 
     good: bool

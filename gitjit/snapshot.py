@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 FILE_NAME = "trusted.sqlite"
 FORMAT = "gitjit-trusted-2"
@@ -49,8 +49,7 @@ CREATE TABLE IF NOT EXISTS policy_changes (
 _TABLES = ("requests", "decisions", "refusals", "policy_changes")
 
 
-@dataclass(frozen=True)
-class Head:
+class Head(NamedTuple):
     """Where a stored snapshot ends."""
 
     root: str

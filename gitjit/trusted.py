@@ -29,22 +29,20 @@ import json
 import os
 from collections.abc import Iterator, Mapping
 from datetime import datetime
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from .branch import ApprovalsBranch, Change, cache_dir
-from .gitread import CommitObject, TreeEntry
 from .errors import BadInput, BadPolicy, NotTrusted
+from .gitread import CommitObject, TreeEntry
 from .names import from_timestamp, is_valid_name
 from .policy import POLICY_FILE, Policy, parse_policy
 from .records import Decision, Request, parse_decision, parse_request
-from .sigcache import SignatureCache
-from .snapshot import Head, Snapshot
 from .signatures import FATAL_STATUS, CommitParts, Keyring, MalformedCommit, SignatureCheck, split_commit
+from .snapshot import Head, Snapshot
 
 
-@dataclass(frozen=True)
-class PolicyState:
+class PolicyState(NamedTuple):
     """The policy in force and the keyring of the `keys/` beside it."""
 
     policy: Policy
@@ -61,8 +59,7 @@ class PolicyState:
         return person
 
 
-@dataclass(frozen=True)
-class Refusal:
+class Refusal(NamedTuple):
     """A commit on the branch that does not count, and why."""
 
     commit: str
@@ -74,11 +71,7 @@ class _Entry:
     force are kept by commit id and resolved through the owning view, so an
     entry read back from a snapshot costs nothing until it is used."""
 
-    commit: str
-    state_commit: str
-    owner: "TrustedBranch"
-    _parts: CommitParts | None
-    _state: "PolicyState | None"
+    __slots__ = ()
 
     @property
     def parts(self) -> CommitParts:
@@ -93,19 +86,29 @@ class _Entry:
         return self._state
 
 
-@dataclass(eq=False)
 class RequestEntry(_Entry):
-    request: Request
-    commit: str
-    blob: str
-    position: int
-    author_email: str
-    signed: bool
-    state_commit: str  # the commit that set the policy in force when the request was added
-    owner: "TrustedBranch" = field(repr=False)
-    _parts: CommitParts | None = field(default=None, repr=False)
-    _state: "PolicyState | None" = field(default=None, repr=False)
-    _signature: SignatureCheck | None = None
+    """A request that counts, and the commit that added it."""
+
+    __slots__ = ("request", "commit", "blob", "position", "author_email", "signed", "state_commit", "owner",
+                 "_parts", "_state", "_signature")
+
+    def __init__(self, request: Request, commit: str, blob: str, position: int, author_email: str, signed: bool,
+                 state_commit: str, owner: "TrustedBranch", _parts: CommitParts | None = None,
+                 _state: "PolicyState | None" = None, _signature: SignatureCheck | None = None):
+        self.request = request
+        self.commit = commit
+        self.blob = blob
+        self.position = position
+        self.author_email = author_email
+        self.signed = signed
+        self.state_commit = state_commit  # the commit that set the policy in force when the request was added
+        self.owner = owner
+        self._parts = _parts
+        self._state = _state
+        self._signature = _signature
+
+    def __repr__(self) -> str:
+        return f"RequestEntry({self.request.id!r}, commit={self.commit[:12]!r})"
 
     def signature(self, trusted: "TrustedBranch") -> SignatureCheck | None:
         if not self.signed:
@@ -128,19 +131,29 @@ class RequestEntry(_Entry):
         return {p for p in found if p}
 
 
-@dataclass(eq=False)
 class DecisionEntry(_Entry):
-    person: str
-    request_id: str
-    commit: str
-    position: int
-    state_commit: str  # the commit that set the policy in force at the decision's commit
-    owner: "TrustedBranch" = field(repr=False)
-    decision: Decision | None = None
-    signature: SignatureCheck | None = None
-    problem: str | None = None  # why it does not count, whatever the time
-    _parts: CommitParts | None = field(default=None, repr=False)
-    _state: "PolicyState | None" = field(default=None, repr=False)
+    """A decision file's commit: what it says, GnuPG's verdict, and why it does not count."""
+
+    __slots__ = ("person", "request_id", "commit", "position", "state_commit", "owner", "decision", "signature",
+                 "problem", "_parts", "_state")
+
+    def __init__(self, person: str, request_id: str, commit: str, position: int, state_commit: str,
+                 owner: "TrustedBranch", decision: Decision | None = None, signature: SignatureCheck | None = None,
+                 problem: str | None = None, _parts: CommitParts | None = None, _state: "PolicyState | None" = None):
+        self.person = person
+        self.request_id = request_id
+        self.commit = commit
+        self.position = position
+        self.state_commit = state_commit  # the commit that set the policy in force at the decision's commit
+        self.owner = owner
+        self.decision = decision
+        self.signature = signature
+        self.problem = problem  # why it does not count, whatever the time
+        self._parts = _parts
+        self._state = _state
+
+    def __repr__(self) -> str:
+        return f"DecisionEntry({self.person!r}, {self.request_id!r}, commit={self.commit[:12]!r})"
 
     @property
     def approves(self) -> bool:
@@ -239,23 +252,27 @@ class DecisionIndex(Mapping[str, list[DecisionEntry]]):
         return sorted(entries, key=lambda e: e.position)
 
 
-@dataclass
 class TrustedBranch:
-    branch: ApprovalsBranch
-    root: str
-    tip: str | None = None
-    state: PolicyState | None = None
-    refusals: list[Refusal] = field(default_factory=list)
-    policy_changes: list[tuple[str, str]] = field(default_factory=list)  # (commit, signer)
-    count: int = 0
+    """What is trusted so far on the approvals branch (see the module docstring)."""
 
-    def __post_init__(self) -> None:
+    def __init__(self, branch: ApprovalsBranch, root: str, tip: str | None = None,
+                 state: PolicyState | None = None, count: int = 0):
+        self.branch = branch
+        self.root = root
+        self.tip = tip
+        self.state = state
+        self.count = count
+        self.refusals: list[Refusal] = []
+        self.policy_changes: list[tuple[str, str]] = []  # (commit, signer)
         self.requests = RequestIndex(self)
         self.decisions = DecisionIndex(self)
         self._states: dict[str, PolicyState] = {}
         self._resumed: Head | None = None  # the snapshot this view continues, if any
         self._resumed_count = 0
         self._applied: dict[str, int] = {}  # commit -> position, for commits applied by this process
+
+    def __repr__(self) -> str:
+        return f"TrustedBranch(root={self.root[:12]!r}, tip={(self.tip or '')[:12]!r}, count={self.count})"
 
     # -- building ------------------------------------------------------------
 
@@ -587,6 +604,8 @@ class TrustedBranch:
 
     def check_signatures(self, jobs: list[tuple[str, CommitParts, Keyring]]) -> list[SignatureCheck]:
         """GnuPG verdicts for many commits; good ones reached by an earlier run come from sigcache.py."""
+        from .sigcache import SignatureCache  # only a run that checks signatures pays for it
+
         return SignatureCache.for_directory(cache_dir(self.branch)).check(jobs, self._verify_signatures)
 
     @staticmethod

@@ -24,8 +24,8 @@ refusal lines. Every reason a request is not approved is kept.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from .errors import BadInput
 from .names import describe_age, format_duration, format_time
@@ -34,8 +34,7 @@ from .trusted import DecisionEntry, RequestEntry, TrustedBranch
 APPROVED, PENDING, REJECTED, EXPIRED, NOT_YET_VALID = "approved", "pending", "rejected", "expired", "not-yet-valid"
 
 
-@dataclass(frozen=True)
-class DecisionVerdict:
+class DecisionVerdict(NamedTuple):
     person: str
     decision: str | None  # "approve", "reject", or None when the file is unreadable
     commit: str
@@ -56,8 +55,7 @@ class DecisionVerdict:
         }
 
 
-@dataclass(frozen=True)
-class RequestVerdict:
+class RequestVerdict(NamedTuple):
     id: str
     action: str
     target: str
@@ -99,8 +97,7 @@ class RequestVerdict:
         }
 
 
-@dataclass(frozen=True)
-class Verdict:
+class Verdict(NamedTuple):
     action: str
     target: str
     at: datetime

@@ -479,6 +479,31 @@ def test_hook_module_does_not_import_typer_or_rich():
     assert result.returncode == 0, result.stderr
 
 
+def test_an_approved_tag_push_loads_neither_pygit2_nor_gnupg_nor_the_cli(world: World):
+    """The hook's cost on every tag push is mostly Python's own start: it runs with -S
+    and the path the install wrote down, reads through git, and takes GnuPG's verdicts
+    from the snapshot the accepted approvals push left."""
+    import re
+
+    alice = world.alice
+    target = alice.commit_file("app.txt", "7.0\n")
+    approved_request(world, target)
+    accepted(world.push(alice, "main", "approvals"))
+    script = (world.server / "hooks" / "pre-receive").read_text()
+    pythonpath = re.search(r"^GITJIT_PYTHONPATH='([^']*)'$", script, re.M).group(1)
+    result = subprocess.run(
+        [sys.executable, "-S", "-X", "importtime", "-m", "gitjit.hook"], cwd=world.server,
+        input=LINE.format(old=ZERO, new=target, ref="refs/tags/v7.0") + "\n", capture_output=True, text=True,
+        env=dict(world.keys.env, PYTHONPATH=pythonpath, GIT_DIR="."),
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"refs/tags/v7.0 accepted: {ACTION} on {target[:12]}" in result.stderr
+    imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert "gitjit.verdicts" in imported  # the judgement really ran in this process
+    assert not imported & {"pygit2", "gnupg", "typer", "rich", "tomli_w"}
+
+
 def test_cli_pre_receive_reads_stdin(world: World):
     """`gitjit hook pre-receive` is the same hook, run by hand in the server repository."""
     target = world.alice.head()

@@ -52,7 +52,13 @@ def test_install_writes_an_executable_script_that_calls_this_python(alice, bare_
     text = hook.read_text()
     assert text.startswith("#!/bin/sh\n")
     assert f"INSTALL_PYTHON='{sys.executable}'" in text  # absolute, as installed
-    assert 'exec "$INSTALL_PYTHON" -m gitjit.hook' in text
+    assert 'exec "$INSTALL_PYTHON" $flags -m gitjit.hook' in text and "flags=-S\n" in text
+    # -S skips site: the install wrote down where this gitjit and python-gnupg are instead
+    import gitjit
+    import gnupg
+
+    assert f"GITJIT_PYTHONPATH='{Path(gitjit.__file__).resolve().parent.parent}" in text
+    assert str(Path(gnupg.__file__).resolve().parent) in text
     assert "@INSTALL_PYTHON@" not in text and "@GITJIT_PYTHONPATH@" not in text
     alice.git("push", "-q", str(bare_remote), "main")  # the hook runs and lets a plain branch in
     assert git("rev-parse", "main", cwd=bare_remote, env=alice.env).stdout.strip() == alice.head()
