@@ -52,7 +52,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 ZERO = "0" * 40
 TAGS = "refs/tags/"
-_LINE_RE = re.compile(r"^([0-9a-f]{40}) ([0-9a-f]{40}) (refs/\S+)$")
+_LINE_RE = re.compile(r"^([0-9a-f]{40}) ([0-9a-f]{40}) (refs/\S+)\Z")
 _MAX_REASONS = 3  # commit refusals shown per ref; the rest are counted
 
 
