@@ -18,8 +18,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import NamedTuple
@@ -281,6 +279,8 @@ class Keyring:
 
     def _status_lines(self, payload: bytes, signature: bytes,
                       at: datetime | None = None) -> tuple[list[tuple[str, str]], int | None]:
+        import tempfile  # here, not at the top: a tag push that only reads verdicts never needs it
+
         extra = ["--faked-system-time", at.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%S!")] if at else None
         fd, sig_path = tempfile.mkstemp(prefix="sig-", dir=self.home)
         try:
@@ -298,6 +298,9 @@ class Keyring:
         cached = cls._cached(home)
         if cached is not None:
             return cached
+        import shutil
+        import tempfile
+
         cache_dir.mkdir(parents=True, exist_ok=True)
         scratch = Path(tempfile.mkdtemp(prefix=f".{tree_id[:12]}-", dir=cache_dir))
         try:
@@ -332,6 +335,9 @@ class Keyring:
 
     @staticmethod
     def _discard(home: Path) -> None:
+        import shutil
+        import tempfile
+
         junk = Path(tempfile.mkdtemp(prefix=f".{home.name[:12]}-damaged-", dir=home.parent))
         try:
             os.rename(home, junk / "entry")
