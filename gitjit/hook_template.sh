@@ -29,7 +29,10 @@ case "$GITJIT_PYTHONPATH" in
     *) PYTHONPATH="$GITJIT_PYTHONPATH${PYTHONPATH:+:$PYTHONPATH}"; export PYTHONPATH ;;
 esac
 
-legacy="$(dirname -- "$0")/pre-receive.legacy"
+case "$0" in  # the hooks folder, without a dirname process
+    */*) legacy="${0%/*}/pre-receive.legacy" ;;
+    *) legacy=./pre-receive.legacy ;;
+esac
 if [ ! -f "$legacy" ] || [ ! -x "$legacy" ]; then
     exec "$INSTALL_PYTHON" $flags -m gitjit.hook
 fi
