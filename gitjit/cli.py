@@ -140,11 +140,14 @@ def status(
         render.status(verdicts, detailed=request_id is not None)
 
 
-def _verify_and_exit(verdicts: list, as_json: bool, extra: dict | None = None) -> None:
+def _verify_and_exit(verdicts: list, as_json: bool, tag: str | None = None) -> None:
     approved = all(v.approved for v in verdicts) and bool(verdicts)
     if as_json:
-        data = verdicts[0].to_json() if len(verdicts) == 1 else {"approved": approved, "actions": [v.to_json() for v in verdicts]}
-        _print_json({**(extra or {}), **data})
+        if tag is None:
+            _print_json(verdicts[0].to_json())
+        else:  # one shape whatever the number of actions the tag matches (docs/json.md)
+            _print_json({"tag": tag, "target": verdicts[0].target, "approved": approved,
+                         "actions": [v.to_json() for v in verdicts]})
     else:
         for verdict in verdicts:
             render.verdict(verdict)
@@ -186,7 +189,7 @@ def verify_tag(
     actions = trusted.policy.actions_for_tag(name)
     if not actions:
         raise BadInput(f"tag {name!r} matches no action's tags in the policy")
-    _verify_and_exit([verify_action(trusted, a.name, commit, now) for a in actions], as_json, {"tag": name})
+    _verify_and_exit([verify_action(trusted, a.name, commit, now) for a in actions], as_json, tag=name)
 
 
 cli_hook.register(app)  # gitjit hook install / pre-receive (SPEC s.8)

@@ -684,6 +684,7 @@ def test_verify_tag(world):
     for tag in ("v2.0", "refs/tags/v2.1"):
         data = world.json("erin", "verify-tag", tag)
         assert data["tag"] == tag.removeprefix("refs/tags/") and data["approved"] is True and data["target"] == target
+        assert [a["action"] for a in data["actions"]] == ["deploy"] and data["actions"][0]["approved_by"] == rid
     world.git("tag", "v3.0", world.target())
     assert world.json("erin", "verify-tag", "v3.0", check=1)["approved"] is False
     world.git("tag", "release-1", target)
