@@ -110,13 +110,13 @@ class SignatureCache:
         if parts.signature is None or keys_tree is None:
             return None
         check = self._load().get((commit_id, keys_tree, _digest(parts)))
-        if check is None or not self._still_good(check, keyring, now):
+        if check is None or not self.still_good(check, keyring, now):
             return None
         return check
 
     @staticmethod
-    def _still_good(check: SignatureCheck, keyring: Keyring, now: datetime) -> bool:
-        """Would GnuPG still say "good" with this keyring at `now`? (rule 3)"""
+    def still_good(check: SignatureCheck, keyring: Keyring, now: datetime) -> bool:
+        """Would GnuPG still say "good" with this keyring at `now`? (rule 3, also audit.py's for its snapshot)"""
         if not check.good or check.primary_key is None or check.signing_key is None or check.created is None:
             return False
         key = keyring.keys.get(check.primary_key)

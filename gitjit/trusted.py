@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator, Mapping
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import NamedTuple
 
@@ -361,12 +361,20 @@ class TrustedBranch:
             snapshot.close()
 
     def extend(self, commit_ids: list[str]) -> list[Refusal]:
-        """Applies commits in order; returns the refusals among them."""
+        """Applies commits in order; returns the refusals among them.
+
+        The signed requests and decisions met on the way are judged once all
+        are applied, but GnuPG starts checking each one as soon as it is met
+        (`_PendingChecks`), on every core while the walk goes on.
+        """
         before = len(self.refusals)
-        pending: list[RequestEntry | DecisionEntry] = []
-        for commit_id, changes in self.branch.changes(commit_ids):
-            self._apply(commit_id, changes, pending)
-        self._check_pending_signatures(pending)
+        pending = _PendingChecks(self)
+        try:
+            for commit_id, changes in self.branch.changes(commit_ids):
+                self._apply(commit_id, changes, pending)
+            self._check_pending_signatures(pending)
+        finally:
+            pending.close()
         return self.refusals[before:]
 
     def _apply(self, commit_id: str, changes: list[Change], pending: list) -> None:
@@ -550,17 +558,17 @@ class TrustedBranch:
             return f"{entry.person} is not an approver of {request.request.action}"
         return None
 
-    def _check_pending_signatures(self, pending: list) -> None:
-        """One parallel GnuPG batch for the signed requests and decisions just applied.
+    def _check_pending_signatures(self, pending: "_PendingChecks") -> None:
+        """The verdicts on the signed requests and decisions just applied, in branch order.
 
         Requests go first in branch order, so a decision's self-approval check
         already knows who signed its request.
         """
-        checks = self.check_signatures([(e.commit, e.parts, e.state.keyring) for e in pending])
-        for entry, check in zip(pending, checks):
+        checks = pending.checks()
+        for entry, check in zip(pending.entries, checks):
             if isinstance(entry, RequestEntry):
                 entry._signature = check
-        for entry, check in zip(pending, checks):
+        for entry, check in zip(pending.entries, checks):
             if isinstance(entry, DecisionEntry):
                 entry.signature = check
                 entry.problem = self._signature_problem(entry, check)
@@ -611,19 +619,20 @@ class TrustedBranch:
     @staticmethod
     def _verify_signatures(jobs: list[tuple[str, CommitParts, Keyring]]) -> list[SignatureCheck]:
         """GnuPG verdicts for many commits, on every core when there are many."""
-
-        def one(job: tuple[str, CommitParts, Keyring]) -> SignatureCheck:
-            _, parts, keyring = job
-            if parts.signature is None:
-                return SignatureCheck(False, "not signed")
-            return keyring.verify(parts.payload, parts.signature)
-
-        if len(jobs) < 4:
+        one = TrustedBranch._verify_one
+        if len(jobs) < _POOL_MIN_JOBS:
             return [one(job) for job in jobs]
         from concurrent.futures import ThreadPoolExecutor  # only a long batch pays for it
 
-        with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        with ThreadPoolExecutor(max_workers=_pool_workers()) as pool:
             return list(pool.map(one, jobs))
+
+    @staticmethod
+    def _verify_one(job: tuple[str, CommitParts, Keyring]) -> SignatureCheck:
+        _, parts, keyring = job
+        if parts.signature is None:
+            return SignatureCheck(False, "not signed")
+        return keyring.verify(parts.payload, parts.signature)
 
     # -- lookups -------------------------------------------------------------
 
@@ -654,6 +663,99 @@ class TrustedBranch:
                 raise NotTrusted(f"the policy at {commit_id[:12]} can no longer be read: {exc}") from None
             state = self._states[commit_id] = PolicyState(policy, self.keyring_for(tree), commit_id)
         return state
+
+
+# A batch shorter than this is checked one signature at a time, in this thread:
+# a push of one decision never pays for a thread pool.
+_POOL_MIN_JOBS = 4
+
+
+def _pool_workers() -> int:
+    """One pool thread per core: each keeps a gpg process busy. More threads fight the
+    walk (and each other) for the GIL and measured slower on two cores, not faster."""
+    return int(os.environ.get("GITJIT_WORKERS", "0")) or os.cpu_count() or 2
+
+
+class _PendingChecks:
+    """The signed requests and decisions one `extend` meets, in branch order,
+    each one's GnuPG check started as soon as it is appended, so that gpg runs
+    on the other cores while the walk reads and parses the next commits.
+
+    The verdicts are exactly those `check_signatures` gives the same batch at
+    the end of the walk: one sigcache.py may reuse is taken from it, every
+    other comes from GnuPG in this process, and the good ones are stored once
+    all are in. Checks wait until `_POOL_MIN_JOBS` of them need GnuPG, and a
+    batch shorter than that is checked one by one at the end. Fail closed: a
+    check that raises, wherever it raises, is "not good".
+    """
+
+    def __init__(self, trusted: TrustedBranch):
+        self.entries: list[RequestEntry | DecisionEntry] = []
+        self._trusted = trusted
+        self._jobs: list[tuple[str, CommitParts, Keyring]] = []
+        self._found: list[SignatureCheck | None] = []  # from the cache, else None
+        self._waiting: list[int] = []  # jobs for GnuPG before the pool starts
+        self._futures: dict = {}  # job index -> its Future in the pool
+        self._cache = None
+        self._pool = None
+
+    def append(self, entry: RequestEntry | DecisionEntry) -> None:
+        if self._cache is None:
+            from .sigcache import SignatureCache  # only a run that checks signatures pays for it
+
+            self._cache = SignatureCache.for_directory(cache_dir(self._trusted.branch))
+        job = (entry.commit, entry.parts, entry.state.keyring)
+        found = self._cache.lookup(job, datetime.now(timezone.utc))
+        self.entries.append(entry)
+        self._jobs.append(job)
+        self._found.append(found)
+        if found is not None:
+            return
+        self._waiting.append(len(self._jobs) - 1)
+        if self._pool is None and len(self._waiting) >= _POOL_MIN_JOBS:
+            from concurrent.futures import ThreadPoolExecutor  # only a long batch pays for it
+
+            self._pool = ThreadPoolExecutor(max_workers=_pool_workers())
+        if self._pool is not None:
+            for index in self._waiting:
+                self._futures[index] = self._pool.submit(_verdict, self._jobs[index])
+            self._waiting.clear()
+
+    def checks(self) -> list[SignatureCheck]:
+        """Every verdict, in the order appended; stores the good ones GnuPG just reached."""
+        results = list(self._found)
+        for index in self._waiting:  # a batch too short for the pool
+            results[index] = _verdict(self._jobs[index])
+        # The walk is over, so this thread checks too: it takes the checks the pool
+        # has not started, from the back of the queue, while the pool works from the front.
+        for index in reversed(list(self._futures)):
+            if not self._futures[index].cancel():
+                break
+            results[index] = _verdict(self._jobs[index])
+        for index, future in self._futures.items():
+            if not future.cancelled():
+                try:
+                    results[index] = future.result()
+                except Exception as exc:  # fail closed
+                    results[index] = SignatureCheck(False, f"signature could not be checked: {exc}")
+        computed = [i for i, found in enumerate(self._found) if found is None]
+        if computed:
+            self._cache.store([(self._jobs[i], results[i]) for i in computed])
+        return results  # type: ignore[return-value]
+
+    def close(self) -> None:
+        """Stops the pool; the checks it has not started are dropped (the walk failed)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+
+def _verdict(job: tuple[str, CommitParts, Keyring]) -> SignatureCheck:
+    """GnuPG's verdict on one pending check; fail closed: whatever raises makes it "not good"."""
+    try:
+        return TrustedBranch._verify_one(job)
+    except Exception as exc:
+        return SignatureCheck(False, f"signature could not be checked: {exc}")
 
 
 def _time(value: datetime) -> int:
