@@ -27,11 +27,13 @@ The report is a value: `render_audit` in the CLI draws it with rich, and
 
 from __future__ import annotations
 
+import subprocess
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 
 from .branch import ApprovalsBranch
 from .errors import BadInput, NotTrusted
+from .gitread import HEX40
 from .names import format_time
 from .signatures import MalformedCommit, SignatureCheck, split_commit
 from .trusted import DecisionEntry, RequestEntry, TrustedBranch
@@ -188,16 +190,18 @@ def audit(branch: ApprovalsBranch, at: datetime, since: datetime | None = None, 
     trusted, failure = _authenticate(branch, chain)
     if failure is None and pinned is None and root is None:
         branch.set_config("gitjit.root", chain[0])  # trust on first use, as TrustedBranch.load does
-    times = _Times(trusted)
+    request_entries = sorted(trusted.requests.values(), key=lambda e: e.position)
+    decision_entries = trusted.decisions.all()  # each a snapshot's index reads whole: once
+    times = _Times(trusted, request_entries + decision_entries)
 
     def in_window(commit: str) -> bool:  # a commit without a readable time is always listed
         when = times[commit]
         return since is None or when is None or when >= since
 
     policy_changes = tuple(p for p in _policy_changes(trusted, times) if in_window(p.commit))
-    signatures = _refused_decision_signatures(trusted)
+    signatures = _refused_decision_signatures(trusted, decision_entries)
     requests = []
-    for entry in sorted(trusted.requests.values(), key=lambda e: e.position):
+    for entry in request_entries:
         decisions = trusted.decisions.get(entry.request.id, [])
         if not (in_window(entry.commit) or any(in_window(d.commit) for d in decisions)):
             continue
@@ -210,10 +214,21 @@ def audit(branch: ApprovalsBranch, at: datetime, since: datetime | None = None, 
 
 
 def _authenticate(branch: ApprovalsBranch, chain: list[str]) -> tuple[TrustedBranch, NotTrustedAt | None]:
-    """The whole chain at once (signatures checked in parallel), or the part before the failure."""
+    """The whole chain at once (signatures checked in parallel), or the part before the failure.
+
+    A trusted view is saved as the snapshot the other commands and the hook
+    resume from (snapshot.py), and the next audit resumes from it where it
+    reaches exactly what a walk from the root would (`_resume`): only the
+    commits after it are checked. Anything else is walked from the root,
+    which also says where and why the branch is not trusted.
+    """
+    resumed = _resume(branch, chain)
+    if resumed is not None:
+        return resumed, None
     whole = TrustedBranch(branch, chain[0])
     try:
         whole.extend(chain)
+        whole.save()
         return whole, None
     except NotTrusted as exc:
         reason = str(exc)
@@ -237,15 +252,60 @@ def _authenticate(branch: ApprovalsBranch, chain: list[str]) -> tuple[TrustedBra
     return TrustedBranch(branch, chain[0]), NotTrustedAt(chain[0], reason, len(chain))
 
 
-class _Times(dict):
-    """Committer times by commit id, read when first asked for."""
+def _resume(branch: ApprovalsBranch, chain: list[str]) -> TrustedBranch | None:
+    """The trusted view at the chain's tip continued from a snapshot, or None where none fits
+    or a verdict it holds would not stand today."""
+    try:
+        trusted = TrustedBranch._resume(branch, chain[-1], chain[0])
+    except NotTrusted:  # a commit after the snapshot fails: the walk from the root reports it
+        return None
+    if trusted is None or not _verdicts_stand(trusted):
+        return None
+    trusted.save()
+    return trusted
 
-    def __init__(self, trusted: TrustedBranch):
+
+def _verdicts_stand(trusted: TrustedBranch) -> bool:
+    """Would a walk from the root now reach every GnuPG verdict the snapshot holds?
+
+    A walk asks GnuPG (or sigcache.py) again, and GnuPG's verdicts move with
+    the clock: keys and signatures expire, and a failure to run gpg passes.
+    So a good verdict must still be good now (sigcache.py's rule 3), one that
+    was not good is reached again and must be the same, and every policy
+    change must still verify as the report shows it. The audit then says
+    exactly what a walk from the root says; otherwise it walks from the root.
+    """
+    from .sigcache import SignatureCache
+
+    now = datetime.now(timezone.utc)
+    stored = [(e, e._signature) for e in trusted.requests.values() if e._signature is not None]
+    stored += [(d, d.signature) for d in trusted.decisions.all() if d.signature is not None]
+    again = []
+    for entry, check in stored:
+        if not check.good:
+            again.append((entry, check))
+        elif not SignatureCache.still_good(check, entry.state.keyring, now):
+            return False
+    checks = trusted.check_signatures([(e.commit, e.parts, e.state.keyring) for e, _ in again])
+    if any(check != old for (_, old), check in zip(again, checks)):
+        return False
+    return all(check.good for check in _policy_signatures(trusted))
+
+
+class _Times(dict):
+    """Committer times by commit id: those of `entries` at once, any other when first asked for."""
+
+    def __init__(self, trusted: TrustedBranch, entries: list[RequestEntry | DecisionEntry]):
         super().__init__()
         self.trusted = trusted
-        for entry in trusted.requests.values():
-            self[entry.commit] = entry.parts.committer_time
-        for entry in trusted.decisions.all():
+        # Entries read back from a snapshot have not read their commits yet: all in one go.
+        raw = _read_commits(trusted.branch, [e.commit for e in entries if e._parts is None])
+        for entry in entries:
+            if entry.commit in raw:
+                try:
+                    entry._parts = split_commit(raw[entry.commit])
+                except MalformedCommit:
+                    pass  # read again below, and reported as it always is
             self[entry.commit] = entry.parts.committer_time
 
     def __missing__(self, commit_id: str) -> datetime | None:
@@ -257,16 +317,56 @@ class _Times(dict):
         return when
 
 
+def _read_commits(branch: ApprovalsBranch, commit_ids: list[str]) -> dict[str, bytes]:
+    """Raw commit objects by id, from one `git cat-file --batch --buffer` given every id at once
+    (reading them one at a time costs a round trip each). Whatever it does not answer whole is
+    left out, to be read the usual way."""
+    ids = [c for c in commit_ids if HEX40.match(c)]
+    if not ids:
+        return {}
+    try:
+        out = subprocess.run(branch.reader.command("cat-file", "--batch", "--buffer"),
+                             input="".join(f"{c}\n" for c in ids).encode(),
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL).stdout
+    except OSError:
+        return {}
+    found: dict[str, bytes] = {}
+    position = 0
+    for commit_id in ids:
+        end = out.find(b"\n", position)
+        header = out[position:end].split() if end >= 0 else []
+        if len(header) == 2 and header[0] == commit_id.encode() and header[1] == b"missing":
+            position = end + 1
+            continue
+        if len(header) != 3 or header[0] != commit_id.encode() or not header[2].isdigit():
+            break  # not what was asked: nothing more is taken from this answer
+        start, size = end + 1, int(header[2])
+        if out[start + size:start + size + 1] != b"\n":
+            break
+        if header[1] == b"commit":
+            found[commit_id] = out[start:start + size]
+        position = start + size + 1
+    return found
+
+
+def _policy_signatures(trusted: TrustedBranch) -> list[SignatureCheck]:
+    """GnuPG's verdict on each policy change, by the keyring of the policy in force before it
+    (the root's by its own)."""
+    out = []
+    authority = None
+    for commit_id, _ in trusted.policy_changes:
+        own = trusted.policy_state(commit_id).keyring
+        out.append(_signature(trusted, commit_id, authority or own))
+        authority = own
+    return out
+
+
 def _policy_changes(trusted: TrustedBranch, times: _Times) -> list[PolicyChange]:
     out = []
-    authority = None  # the keyring of the policy in force before each change
-    for commit_id, signer in trusted.policy_changes:
-        own = trusted.policy_state(commit_id).keyring
-        check = _signature(trusted, commit_id, authority or own)
+    for (commit_id, signer), check in zip(trusted.policy_changes, _policy_signatures(trusted)):
         changes = tuple(f"{c.status} {c.path}" for _, found in trusted.branch.changes([commit_id]) for c in found)
-        out.append(PolicyChange(commit_id, "root" if authority is None else "policy", signer, check.primary_key,
+        out.append(PolicyChange(commit_id, "root" if not out else "policy", signer, check.primary_key,
                                 check.signing_key, check.created, times[commit_id], changes))
-        authority = own
     return out
 
 
@@ -278,11 +378,10 @@ def _signature(trusted: TrustedBranch, commit_id: str, keyring) -> SignatureChec
     return trusted.check_signature(commit_id, parts, keyring)
 
 
-def _refused_decision_signatures(trusted: TrustedBranch) -> dict[str, SignatureCheck]:
+def _refused_decision_signatures(trusted: TrustedBranch, decisions: list[DecisionEntry]) -> dict[str, SignatureCheck]:
     """Who signed the decisions refused before their signature was looked at (a non-approver, a
     wrong binding): the audit names them too. This only informs; it never makes anything count."""
-    unchecked = [d for entries in trusted.decisions.values() for d in entries
-                 if d.signature is None and d.parts.signature is not None]
+    unchecked = [d for d in decisions if d.signature is None and d.parts.signature is not None]
     checks = trusted.check_signatures([(d.commit, d.parts, d.state.keyring) for d in unchecked])
     return {d.commit: check for d, check in zip(unchecked, checks)}
 

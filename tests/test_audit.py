@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import stat
+import threading
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -254,6 +255,8 @@ def test_a_damaged_cache_is_ignored_and_checked_again(forged, tmp_path):
     damaged = [line.replace('"created":17', '"created":16') if i % 3 == 0 else
                line.split(" ", 1)[1] if i % 3 == 1 else "{not json" for i, line in enumerate(lines)]
     cache.write_text("\n".join(damaged) + "\n" + lines[-1][:40])
+    # Without the first audit's snapshot of the branch, every signature goes through the damaged cache.
+    (erin.path / ".git" / "gitjit" / "trusted.sqlite").unlink()
     log = tmp_path / "gpg.log"
     env = dict(erin.env, PATH=f"{gpg_wrapper(tmp_path / 'bin', log)}{os.pathsep}{erin.env['PATH']}")
     assert erin.gitjit("audit", "--json", "--at", AT, env=env, check=1).stdout == first
@@ -327,3 +330,280 @@ def test_judge_status_keeps_the_signature_expiry():
     assert judge_status(lines[:2] + [("VALIDSIG", f"{fpr} 2026-11-26 1764100000 0 4 0 22 10 00 {fpr}")], 0).expires is None
     assert not judge_status(lines[:2] + [("VALIDSIG", f"{fpr} 2026-11-26 1764100000 soon 4 0 22 10 00 {fpr}")], 0).good
     assert type(check).from_json(check.to_json()) == check
+
+
+# -- GnuPG while the walk goes on (trusted._PendingChecks) ----------------------------
+
+def _open_branch(clone):
+    from gitjit.branch import ApprovalsBranch, open_repository
+
+    return ApprovalsBranch(open_repository(str(clone.path)))
+
+
+def _walk(clone, monkeypatch, min_jobs: int, cold: bool = True) -> tuple[dict, list[bool]]:
+    """The clone's branch authenticated from its root in this process, a thread pool checking
+    signatures as soon as `min_jobs` wait (or never): its verdicts, and for each GnuPG check
+    whether it ran on the main thread."""
+    from gitjit import sigcache, trusted as trusted_module
+    from gitjit.trusted import TrustedBranch
+
+    if cold:
+        (clone.path / ".git" / "gitjit" / "signatures.jsonl").unlink(missing_ok=True)
+    monkeypatch.setattr(sigcache, "_open_caches", {})  # read the file again, as a new process would
+    monkeypatch.setattr(trusted_module, "_POOL_MIN_JOBS", min_jobs)
+    on_main: list[bool] = []
+    real = TrustedBranch.__dict__["_verify_one"]
+
+    def one(job):
+        on_main.append(threading.current_thread() is threading.main_thread())
+        return real.__func__(job)
+
+    monkeypatch.setattr(TrustedBranch, "_verify_one", staticmethod(one))
+    branch = _open_branch(clone)
+    chain = branch.first_parent_chain(branch.read_tip())
+    view = TrustedBranch(branch, chain[0])
+    view.extend(chain)
+    monkeypatch.setattr(TrustedBranch, "_verify_one", real)
+    verdicts = {
+        "requests": [(e.commit, e._signature) for e in view.requests.values()],
+        "decisions": [(d.commit, d.person, d.signature, d.problem) for d in view.decisions.all()],
+        "refusals": [tuple(r) for r in view.refusals],
+        "policy_changes": [tuple(p) for p in view.policy_changes],
+    }
+    return verdicts, on_main
+
+
+def test_checks_started_during_the_walk_give_the_verdicts_of_one_batch_at_its_end(forged, monkeypatch):
+    from gitjit import trusted as trusted_module
+
+    team, erin, deploy, quick, commits = forged
+    in_pool_at_end: list[int] = []
+    real_checks = trusted_module._PendingChecks.checks
+
+    def checks(self):
+        in_pool_at_end.append(len(self._futures))
+        return real_checks(self)
+
+    monkeypatch.setattr(trusted_module._PendingChecks, "checks", checks)
+    one_by_one, on_main = _walk(erin, monkeypatch, min_jobs=10**6)
+    assert on_main and all(on_main) and in_pool_at_end == [0]
+    pooled, on_main = _walk(erin, monkeypatch, min_jobs=1)
+    # The signed requests and decisions were all handed to the pool during the walk.
+    assert not all(on_main) and in_pool_at_end[-1] >= 4
+    assert pooled == one_by_one
+    assert any(r[1].endswith("signed by carol's key, not erin's") for r in pooled["refusals"])
+    assert all(check is not None and check.good for _, check in pooled["requests"])
+    cached, on_main = _walk(erin, monkeypatch, min_jobs=1, cold=False)
+    assert cached == pooled and on_main == []  # every verdict came from the cache
+
+
+def test_once_the_walk_is_over_its_thread_checks_what_the_pool_has_not_started(forged, monkeypatch):
+    from gitjit import trusted as trusted_module
+
+    team, erin, deploy, quick, commits = forged
+    one_by_one, _ = _walk(erin, monkeypatch, min_jobs=10**6)
+    # One pool thread, held on its first check until the walk's thread has taken one from the queue.
+    monkeypatch.setattr(trusted_module, "_pool_workers", lambda: 1)
+    taken = threading.Event()
+    stolen: list[str] = []
+    real = trusted_module._verdict
+
+    def verdict(job):
+        if threading.current_thread() is threading.main_thread():
+            stolen.append(job[0])
+            taken.set()
+        else:
+            taken.wait(timeout=30)
+        return real(job)
+
+    monkeypatch.setattr(trusted_module, "_verdict", verdict)
+    pooled, _ = _walk(erin, monkeypatch, min_jobs=1)
+    assert taken.is_set() and stolen  # the last checks queued were taken from the back
+    assert pooled == one_by_one
+
+
+@pytest.mark.parametrize("pooled", [True, False], ids=["pooled", "one-by-one"])
+@pytest.mark.parametrize("where", ["gpg", "job"])
+def test_a_check_that_fails_in_the_middle_of_a_batch_fails_closed(forged, monkeypatch, pooled, where):
+    from gitjit.signatures import Keyring, split_commit
+    from gitjit.trusted import TrustedBranch
+
+    team, erin, deploy, quick, commits = forged
+    min_jobs = 1 if pooled else 10**6
+    reference, _ = _walk(erin, monkeypatch, min_jobs)
+    carol = next(c for c, person, _, _ in reference["decisions"] if person == "carol")
+    payload = split_commit(erin.git("cat-file", "commit", carol).stdout.encode()).payload
+    if where == "gpg":  # GnuPG cannot be run for this one: Keyring.verify reports it
+        real = Keyring._status_lines
+
+        def status_lines(self, data, signature, at=None):
+            if data == payload:
+                raise OSError("gpg was killed")
+            return real(self, data, signature, at)
+
+        monkeypatch.setattr(Keyring, "_status_lines", status_lines)
+    else:  # the job itself raises, past Keyring.verify
+        real_one = TrustedBranch.__dict__["_verify_one"].__func__
+
+        def one(job):
+            if job[0] == carol:
+                raise OSError("gpg was killed")
+            return real_one(job)
+
+        monkeypatch.setattr(TrustedBranch, "_verify_one", staticmethod(one))
+    failed, _ = _walk(erin, monkeypatch, min_jobs)
+    monkeypatch.undo()
+
+    reason = "signature could not be checked: gpg was killed"
+    decision = next(d for d in failed["decisions"] if d[0] == carol)
+    assert decision[2].good is False and decision[2].reason == reason and decision[3] == reason
+    assert [r for r in failed["refusals"] if r[0] != carol] == reference["refusals"]
+    assert (carol, f"carol: {reason}") in failed["refusals"]
+    # Refused when its signature was judged, in branch order: before erin's forgery, after the walk's.
+    order = [r[0] for r in failed["refusals"]]
+    assert order.index(carol) == order.index(commits["wrong-key"]) - 1 == len(order) - 2
+    assert [d for d in failed["decisions"] if d[0] != carol] == [d for d in reference["decisions"] if d[0] != carol]
+    assert failed["requests"] == reference["requests"]
+    # The failure is not kept: the next run checks it again, and it counts.
+    cache = erin.path / ".git" / "gitjit" / "signatures.jsonl"
+    assert carol not in cache.read_text()
+    again, _ = _walk(erin, monkeypatch, min_jobs, cold=False)
+    assert again == reference
+
+
+def test_a_walk_stopped_by_an_untrusted_commit_stops_its_checks(honest, monkeypatch):
+    from gitjit import sigcache, trusted as trusted_module
+    from gitjit.errors import NotTrusted
+    from gitjit.trusted import TrustedBranch
+
+    team, deploy, quick = honest
+    bob = team.clone("bob")
+    policy = bob.git("show", "refs/remotes/origin/approvals:policy.toml").stdout
+    commit_on_approvals(bob, {"policy.toml": policy.replace("threshold = 2", "threshold = 1")}, "easier")
+    monkeypatch.setattr(trusted_module, "_POOL_MIN_JOBS", 1)
+    (bob.path / ".git" / "gitjit" / "signatures.jsonl").unlink(missing_ok=True)
+    monkeypatch.setattr(sigcache, "_open_caches", {})  # every check is one for GnuPG
+    branch = _open_branch(bob)
+    chain = branch.first_parent_chain(branch.read_tip())
+    threads = threading.active_count()
+    started = []
+    real_append = trusted_module._PendingChecks.append
+
+    def append(self, entry):
+        real_append(self, entry)
+        started.append(self._pool is not None)
+
+    monkeypatch.setattr(trusted_module._PendingChecks, "append", append)
+    with pytest.raises(NotTrusted, match="not an admin's key"):
+        TrustedBranch(branch, chain[0]).extend(chain)
+    assert started and all(started)  # the pool was at work when the walk stopped
+    assert threading.active_count() == threads  # and is gone
+
+
+# -- the audit resumed from the snapshot -------------------------------------------------
+
+@pytest.fixture
+def in_process_audit(forged, monkeypatch):
+    """(erin's clone, report(cold=False) -> the audit's JSON, made in this process, the lengths
+    of the walks it made): cold removes the snapshot first."""
+    from gitjit.audit import audit
+    from gitjit.names import parse_time
+    from gitjit.snapshot import FILE_NAME
+    from gitjit.trusted import TrustedBranch
+
+    team, erin, deploy, quick, commits = forged
+    at = parse_time(AT, "--at")
+    walked: list[int] = []
+    real_extend = TrustedBranch.extend
+
+    def extend(self, commit_ids):
+        walked.append(len(commit_ids))
+        return real_extend(self, commit_ids)
+
+    monkeypatch.setattr(TrustedBranch, "extend", extend)
+
+    def report(cold: bool = False) -> dict:
+        if cold:
+            (erin.path / ".git" / "gitjit" / FILE_NAME).unlink(missing_ok=True)
+        return audit(_open_branch(erin), at).to_json()
+
+    return erin, report, walked
+
+
+def test_an_audit_resumes_from_the_snapshot_and_reports_what_a_walk_from_the_root_does(in_process_audit):
+    erin, report, walked = in_process_audit
+    first = report(cold=True)
+    assert walked == [first["counts"]["commits"]]  # and the walk saved its view
+    assert report() == first and len(walked) == 1  # resumed whole: nothing walked again
+
+    commit_on_approvals(erin, {"notes.txt": "again\n"})  # one more commit that does not count
+    resumed = report()
+    assert walked[-1] == 1  # only the new commit
+    assert resumed == report(cold=True) and len(resumed["refusals"]) == 5
+
+    # An unauthorized change after the snapshot: reported as a walk from the root reports it.
+    report()
+    policy = erin.git("show", f"{BRANCH}:policy.toml").stdout
+    bad = commit_on_approvals(erin, {"policy.toml": policy.replace("threshold = 2", "threshold = 1")}, "easier")
+    untrusted = report()
+    assert untrusted["trusted"] is False and untrusted["not_trusted"]["commit"] == bad
+    assert untrusted == report(cold=True)
+
+
+def test_a_gnupg_failure_does_not_stick_through_the_snapshot(in_process_audit, monkeypatch):
+    from gitjit.signatures import Keyring, split_commit
+
+    from gitjit import sigcache
+
+    erin, report, walked = in_process_audit
+    honest = report(cold=True)
+    carol = next(d["commit"] for r in honest["requests"] for d in r["decisions"] if d["person"] == "carol")
+    payload = split_commit(erin.git("cat-file", "commit", carol).stdout.encode()).payload
+    real = Keyring._status_lines
+
+    def status_lines(self, data, signature, at=None):
+        if data == payload:
+            raise OSError("gpg was killed")
+        return real(self, data, signature, at)
+
+    monkeypatch.setattr(Keyring, "_status_lines", status_lines)
+    (erin.path / ".git" / "gitjit" / "signatures.jsonl").unlink()
+    monkeypatch.setattr(sigcache, "_open_caches", {})  # no good verdict kept: GnuPG is asked again
+    failed = report(cold=True)  # and saved, with carol's decision refused
+    reasons = {r["commit"]: r["reason"] for r in failed["refusals"]}
+    assert reasons[carol] == "carol: signature could not be checked: gpg was killed"
+    monkeypatch.setattr(Keyring, "_status_lines", real)
+    walks = len(walked)
+    assert report() == honest and len(walked) == walks + 1  # walked again from the root
+
+
+def test_a_snapshot_verdict_that_has_expired_since_is_judged_again(in_process_audit):
+    import sqlite3
+
+    from gitjit.snapshot import FILE_NAME
+
+    erin, report, walked = in_process_audit
+    first = report(cold=True)
+    # As if the snapshot had been written before carol's signature expired: GnuPG would no
+    # longer call it good, so the audit may not take it from the snapshot.
+    db = sqlite3.connect(erin.path / ".git" / "gitjit" / FILE_NAME)
+    rows = db.execute("SELECT commit_id, row FROM decisions").fetchall()
+    commit, row = next((c, json.loads(r)) for c, r in rows if json.loads(r)["person"] == "carol")
+    row["signature"]["expires"] = (datetime.now(timezone.utc) - timedelta(minutes=1)).timestamp()
+    db.execute("UPDATE decisions SET row = ? WHERE commit_id = ?", (json.dumps(row), commit))
+    db.commit()
+    db.close()
+    assert report() == first and len(walked) == 2  # walked again from the root, not resumed
+
+
+def test_commits_read_in_one_go_are_those_git_reads_one_at_a_time(forged):
+    from gitjit.audit import _read_commits
+
+    team, erin, deploy, quick, commits = forged
+    branch = _open_branch(erin)
+    root = erin.git("rev-list", "--max-parents=0", BRANCH).stdout.strip()
+    tree = erin.git("rev-parse", f"{root}^{{tree}}").stdout.strip()
+    asked = [commits["unsigned"], "0" * 40, tree, "not an id", root, commits["layout"]]
+    found = _read_commits(branch, asked)
+    assert list(found) == [commits["unsigned"], root, commits["layout"]]  # no missing object, no tree
+    assert all(found[c] == branch.raw_object(c) for c in found)
