@@ -6,7 +6,7 @@ Modelled on pre-commit's install_uninstall:
   hooks`), so `core.hooksPath` is honoured, for bare and non-bare repos;
 - the hook is a small POSIX sh script (`hook_template.sh`, also shipped as
   `hooks/pre-receive`) that execs the absolute path of the interpreter that
-  ran the install: `<python> -m gitjit.hook`;
+  ran the install and runs `gitjit.hook.main()` in it;
 - a pre-receive hook that is not gitjit's is kept: renamed to
   `pre-receive.legacy` and chained (it runs after gitjit's checks pass, on
   the same input). If a `pre-receive.legacy` is already there too, install

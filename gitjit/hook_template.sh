@@ -20,7 +20,10 @@ GITJIT_PYTHONPATH='@GITJIT_PYTHONPATH@'
 # -S skips Python's site machinery, about 20 ms of every push; the install
 # wrote down where gitjit and python-gnupg are instead. A copy installed by
 # hand (placeholders left as they are) runs python3 with its site as usual.
+# -P keeps the current directory (the repository) off the import path, and
+# -c rather than -m spares every push the import of runpy.
 flags=-S
+run='import sys, gitjit.hook; sys.exit(gitjit.hook.main())'
 case "$INSTALL_PYTHON" in
     @*) INSTALL_PYTHON=python3; flags= ;;
 esac
@@ -34,14 +37,14 @@ case "$0" in  # the hooks folder, without a dirname process
     *) legacy=./pre-receive.legacy ;;
 esac
 if [ ! -f "$legacy" ] || [ ! -x "$legacy" ]; then
-    exec "$INSTALL_PYTHON" $flags -m gitjit.hook
+    exec "$INSTALL_PYTHON" $flags -P -c "$run"
 fi
 
 # Both hooks read the same ref updates on stdin: keep a copy for each.
 input=$(mktemp "${TMPDIR:-/tmp}/gitjit-pre-receive.XXXXXX") || exit 1
 trap 'rm -f -- "$input"; exit 1' HUP INT TERM
 cat >"$input" || { rm -f -- "$input"; exit 1; }
-"$INSTALL_PYTHON" $flags -m gitjit.hook <"$input"
+"$INSTALL_PYTHON" $flags -P -c "$run" <"$input"
 status=$?
 if [ "$status" -eq 0 ]; then
     "$legacy" "$@" <"$input"

@@ -52,7 +52,8 @@ def test_install_writes_an_executable_script_that_calls_this_python(alice, bare_
     text = hook.read_text()
     assert text.startswith("#!/bin/sh\n")
     assert f"INSTALL_PYTHON='{sys.executable}'" in text  # absolute, as installed
-    assert 'exec "$INSTALL_PYTHON" $flags -m gitjit.hook' in text and "flags=-S\n" in text
+    assert 'exec "$INSTALL_PYTHON" $flags -P -c "$run"' in text and "flags=-S\n" in text
+    assert "run='import sys, gitjit.hook; sys.exit(gitjit.hook.main())'" in text
     # -S skips site: the install wrote down where this gitjit and python-gnupg are instead
     import gitjit
     import gnupg
