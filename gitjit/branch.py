@@ -14,12 +14,11 @@ import os
 import subprocess
 import threading
 from collections.abc import Iterator
-from pathlib import Path
-from typing import NamedTuple
 
 from .errors import BadInput, NotTrusted
 from .gitread import CommitObject, GitReader, MissingObject, TreeEntry, absolute_git_dir
 from .names import FULL_COMMIT_RE, check_name
+from .tuples import NamedTuple
 
 DEFAULT_BRANCH = "approvals"
 DEFAULT_REMOTE = "origin"
@@ -73,7 +72,7 @@ def _diff_tree_records(stream) -> Iterator[tuple[str | None, Change | None]]:
             return
 
 
-def open_repository(path: str | os.PathLike | None = None) -> Path:
+def open_repository(path: str | os.PathLike | None = None) -> str:
     """The git directory of the repository at or above `path` (default: here)."""
     start = str(path or os.getcwd())
     found = absolute_git_dir(start) if os.path.isdir(start) else None
@@ -82,22 +81,22 @@ def open_repository(path: str | os.PathLike | None = None) -> Path:
     return found
 
 
-def git_dir(repo) -> Path:
+def git_dir(repo) -> str:
     """A git directory from a path, a pygit2 repository or an ApprovalsBranch."""
     if isinstance(repo, ApprovalsBranch):
         return repo.git_dir
-    return Path(repo.path) if hasattr(repo, "path") else Path(repo)
+    return os.fspath(repo.path if hasattr(repo, "path") else repo)
 
 
-def cache_dir(repo) -> Path:
+def cache_dir(repo) -> str:
     """gitjit's own state inside the git directory (keyrings, snapshots, signature cache)."""
-    return git_dir(repo) / "gitjit"
+    return os.path.join(git_dir(repo), "gitjit")
 
 
 def run_git(repo, *args: str, input: bytes | None = None, check: bool = True) -> subprocess.CompletedProcess:
     try:
         result = subprocess.run(
-            ["git", "--git-dir", str(git_dir(repo)), *args],
+            ["git", "--git-dir", git_dir(repo), *args],
             input=input,
             capture_output=True,
         )
@@ -126,12 +125,12 @@ class ApprovalsBranch:
         if self._repo is None:
             import pygit2
 
-            self._repo = pygit2.Repository(str(self.git_dir))
+            self._repo = pygit2.Repository(self.git_dir)
         return self._repo
 
     @property
     def path(self) -> str:
-        return str(self.git_dir)
+        return self.git_dir
 
     # -- configuration -------------------------------------------------------
 

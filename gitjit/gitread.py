@@ -21,8 +21,8 @@ import os
 import re
 import subprocess
 import threading
-from pathlib import Path
-from typing import NamedTuple
+
+from .tuples import NamedTuple
 
 HEX40 = re.compile(r"^[0-9a-f]{40}\Z")
 
@@ -91,8 +91,8 @@ def parse_commit(commit_id: str, raw: bytes) -> CommitObject:
 class GitReader:
     """Objects, refs, config and ancestry of one repository, read by git."""
 
-    def __init__(self, git_dir: Path):
-        self.git_dir = Path(git_dir)
+    def __init__(self, git_dir: str | os.PathLike):
+        self.git_dir = os.fspath(git_dir)
         self._batch: subprocess.Popen | None = None
         self._lock = threading.Lock()
         self._config: dict[str, str] | None = None
@@ -100,7 +100,7 @@ class GitReader:
     def command(self, *args: str) -> list[str]:
         # Replace refs (refs/replace/*) are ordinary refs a push may create; honouring
         # them would let a pusher swap the content behind an object id.
-        return ["git", "--no-replace-objects", "--git-dir", str(self.git_dir), *args]
+        return ["git", "--no-replace-objects", "--git-dir", self.git_dir, *args]
 
     def git(self, *args: str, input: bytes | None = None, check: bool = True) -> subprocess.CompletedProcess:
         result = subprocess.run(self.command(*args), input=input, capture_output=True)
@@ -238,11 +238,11 @@ class GitReader:
         self._config = None
 
 
-def absolute_git_dir(path: str | os.PathLike) -> Path | None:
+def absolute_git_dir(path: str | os.PathLike) -> str | None:
     """The git directory of the repository at or above `path` (None: not in one)."""
     try:
         result = subprocess.run(["git", "-C", os.fspath(path), "rev-parse", "--absolute-git-dir"],
                                 capture_output=True)
     except OSError:
         return None
-    return Path(result.stdout.decode().strip()) if result.returncode == 0 else None
+    return result.stdout.decode().strip() if result.returncode == 0 else None

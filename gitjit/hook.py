@@ -40,9 +40,10 @@ from __future__ import annotations
 import os
 import re
 import sys
+from collections.abc import Iterable
 from datetime import datetime
-from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, NamedTuple
+
+from .tuples import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:  # pragma: no cover
     from .branch import ApprovalsBranch
@@ -90,7 +91,7 @@ def parse_lines(lines: Iterable[str]) -> list[RefUpdate]:
     return updates
 
 
-def open_server_repository(repo_path_or_env: "str | os.PathLike | None") -> Path:
+def open_server_repository(repo_path_or_env: "str | os.PathLike | None") -> str:
     """The git directory the push goes to.
 
     `None` means "from git's environment" (`GIT_DIR`, else the current
@@ -101,9 +102,9 @@ def open_server_repository(repo_path_or_env: "str | os.PathLike | None") -> Path
     included, so the pushed objects are visible exactly as git sees them.
     """
     if repo_path_or_env is not None and hasattr(repo_path_or_env, "path"):
-        return Path(repo_path_or_env.path).resolve()  # a pygit2 repository, from tests
+        return os.path.realpath(repo_path_or_env.path)  # a pygit2 repository, from tests
     path = os.fspath(repo_path_or_env) if repo_path_or_env is not None else os.environ.get("GIT_DIR", ".")
-    return Path(path).resolve()
+    return os.path.realpath(path)
 
 
 def pre_receive(repo_path_or_env, lines: Iterable[str], now: datetime,
@@ -133,7 +134,7 @@ def pre_receive(repo_path_or_env, lines: Iterable[str], now: datetime,
 class PushCheck:
     """One push, judged ref by ref against the approvals branch before and after it."""
 
-    def __init__(self, repo: Path, now: datetime):
+    def __init__(self, repo: str, now: datetime):
         from .branch import ApprovalsBranch
 
         self.repo = repo  # the git directory
@@ -329,7 +330,7 @@ class PushCheck:
         if self.pin is not None or self.after is None:
             return None
         root = self.after.root
-        with _Lock(str(self.branch.git_dir), "pin"):
+        with _Lock(self.branch.git_dir, "pin"):
             pinned = _fresh_config(self.repo, "gitjit.root")
             if pinned is None:
                 from .branch import run_git
@@ -383,7 +384,7 @@ class _Lock:
         os.unlink(self.path)
 
 
-def _fresh_config(repo: Path, key: str) -> str | None:
+def _fresh_config(repo: str, key: str) -> str | None:
     """A config value read from disk now, not from a snapshot taken earlier."""
     from .branch import run_git
 

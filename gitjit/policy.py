@@ -8,12 +8,11 @@ typo such as `treshold` must not silently weaken an action.
 from __future__ import annotations
 
 import fnmatch
-import tomllib
 from datetime import timedelta
-from typing import NamedTuple
 
 from .errors import BadInput
 from .names import FINGERPRINT_RE, is_valid_name, parse_duration
+from .tuples import NamedTuple
 
 POLICY_FILE = "policy.toml"
 ANYONE = "*"
@@ -90,13 +89,23 @@ class _Reader:
 
 
 def parse_policy(data: bytes | str, source: str = POLICY_FILE) -> Policy:
-    r = _Reader(source)
+    return policy_from_document(load_policy_document(data, source), source)
+
+
+def load_policy_document(data: bytes | str, source: str = POLICY_FILE) -> dict:
+    """The TOML document, not yet validated."""
+    import tomllib  # here: a push whose policy comes from the snapshot never pays for it
+
     try:
         text = data.decode("utf-8") if isinstance(data, bytes) else data
-        doc = tomllib.loads(text)
+        return tomllib.loads(text)
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise r.fail("", f"not valid TOML: {exc}") from None
+        raise _Reader(source).fail("", f"not valid TOML: {exc}") from None
 
+
+def policy_from_document(doc: dict, source: str = POLICY_FILE) -> Policy:
+    """Validates a policy document whole (the TOML as parsed, or its JSON copy in the snapshot)."""
+    r = _Reader(source)
     for extra in sorted(set(doc) - {"gitjit", "defaults", "people", "groups", "admins", "actions"}):
         raise r.fail(extra, "unknown key")
     if type(doc.get("gitjit")) is not int or doc["gitjit"] != 1:  # 1.0 and true == 1 in Python

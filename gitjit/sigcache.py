@@ -67,7 +67,7 @@ def _digest(parts: CommitParts) -> str:
 
 
 def _keys_tree(keyring: Keyring) -> str | None:
-    name = keyring.home.name
+    name = os.path.basename(keyring.home)
     return name if _HEX40.match(name) else None
 
 

@@ -19,10 +19,9 @@ import json
 import os
 import re
 from datetime import datetime, timezone
-from pathlib import Path
-from typing import NamedTuple
 
 from .names import FINGERPRINT_RE, from_timestamp
+from .tuples import NamedTuple
 
 SIGNATURE_HEADERS = (b"gpgsig", b"gpgsig-sha256")
 SINGLE_HEADERS = (b"tree", b"author", b"committer")
@@ -47,6 +46,9 @@ _GPG_OPTIONS = [
     "--no-permission-warning",
     "--logger-file", os.devnull,  # human text is never read: status lines only
 ]
+
+
+_META = "gitjit-keys.json"  # what the keyring holds, beside it: read without starting gpg
 
 
 class MalformedCommit(Exception):
@@ -233,7 +235,7 @@ class Keyring:
     `keys/<person>.asc`: a key counts for a person only from their own file.
     """
 
-    def __init__(self, home: Path, owners: dict[str, frozenset[str]], keys: dict[str, KeyInfo]):
+    def __init__(self, home: str, owners: dict[str, frozenset[str]], keys: dict[str, KeyInfo]):
         self.home = home
         self.owners = owners
         self.keys = keys
@@ -244,7 +246,7 @@ class Keyring:
         if self._gpg is None:
             import gnupg  # imported late: the hook pays for it only when it verifies
 
-            self._gpg = gnupg.GPG(gnupghome=str(self.home), options=list(_GPG_OPTIONS))
+            self._gpg = gnupg.GPG(gnupghome=self.home, options=list(_GPG_OPTIONS))
             self._gpg.result_map = dict(self._gpg.result_map, verify=_StatusLines)
         return self._gpg
 
@@ -292,24 +294,26 @@ class Keyring:
             os.unlink(sig_path)
 
     @classmethod
-    def load_or_build(cls, cache_dir: Path, tree_id: str, files: dict[str, bytes]) -> "Keyring":
+    def load_or_build(cls, cache_dir: str | os.PathLike, tree_id: str, files: dict[str, bytes]) -> "Keyring":
         """The keyring for one `keys/` tree, from the cache or built and cached."""
-        home = cache_dir / tree_id
+        cache_dir = os.fspath(cache_dir)
+        home = os.path.join(cache_dir, tree_id)
         cached = cls._cached(home)
         if cached is not None:
             return cached
         import shutil
         import tempfile
 
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        scratch = Path(tempfile.mkdtemp(prefix=f".{tree_id[:12]}-", dir=cache_dir))
+        os.makedirs(cache_dir, exist_ok=True)
+        scratch = tempfile.mkdtemp(prefix=f".{tree_id[:12]}-", dir=cache_dir)
         try:
             keyring = cls._build(scratch, files)
-            (scratch / "gitjit-keys.json").write_text(json.dumps(keyring._meta()))
+            with open(os.path.join(scratch, _META), "w") as handle:
+                handle.write(json.dumps(keyring._meta()))
         except BaseException:
             shutil.rmtree(scratch, ignore_errors=True)
             raise
-        if home.exists():  # a damaged entry (it did not load above): moved away, never trusted
+        if os.path.exists(home):  # a damaged entry (it did not load above): moved away, never trusted
             cls._discard(home)
         try:
             os.rename(scratch, home)
@@ -324,29 +328,32 @@ class Keyring:
         return keyring
 
     @classmethod
-    def _cached(cls, home: Path) -> "Keyring | None":
-        meta = home / "gitjit-keys.json"
-        if not meta.is_file():
+    def _cached(cls, home: str) -> "Keyring | None":
+        try:
+            with open(os.path.join(home, _META), "rb") as handle:
+                meta = handle.read()
+        except OSError:
             return None
         try:
-            return cls._from_meta(home, json.loads(meta.read_text()))
+            return cls._from_meta(home, json.loads(meta))
         except (ValueError, KeyError, TypeError, IndexError, AttributeError):
             return None  # a damaged cache entry is rebuilt, never trusted
 
     @staticmethod
-    def _discard(home: Path) -> None:
+    def _discard(home: str) -> None:
         import shutil
         import tempfile
 
-        junk = Path(tempfile.mkdtemp(prefix=f".{home.name[:12]}-damaged-", dir=home.parent))
+        parent, name = os.path.split(home)
+        junk = tempfile.mkdtemp(prefix=f".{name[:12]}-damaged-", dir=parent)
         try:
-            os.rename(home, junk / "entry")
+            os.rename(home, os.path.join(junk, "entry"))
         except OSError:
             pass
         shutil.rmtree(junk, ignore_errors=True)
 
     @classmethod
-    def _build(cls, home: Path, files: dict[str, bytes]) -> "Keyring":
+    def _build(cls, home: str, files: dict[str, bytes]) -> "Keyring":
         os.chmod(home, 0o700)
         keyring = cls(home, {}, {})
         owners: dict[str, frozenset[str]] = {}
@@ -380,7 +387,7 @@ class Keyring:
         }
 
     @classmethod
-    def _from_meta(cls, home: Path, meta: dict) -> "Keyring":
+    def _from_meta(cls, home: str, meta: dict) -> "Keyring":
         owners = {p: frozenset(f) for p, f in meta["owners"].items()}
         keys = {
             fpr: KeyInfo(fpr, k["expires"], bool(k["revoked"]), {s: (v[0], bool(v[1])) for s, v in k["subkeys"].items()})

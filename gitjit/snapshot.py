@@ -12,7 +12,9 @@ Why it is safe to reuse:
 1. Everything stored is a function of T's id and the pinned root alone: a
    commit id fixes its whole ancestry, and nothing stored depends on the
    time of verification (freshness, expiry and key validity at `now` are
-   judged afresh by `verdicts.py` on every run).
+   judged afresh by `verdicts.py` on every run). The parsed policy
+   documents are a function of their blob's id alone, and are validated
+   again whenever they are used.
 2. The snapshot is used only for a tip that descends from T, or that T
    descends from (rows are then cut at the tip's position), found by
    walking the first-parent chain; otherwise the branch is authenticated
@@ -27,12 +29,13 @@ write to `$GIT_DIR` can replace those too.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
-from pathlib import Path
-from typing import NamedTuple
+
+from .tuples import NamedTuple
 
 FILE_NAME = "trusted.sqlite"
-FORMAT = "gitjit-trusted-2"
+FORMAT = "gitjit-trusted-3"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -45,6 +48,7 @@ CREATE INDEX IF NOT EXISTS decisions_by_request ON decisions (request_id);
 CREATE TABLE IF NOT EXISTS refusals (commit_id TEXT PRIMARY KEY, position INTEGER NOT NULL, reason TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS policy_changes (
     commit_id TEXT PRIMARY KEY, position INTEGER NOT NULL, signer TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS policy_documents (blob_id TEXT PRIMARY KEY, document TEXT NOT NULL);
 """
 _TABLES = ("requests", "decisions", "refusals", "policy_changes")
 
@@ -58,19 +62,19 @@ class Head(NamedTuple):
 
 
 class Snapshot:
-    def __init__(self, path: Path):
+    def __init__(self, path: str):
         self.path = path
         self._db: sqlite3.Connection | None = None
 
     @classmethod
-    def in_directory(cls, directory: Path) -> "Snapshot":
-        return cls(Path(directory) / FILE_NAME)
+    def in_directory(cls, directory: str) -> "Snapshot":
+        return cls(os.path.join(directory, FILE_NAME))
 
     def _connect(self, create: bool = False) -> sqlite3.Connection | None:
         if self._db is None:
-            if not create and not self.path.exists():
+            if not create and not os.path.exists(self.path):
                 return None
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
             db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
             db.executescript(_SCHEMA)
             self._db = db
@@ -125,6 +129,19 @@ class Snapshot:
         return [json.loads(r[0]) for r in self._rows(
             "SELECT row FROM decisions WHERE position < ? ORDER BY position", (limit,))]
 
+    def policy_document(self, blob_id: str) -> dict | None:
+        """A policy.toml blob as TOML parsed it, kept so a push need not load a TOML parser.
+
+        Keyed by the blob's id, so it holds for every position; None where it
+        is missing or unreadable (the blob is then parsed again).
+        """
+        try:
+            rows = self._rows("SELECT document FROM policy_documents WHERE blob_id = ?", (blob_id,))
+            document = json.loads(rows[0][0]) if rows else None
+        except (sqlite3.Error, ValueError):
+            return None
+        return document if isinstance(document, dict) else None
+
     def refusals(self, limit: int) -> list[tuple[str, str]]:
         return self._rows("SELECT commit_id, reason FROM refusals WHERE position < ? ORDER BY position", (limit,))
 
@@ -151,12 +168,14 @@ class Snapshot:
                     return False
                 if wanted is None:
                     keep = 0
+                    db.execute("DELETE FROM policy_documents")
                 for table in _TABLES:
                     db.execute(f"DELETE FROM {table} WHERE position >= ?", (keep,))
                 db.executemany("INSERT INTO requests VALUES (?, ?, ?, ?, ?)", rows["requests"])
                 db.executemany("INSERT INTO decisions VALUES (?, ?, ?, ?)", rows["decisions"])
                 db.executemany("INSERT INTO refusals VALUES (?, ?, ?)", rows["refusals"])
                 db.executemany("INSERT INTO policy_changes VALUES (?, ?, ?)", rows["policy_changes"])
+                db.executemany("INSERT OR REPLACE INTO policy_documents VALUES (?, ?)", rows.get("policy_documents", []))
                 db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", [
                     ("format", FORMAT), ("root", head.root), ("tip", head.tip), ("count", str(head.count))])
                 db.execute("COMMIT")

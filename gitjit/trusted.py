@@ -29,17 +29,16 @@ import json
 import os
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
-from pathlib import Path
-from typing import NamedTuple
 
 from .branch import ApprovalsBranch, Change, cache_dir
 from .errors import BadInput, BadPolicy, NotTrusted
 from .gitread import CommitObject, TreeEntry
 from .names import from_timestamp, is_valid_name
-from .policy import POLICY_FILE, Policy, parse_policy
+from .policy import POLICY_FILE, Policy, load_policy_document, policy_from_document
 from .records import Decision, Request, parse_decision, parse_request
 from .signatures import FATAL_STATUS, CommitParts, Keyring, MalformedCommit, SignatureCheck, split_commit
 from .snapshot import Head, Snapshot
+from .tuples import NamedTuple
 
 
 class PolicyState(NamedTuple):
@@ -270,6 +269,8 @@ class TrustedBranch:
         self._resumed: Head | None = None  # the snapshot this view continues, if any
         self._resumed_count = 0
         self._applied: dict[str, int] = {}  # commit -> position, for commits applied by this process
+        self._snapshot: Snapshot | None = None  # read lazily: what the view resumed from
+        self._policy_documents: dict[str, dict] = {}  # policy blob id -> TOML document parsed by this process
 
     def __repr__(self) -> str:
         return f"TrustedBranch(root={self.root[:12]!r}, tip={(self.tip or '')[:12]!r}, count={self.count})"
@@ -330,6 +331,7 @@ class TrustedBranch:
     def _from_snapshot(cls, branch: ApprovalsBranch, snapshot: Snapshot, head: Head, count: int,
                        tip: str) -> "TrustedBranch":
         trusted = cls(branch, head.root, tip=tip, count=count)
+        trusted._snapshot = snapshot
         trusted.requests = RequestIndex(trusted, snapshot, count)
         trusted.decisions = DecisionIndex(trusted, snapshot, count)
         trusted.refusals = [Refusal(c, r) for c, r in snapshot.refusals(count)]
@@ -353,6 +355,7 @@ class TrustedBranch:
                           for entries in self.decisions._added.values() for e in entries],
             "refusals": [(r.commit, positions[r.commit], r.reason) for r in self.refusals if r.commit in positions],
             "policy_changes": [(c, positions[c], s) for c, s in self.policy_changes if c in positions],
+            "policy_documents": _json_rows(self._policy_documents),
         }
         snapshot = Snapshot.in_directory(cache_dir(self.branch))
         try:
@@ -436,7 +439,7 @@ class TrustedBranch:
         # trusted" whatever it holds. The root authorizes itself, by its own policy.
         signer = None if self.state is None else self._authorize(commit_id, parts, self.state, "policy change")
         try:
-            policy = parse_policy(self.branch.blob(str(policy_blob.id)), f"{POLICY_FILE} at {commit_id[:12]}")
+            policy = self._read_policy(policy_blob.id, commit_id)
         except BadInput as exc:
             raise BadPolicy(str(exc)) from None
         new_state = PolicyState(policy, self.keyring_for(tree), commit_id)
@@ -605,7 +608,7 @@ class TrustedBranch:
         for entry in self.branch.tree(keys.id).values():
             if entry.mode == "100644" and entry.name.endswith(".asc") and is_valid_name(entry.name[:-4]):
                 files[entry.name[:-4]] = self.branch.blob(entry.id)
-        return Keyring.load_or_build(cache_dir(self.branch) / "keyrings", keys.id, files)
+        return Keyring.load_or_build(os.path.join(cache_dir(self.branch), "keyrings"), keys.id, files)
 
     def check_signature(self, commit_id: str, parts: CommitParts, keyring: Keyring) -> SignatureCheck:
         return self.check_signatures([(commit_id, parts, keyring)])[0]
@@ -657,12 +660,31 @@ class TrustedBranch:
                 raise NotTrusted(f"{commit_id[:12]} is not an authorized policy commit")
             tree = self.branch.tree(self.branch.commit(commit_id).tree)
             try:
-                data = self.branch.blob(tree[POLICY_FILE].id)
-                policy = parse_policy(data, f"{POLICY_FILE} at {commit_id[:12]}")
+                policy = self._read_policy(tree[POLICY_FILE].id, commit_id)
             except (KeyError, BadInput) as exc:
                 raise NotTrusted(f"the policy at {commit_id[:12]} can no longer be read: {exc}") from None
             state = self._states[commit_id] = PolicyState(policy, self.keyring_for(tree), commit_id)
         return state
+
+
+    def _read_policy(self, blob_id: str, commit_id: str) -> Policy:
+        """The policy in a policy.toml blob, validated whole.
+
+        The TOML document comes from the snapshot where an earlier run kept it
+        (a push then needs no TOML parser), else from the blob; either way it
+        is validated here. A kept copy that does not validate is damaged: the
+        blob decides.
+        """
+        where = f"{POLICY_FILE} at {commit_id[:12]}"
+        kept = self._snapshot.policy_document(blob_id) if self._snapshot is not None else None
+        if kept is not None:
+            try:
+                return policy_from_document(kept, where)
+            except BadInput:
+                pass
+        document = load_policy_document(self.branch.blob(blob_id), where)
+        self._policy_documents[blob_id] = document
+        return policy_from_document(document, where)
 
 
 # A batch shorter than this is checked one signature at a time, in this thread:
@@ -756,6 +778,16 @@ def _verdict(job: tuple[str, CommitParts, Keyring]) -> SignatureCheck:
         return TrustedBranch._verify_one(job)
     except Exception as exc:
         return SignatureCheck(False, f"signature could not be checked: {exc}")
+
+
+def _json_rows(documents: dict[str, dict]) -> list[tuple[str, str]]:
+    rows = []
+    for blob_id, document in documents.items():
+        try:
+            rows.append((blob_id, json.dumps(document)))
+        except (TypeError, ValueError):
+            pass  # not kept: the blob is parsed again next time
+    return rows
 
 
 def _time(value: datetime) -> int:

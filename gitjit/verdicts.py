@@ -25,11 +25,11 @@ refusal lines. Every reason a request is not approved is kept.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import NamedTuple
 
 from .errors import BadInput
 from .names import describe_age, format_duration, format_time
 from .trusted import DecisionEntry, RequestEntry, TrustedBranch
+from .tuples import NamedTuple
 
 APPROVED, PENDING, REJECTED, EXPIRED, NOT_YET_VALID = "approved", "pending", "rejected", "expired", "not-yet-valid"
 

@@ -315,7 +315,7 @@ def test_cache_rules_in_process(forged, tmp_path):
     assert cache.lookup(job, datetime.now(timezone.utc)) is not None
     later = datetime.now(timezone.utc) + timedelta(days=36500)
     assert cache.lookup(job, later) is not None  # these keys never expire
-    other = type(job[2])(job[2].home.parent / ("0" * 40), job[2].owners, job[2].keys)
+    other = type(job[2])(str(Path(job[2].home).parent / ("0" * 40)), job[2].owners, job[2].keys)
     assert cache.lookup((job[0], job[1], other), datetime.now(timezone.utc)) is None
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 
@@ -301,7 +302,7 @@ def test_expiry_is_judged_at_the_given_time(keyring, keys):
 
 def test_second_load_reuses_the_cache_without_importing(keyring, keys):
     ring, cache, files = keyring
-    pubring = ring.home / "pubring.kbx"
+    pubring = Path(ring.home) / "pubring.kbx"
     before = pubring.stat().st_mtime_ns
     # the same tree id with no files at all: only a cache hit can know the keys
     again = Keyring.load_or_build(cache, "a" * 40, {})
@@ -314,11 +315,11 @@ def test_second_load_reuses_the_cache_without_importing(keyring, keys):
 def test_a_damaged_cache_entry_is_rebuilt(keys, tmp_path):
     files = {"alice": keys["alice"].asc.encode()}
     first = Keyring.load_or_build(tmp_path, "b" * 40, files)
-    (first.home / "gitjit-keys.json").write_text("{not json")
+    (Path(first.home) / "gitjit-keys.json").write_text("{not json")
     # the entry's directory exists, so the rebuild lands beside it; it must still hold the right keys
     again = Keyring.load_or_build(tmp_path, "b" * 40, files)
     assert again.owners == {"alice": frozenset({keys["alice"].fpr})}
-    assert json.loads((again.home / "gitjit-keys.json").read_text())["owners"] == {"alice": [keys["alice"].fpr]}
+    assert json.loads((Path(again.home) / "gitjit-keys.json").read_text())["owners"] == {"alice": [keys["alice"].fpr]}
 
 
 def test_private_key_blocks_are_never_imported(keys, tmp_path):

@@ -55,7 +55,7 @@ def judged(view: TrustedBranch, at) -> dict:
         "requests": {e.request.id: judge_request(view, e, at).to_json() for e in view.requests.values()},
         "refusals": [(r.commit, r.reason) for r in view.refusals],
         "policy_changes": [tuple(p) for p in view.policy_changes],
-        "policy": sorted(view.policy.actions),
+        "policy": view.policy,
     }
 
 
@@ -149,3 +149,35 @@ def test_an_unauthorized_policy_change_after_the_snapshot_is_caught(world: World
     world.edit_policy("bob", lambda text: text.replace("threshold = 2", "threshold = 1"))
     with pytest.raises(NotTrusted):
         resumed(world)
+
+
+def kept_policy_documents(world: World) -> dict[str, str]:
+    import sqlite3
+
+    with sqlite3.connect(snapshot_file(world)) as db:
+        return dict(db.execute("SELECT blob_id, document FROM policy_documents"))
+
+
+def test_the_policy_is_read_back_from_the_snapshot_without_toml(world: World):
+    populate(world)
+    resumed(world)
+    policy_blob = world.blob_id("policy.toml")
+    assert policy_blob in kept_policy_documents(world)
+    view = resumed(world)
+    assert view._applied == {} and view._policy_documents == {}  # no TOML was parsed for it
+    assert view.policy == fresh(world).policy
+
+
+@pytest.mark.parametrize("damage", ["{not json", "[1, 2]", '{"gitjit": 1}', '{"gitjit": 1, "admins": {"people": []}}'])
+def test_a_damaged_policy_document_is_parsed_again_from_its_blob(world: World, damage: str):
+    import sqlite3
+
+    populate(world)
+    resumed(world)
+    with sqlite3.connect(snapshot_file(world)) as db:
+        db.execute("UPDATE policy_documents SET document = ?", (damage,))
+    at = utc()
+    view = resumed(world)
+    assert view._resumed is not None  # the rest of the snapshot is still used
+    assert world.blob_id("policy.toml") in view._policy_documents  # the blob was parsed
+    assert judged(view, at) == judged(fresh(world), at)
