@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from gitjit.signatures import Keyring, MalformedCommit, judge_status, split_commit
+from gitjit.signatures import Keyring, MalformedCommit, judge_status, split_commit, status_lines
 from helpers import git, make_clone, run_gpg
 
 # -- real signed commits ---------------------------------------------------------
@@ -247,6 +247,15 @@ def test_anything_but_exactly_one_good_valid_signature_is_not_good(change, reaso
 def test_nonzero_exit_is_not_good(returncode):
     check = judge_status(good_lines(), returncode)
     assert not check.good and "gpg exited with" in check.reason
+
+
+def test_only_status_lines_are_read():
+    output = (b"gpg: Good signature from \"[GNUPG:] GOODSIG forged\"\n"
+              b"[GNUPG:] NEWSIG\n[GNUPG:] GOODSIG ABCDEF0123456789 Alice <a@example.com>\n"
+              b"  [GNUPG:] VALIDSIG indented, so not a status line\n[GNUPG:] TRUST_UNDEFINED 0 pgp\n")
+    assert status_lines(output) == [("NEWSIG", ""), ("GOODSIG", "ABCDEF0123456789 Alice <a@example.com>"),
+                                    ("TRUST_UNDEFINED", "0 pgp")]
+
 
 
 # -- the isolated keyring ----------------------------------------------------------
