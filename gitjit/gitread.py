@@ -116,12 +116,7 @@ class GitReader:
         if not isinstance(object_id, str) or not HEX40.match(object_id):
             raise MissingObject(f"{object_id!r} is not a full object id")
         with self._lock:
-            if self._batch is None or self._batch.poll() is not None:
-                self._batch = subprocess.Popen(
-                    self.command("cat-file", "--batch"),
-                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                )
-            batch = self._batch
+            batch = self._start_batch()
             try:
                 batch.stdin.write(object_id.encode() + b"\n")
                 batch.stdin.flush()
@@ -138,6 +133,14 @@ class GitReader:
         if header[0].decode() != object_id:
             raise MissingObject(f"git answered for {header[0].decode()!r}, not {object_id}")
         return header[1].decode(), data
+
+    def _start_batch(self) -> subprocess.Popen:
+        if self._batch is None or self._batch.poll() is not None:
+            self._batch = subprocess.Popen(
+                self.command("cat-file", "--batch"),
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            )
+        return self._batch
 
     def typed(self, object_id: str, kind: str) -> bytes:
         found, data = self.object(object_id)
@@ -224,6 +227,8 @@ class GitReader:
 
     def config(self) -> dict[str, str]:
         if self._config is None:
+            with self._lock:  # objects are read next: git starts on both at once
+                self._start_batch()
             result = self.git("config", "--list", "-z", check=False)
             values: dict[str, str] = {}
             for item in result.stdout.decode("utf-8", "replace").split("\0"):

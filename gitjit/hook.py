@@ -31,8 +31,10 @@ visible. A lookup that finds nothing refuses; any unexpected error refuses.
 The hook writes no object and no ref; it writes only gitjit's cache in
 `$GIT_DIR/gitjit` (keyrings) and, once, the `gitjit.root` pin.
 
-Imports are lazy and never reach pygit2, Typer or Rich: a push that
-touches neither the approvals branch nor a tag pays for one config read only.
+Imports are lazy and never reach pygit2, Typer or Rich, nor on a tag push
+typing, pathlib or a TOML parser (docs/decisions.md, "The hook's cost"): a
+push that touches neither the approvals branch nor a tag pays for one config
+read only.
 """
 
 from __future__ import annotations
