@@ -14,7 +14,7 @@ then prints and records (benchmarks/results/latest.json) four figures:
    signatures/s) and again with nothing new (target: < 1 s).
 
 Pushes are timed as whole `git push` commands, runs interleaved, medians of
-at least 7. Options: --runs N, --extra N (20000), --decisions N (2000),
+at least 7 (15 by default). Options: --runs N, --extra N (20000), --decisions N (2000),
 --keep (leave the temporary directory), --only push|audit (figures 1-3 or 4).
 """
 
@@ -179,13 +179,13 @@ class Bench:
         return server
 
 
-def median_runs(bench: Bench, repo: Path, servers: dict[str, Path], runs: int, prefix: str) -> dict[str, float]:
-    """Interleaved tag pushes, one new tag per run and server; the median push time of each."""
-    times: dict[str, list[float]] = {name: [] for name in servers}
+def median_runs(bench: Bench, pushes: dict[str, tuple[Path, Path]], runs: int) -> dict[str, float]:
+    """Interleaved tag pushes from each (client, server), one new tag per run; the median push time of each."""
+    times: dict[str, list[float]] = {name: [] for name in pushes}
     for i in range(runs + 1):
-        tag = f"{prefix}.{i}"
-        bench.git(repo, "tag", tag, "main")
-        for name, server in servers.items():
+        tag = f"v1.{i}"
+        for name, (repo, server) in pushes.items():
+            bench.git(repo, "tag", "-f", tag, "main")
             elapsed = bench.timed("git", "-C", str(repo), "push", "-q", str(server), f"refs/tags/{tag}")
             if i > 0:  # the first round warms caches (keyrings, snapshots, page cache)
                 times[name].append(elapsed)
@@ -227,9 +227,8 @@ def figure_1_and_2(bench: Bench, runs: int, extra: int) -> dict:
     bench.approved_request(long_, long_server)
 
     log(f"timing tag pushes ({runs} runs each, interleaved) ...")
-    medians = median_runs(bench, short, {"gitjit": short_server, "floor": floor}, runs, "v1")
-    long_medians = median_runs(bench, long_, {"gitjit-long": long_server}, runs, "v2")
-    medians.update(long_medians)
+    medians = median_runs(bench, {"gitjit": (short, short_server), "floor": (short, floor),
+                                  "gitjit-long": (long_, long_server)}, runs)
     return {
         "tag_push_gitjit_s": medians["gitjit"],
         "tag_push_floor_s": medians["floor"],
@@ -313,7 +312,7 @@ def figure_4(bench: Bench, decisions: int) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=9)
+    parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--extra", type=int, default=20000)
     parser.add_argument("--decisions", type=int, default=2000)
     parser.add_argument("--keep", action="store_true")
