@@ -666,7 +666,6 @@ class TrustedBranch:
             state = self._states[commit_id] = PolicyState(policy, self.keyring_for(tree), commit_id)
         return state
 
-
     def _read_policy(self, blob_id: str, commit_id: str) -> Policy:
         """The policy in a policy.toml blob, validated whole.
 
@@ -683,8 +682,9 @@ class TrustedBranch:
             except BadInput:
                 pass
         document = load_policy_document(self.branch.blob(blob_id), where)
-        self._policy_documents[blob_id] = document
-        return policy_from_document(document, where)
+        policy = policy_from_document(document, where)
+        self._policy_documents[blob_id] = document  # kept with the snapshot: it validated
+        return policy
 
 
 # A batch shorter than this is checked one signature at a time, in this thread:
