@@ -190,10 +190,18 @@ class GitReader:
     # -- refs, ancestry, config ------------------------------------------------
 
     def ref(self, refname: str) -> str | None:
-        """The object a ref names, by its exact full name."""
-        result = self.git("show-ref", "--verify", "--hash", "--", refname, check=False)
-        value = result.stdout.decode().strip()
-        return value if result.returncode == 0 and HEX40.match(value) else None
+        """The object a ref names, by its exact full name; None when there is no such ref.
+
+        for-each-ref, not show-ref: it exits 0 when nothing matches, so a git
+        that cannot read the refs raises here instead of reading as "no ref".
+        It also lists refs below the name (`<name>/...`): only the exact one counts.
+        """
+        result = self.git("for-each-ref", "--format=%(refname) %(objectname)", "--", refname)
+        for line in result.stdout.decode("utf-8", "replace").splitlines():
+            name, _, value = line.partition(" ")
+            if name == refname and HEX40.match(value):
+                return value
+        return None
 
     def is_ancestor(self, ancestor: str, descendant: str) -> bool:
         if not (HEX40.match(ancestor) and HEX40.match(descendant)):
@@ -229,7 +237,7 @@ class GitReader:
         if self._config is None:
             with self._lock:  # objects are read next: git starts on both at once
                 self._start_batch()
-            result = self.git("config", "--list", "-z", check=False)
+            result = self.git("config", "--list", "-z")  # an unreadable config raises: never read as empty
             values: dict[str, str] = {}
             for item in result.stdout.decode("utf-8", "replace").split("\0"):
                 if item:

@@ -515,3 +515,15 @@ def test_cli_pre_receive_reads_stdin(world: World):
     assert f"gitjit: refs/tags/v9.0 refused: no request for {ACTION} on {target[:12]}" in result.stderr
     world.alice.gitjit("hook", "pre-receive", "--repo", str(world.server),
                        input=LINE.format(old=ZERO, new=target, ref="refs/heads/other") + "\n", check=0)
+
+
+def test_a_server_config_git_cannot_read_refuses_protected_tags(world: World):
+    """An error reading the config or the branch tip must not read as "no approvals branch, nothing protected"."""
+    target = world.alice.head()
+    accepted(world.push(world.alice, "main", "approvals"))
+    with open(world.server / "config", "a") as config:
+        config.write("[broken\n")
+    line = LINE.format(old=ZERO, new=target, ref="refs/tags/v7.1")
+    refusals, _ = _run_hook(world.server, [line], datetime.now(timezone.utc))
+    assert [r.ref for r in refusals] == ["refs/tags/v7.1"]
+    assert "git config failed" in refusals[0].reason
