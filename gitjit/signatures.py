@@ -299,6 +299,11 @@ class Keyring:
             os.unlink(sig_path)
 
     @classmethod
+    def load(cls, cache_dir: str | os.PathLike, tree_id: str) -> "Keyring | None":
+        """The cached keyring for one `keys/` tree, or None where there is none (or a damaged one)."""
+        return cls._cached(os.path.join(os.fspath(cache_dir), tree_id))
+
+    @classmethod
     def load_or_build(cls, cache_dir: str | os.PathLike, tree_id: str, files: dict[str, bytes]) -> "Keyring":
         """The keyring for one `keys/` tree, from the cache or built and cached."""
         cache_dir = os.fspath(cache_dir)

@@ -604,11 +604,15 @@ class TrustedBranch:
         keys = tree.get("keys")
         if keys is None or not keys.is_tree:
             raise NotTrusted("the policy commit has no keys/ folder")
+        keyrings = os.path.join(cache_dir(self.branch), "keyrings")
+        cached = Keyring.load(keyrings, keys.id)
+        if cached is not None:
+            return cached  # built from this very tree (its id names it): no key file needs reading
         files = {}
         for entry in self.branch.tree(keys.id).values():
             if entry.mode == "100644" and entry.name.endswith(".asc") and is_valid_name(entry.name[:-4]):
                 files[entry.name[:-4]] = self.branch.blob(entry.id)
-        return Keyring.load_or_build(os.path.join(cache_dir(self.branch), "keyrings"), keys.id, files)
+        return Keyring.load_or_build(keyrings, keys.id, files)
 
     def check_signature(self, commit_id: str, parts: CommitParts, keyring: Keyring) -> SignatureCheck:
         return self.check_signatures([(commit_id, parts, keyring)])[0]
