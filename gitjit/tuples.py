@@ -19,7 +19,7 @@ TYPE_CHECKING = False  # typing's own constant, without the import
 if TYPE_CHECKING:  # pragma: no cover
     from typing import NamedTuple
 else:
-    _NOT_COPIED = {"__module__", "__qualname__", "__annotations__", "__dict__", "__weakref__"}
+    _NOT_COPIED = {"__module__", "__qualname__", "__annotations__"}
 
     class _NamedTupleMeta(type):
         def __new__(mcls, name, bases, namespace):
