@@ -161,6 +161,12 @@ class ApprovalsBranch:
     def is_ancestor(self, ancestor: str, descendant: str) -> bool:
         return self.reader.is_ancestor(ancestor, descendant)
 
+    def merge_base(self, one: str, other: str) -> str | None:
+        """The best common ancestor of two commits, or None where there is none (or it cannot be read)."""
+        result = self.reader.git("merge-base", one, other, check=False)
+        found = result.stdout.decode().strip()
+        return found if result.returncode == 0 and FULL_COMMIT_RE.match(found) else None
+
     def commit(self, commit_id: str) -> CommitObject:
         try:
             return self.reader.commit(commit_id)

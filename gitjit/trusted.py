@@ -271,6 +271,7 @@ class TrustedBranch:
         self._applied: dict[str, int] = {}  # commit -> position, for commits applied by this process
         self._snapshot: Snapshot | None = None  # read lazily: what the view resumed from
         self._policy_documents: dict[str, dict] = {}  # policy blob id -> TOML document parsed by this process
+        self._failure: str | None = None  # why an `extend` failed: the view is then unusable
 
     def __repr__(self) -> str:
         return f"TrustedBranch(root={self.root[:12]!r}, tip={(self.tip or '')[:12]!r}, count={self.count})"
@@ -325,6 +326,14 @@ class TrustedBranch:
             older = branch.chain_back_to(head.tip, tip)
             if older is not None:
                 return cls._from_snapshot(branch, snapshot, head, head.count - len(older), tip)
+        else:  # a sibling: the snapshot ends on a line that never landed (a push that lost a race)
+            base = branch.merge_base(head.tip, tip)
+            older = branch.chain_back_to(head.tip, base) if base else None
+            newer = branch.chain_back_to(tip, base) if base else None
+            if older is not None and newer is not None:
+                trusted = cls._from_snapshot(branch, snapshot, head, head.count - len(older), base)
+                trusted.extend(newer)
+                return trusted
         return None
 
     @classmethod
@@ -342,8 +351,15 @@ class TrustedBranch:
         trusted._resumed, trusted._resumed_count = head, count
         return trusted
 
+    def _usable(self) -> None:
+        """A view that failed to extend holds commits half-applied: nothing may read or save it."""
+        if self._failure is not None:
+            raise NotTrusted(f"this view of the approvals branch failed while extending it ({self._failure}) "
+                             f"and may not be used")
+
     def save(self) -> bool:
         """Stores what this view learned beyond the snapshot it resumed from."""
+        self._usable()
         if self.tip is None or (self._resumed is not None and self._resumed.tip == self.tip):
             return False
         keep = self._resumed_count if self._resumed is not None else 0
@@ -370,12 +386,16 @@ class TrustedBranch:
         are applied, but GnuPG starts checking each one as soon as it is met
         (`_PendingChecks`), on every core while the walk goes on.
         """
+        self._usable()
         before = len(self.refusals)
         pending = _PendingChecks(self)
         try:
             for commit_id, changes in self.branch.changes(commit_ids):
                 self._apply(commit_id, changes, pending)
             self._check_pending_signatures(pending)
+        except BaseException as exc:
+            self._failure = str(exc) or type(exc).__name__  # all or nothing: never used half-extended
+            raise
         finally:
             pending.close()
         return self.refusals[before:]
@@ -645,9 +665,11 @@ class TrustedBranch:
 
     @property
     def policy(self) -> Policy:
+        self._usable()
         return self.state.policy
 
     def requests_for(self, action: str, target: str) -> list[RequestEntry]:
+        self._usable()
         return self.requests.for_target(action, target)
 
     def commit_parts(self, commit_id: str) -> CommitParts:

@@ -118,14 +118,20 @@ def test_a_tip_older_than_the_snapshot_is_cut_at_its_position(world: World):
     assert judged(view, at) == judged(fresh(world, older), at)
 
 
-def test_a_snapshot_of_another_line_of_history_is_not_used(world: World):
+def test_a_snapshot_of_another_line_of_history_is_used_only_up_to_where_the_lines_meet(world: World):
+    """A snapshot saved for a tip that never landed (a push that lost a race, a local commit the
+    server refused): the view is cut back to the common ancestor and extended from there."""
     ids = populate(world)
     base = world.tip()
     abandoned = world.request("bob", "ops", world.target())
     resumed(world)  # snapshot includes `abandoned`
+    kept = snapshot_file(world).read_bytes()
     world.git("update-ref", BRANCH, base)  # the branch is rewound locally ...
     other = world.request("carol", "ops", world.target())  # ... and goes another way
+    snapshot_file(world).write_bytes(kept)  # (that write saved a snapshot of its own: put the old one back)
     view = resumed(world)
+    assert view._resumed is not None and view._resumed.tip != world.tip()  # the abandoned line's snapshot
+    assert list(view._applied) == [world.tip()]  # only the new line's own commit was applied
     assert abandoned not in view.requests
     assert other in view.requests
     at = utc()
