@@ -5,6 +5,9 @@ before any ref moves. It refuses the whole push (git updates no ref at all
 when pre-receive exits non-zero) when any update breaks one of these rules,
 judged in this order:
 
+0. A pushed ref that is a symbolic ref is judged as the ref it points at:
+   a push through `refs/heads/alias -> refs/heads/approvals` is a push of
+   the approvals branch.
 1. The approvals branch (`refs/heads/<gitjit.branch>`, by full name only):
    - may not be deleted, rewound or rewritten: its old tip must be an
      ancestor of the new one;
@@ -14,14 +17,20 @@ judged in this order:
      `NotTrusted` or any `Refusal` refuses the push (s.1, s.5, s.7);
    - when it is created, its root must be signed by an admin of its own
      policy with a key from its own `keys/`, and must equal `gitjit.root`
-     where the server pins one. An accepted push pins it (see `_pin_root`).
+     where the server pins one. The root is pinned once the branch has
+     landed (see `_pin_root`).
 2. A tag (`refs/tags/<name>`) whose name matches some action's `tags`:
    - may not be deleted or moved (protected under the policy before or
      after the push);
    - when created, its commit (an annotated tag is peeled) needs an
      approved request for every matching action at the server's current
      time, judged against the approvals branch as it will be after this
-     push: decisions pushed alongside the tag count when their commits do.
+     push: decisions pushed alongside the tag count when their commits do,
+     and land first: a tag approved only by them is handed to the
+     reference-transaction guard (`hook_tickets.py`), which refuses the
+     tag's ref update unless the approvals branch holds them by then.
+     Without the guard (not installed, or a git older than 2.28), such a
+     tag is refused: push the approvals first, then the tag.
 3. Every other ref passes.
 
 Objects of the push sit in git's quarantine directory until the hook
@@ -29,7 +38,12 @@ accepts: they are read by git subprocesses that inherit git's environment
 (`GIT_OBJECT_DIRECTORY`, `GIT_ALTERNATE_OBJECT_DIRECTORIES`), so they are
 visible. A lookup that finds nothing refuses; any unexpected error refuses.
 The hook writes no object and no ref; it writes only gitjit's cache in
-`$GIT_DIR/gitjit` (keyrings) and, once, the `gitjit.root` pin.
+`$GIT_DIR/gitjit` (keyrings, the snapshot of the trusted view, the tickets)
+and, where there is no guard, the `gitjit.root` pin. The snapshot of an
+accepted push may describe commits that then fail to land: it is keyed by
+commit id, and read only for the commits being verified (cut back to where
+the server's branch and the snapshot's line meet), so it never makes
+commits the server does not have count (snapshot.py).
 
 Imports are lazy and never reach pygit2, Typer or Rich, nor on a tag push
 typing, pathlib or a TOML parser (docs/decisions.md, "The hook's cost"): a
@@ -62,7 +76,8 @@ _MAX_REASONS = 3  # commit refusals shown per ref; the rest are counted
 class RefUpdate(NamedTuple):
     old: str | None  # None: the ref is created
     new: str | None  # None: the ref is deleted
-    ref: str
+    ref: str  # the ref that moves: a symbolic ref pushed to is resolved to its target
+    via: str | None = None  # the symbolic ref the push named, where it named one
 
 
 class RefRefusal(NamedTuple):
@@ -110,12 +125,18 @@ def open_server_repository(repo_path_or_env: "str | os.PathLike | None") -> str:
 
 
 def pre_receive(repo_path_or_env, lines: Iterable[str], now: datetime,
-                notes: list[str] | None = None) -> list[RefRefusal]:
+                notes: list[str] | None = None, push_id: str | None = None,
+                guarded: bool | None = None) -> list[RefRefusal]:
     """Judges one push; returns the refused ref updates (empty: accept it all).
 
     `notes` collects informational lines (the approval behind each accepted
-    protected tag). On acceptance the approvals branch's root is pinned in
-    the server's `gitjit.root` where none is pinned yet.
+    protected tag). `push_id` names the receive-pack process whose ref
+    transactions the reference-transaction guard will see (default: this
+    process's parent); `guarded` says whether that guard is installed
+    (default: look beside this hook, see `guard_installed`). On acceptance
+    the approvals branch's root is pinned in the server's `gitjit.root`
+    where none is pinned yet: by the guard once the branch has landed, or
+    here where there is no guard.
     """
     try:
         updates = parse_lines(lines)
@@ -124,7 +145,11 @@ def pre_receive(repo_path_or_env, lines: Iterable[str], now: datetime,
     if not updates:
         return []
     try:
-        check = PushCheck(open_server_repository(repo_path_or_env), now)
+        repo = open_server_repository(repo_path_or_env)
+        if guarded is None:
+            guarded = guard_installed(os.environ.get("GITJIT_HOOKS_DIR") or os.path.join(repo, "hooks"))
+        push_id = push_id or os.environ.get("GITJIT_PUSH_ID") or str(os.getppid())
+        check = PushCheck(repo, now, push_id if guarded else None)
     except Exception as exc:  # fail closed: no ref passes unjudged
         return [RefRefusal(u.ref, _unexpected(exc)) for u in updates]
     refusals = check.run(updates)
@@ -133,15 +158,62 @@ def pre_receive(repo_path_or_env, lines: Iterable[str], now: datetime,
     return refusals
 
 
-class PushCheck:
-    """One push, judged ref by ref against the approvals branch before and after it."""
+GUARD_HOOK = "reference-transaction"
+GUARD_MARKER = b"gitjit-hook: reference-transaction"
 
-    def __init__(self, repo: str, now: datetime):
+
+def guard_installed(hooks_dir: str) -> bool:
+    """Whether gitjit's reference-transaction guard sits in `hooks_dir`, executable.
+
+    Without it, approvals pushed alongside a protected tag cannot be made to
+    land before the tag, so the tag is judged only on what the server
+    already has (the strict mode, see `PushCheck`).
+    """
+    path = os.path.join(hooks_dir, GUARD_HOOK)
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4096)
+    except OSError:
+        return False
+    return GUARD_MARKER in head and os.access(path, os.X_OK)
+
+
+def resolve_symbolic(git_dir: str, ref: str, depth: int = 5) -> str:
+    """The ref a push to `ref` really moves: symbolic refs (always loose files) are followed."""
+    for _ in range(depth):
+        try:
+            with open(os.path.join(git_dir, ref), "rb") as handle:
+                head = handle.read(1024)
+        except OSError:  # no loose file (packed, absent, or not a plain name): not symbolic
+            return ref
+        if not head.startswith(b"ref: "):
+            return ref
+        target = head[5:].strip().decode("utf-8", "surrogateescape")
+        if not target.startswith("refs/"):
+            raise BadPushLine(f"{ref} is a symbolic ref to {target!r}, outside refs/")
+        ref = target
+    raise BadPushLine(f"{ref}: symbolic refs nested more than {depth} deep")
+
+
+class PushCheck:
+    """One push, judged ref by ref against the approvals branch before and after it.
+
+    With the guard (`push_id` set), a protected tag may be approved by
+    decisions arriving in the same push: its ticket then tells the guard which
+    approvals-branch commit must have landed before the tag may. Without it
+    (strict mode), a tag counts only approvals the server already has.
+    """
+
+    def __init__(self, repo: str, now: datetime, push_id: str | None = None):
         from .branch import ApprovalsBranch
 
         self.repo = repo  # the git directory
         self.now = now
+        self.push_id = push_id
         self.notes: list[str] = []
+        self.early: dict[str, set[str]] = {}  # tag ref -> actions approved before this push's commits
+        self.needs: dict[str, str] = {}  # tag ref -> the approvals-branch commit it was judged on
+        self.moves_branch = False
         self.branch: ApprovalsBranch = ApprovalsBranch(self.repo)
         self.pin: str | None = self.branch.pinned_root()
         self.current: str | None = self.branch.ref_target(self.branch.ref)
@@ -154,31 +226,84 @@ class PushCheck:
     # -- the push as a whole -------------------------------------------------
 
     def run(self, updates: list[RefUpdate]) -> list[RefRefusal]:
+        try:
+            updates = self._resolve(updates)
+        except BadPushLine as exc:
+            return [RefRefusal(u.ref, str(exc)) for u in updates]
         refusals: list[RefRefusal] = []
         mine = [u for u in updates if u.ref == self.branch.ref]
         tags = [u for u in updates if u.ref.startswith(TAGS)]
         if not mine and not tags:
-            return []  # other refs pass, without authenticating anything
+            return self._issue_tickets(updates)  # other refs pass, without authenticating anything
+        self.moves_branch = bool(mine)
+        if len(mine) > 1:
+            return [RefRefusal(u.via or u.ref, "the push moves the approvals branch twice (through a symbolic ref)")
+                    for u in mine]
         try:
             self._load_before()
         except Exception as exc:
-            return [RefRefusal(u.ref, _unexpected(exc)) for u in mine + tags]
+            return [RefRefusal(u.via or u.ref, _unexpected(exc)) for u in mine + tags]
+        if mine and self.before is not None:
+            for update in tags:  # judged before the push's own commits extend the view
+                self._guarded(self._note_early_approval, update)
         self.after, self.after_error = self.before, self.before_error
-        for update in mine:  # at most one: git refuses a push naming a ref twice
+        for update in mine:
             reason = self._guarded(self._judge_branch, update)
             if reason:
-                refusals.append(RefRefusal(update.ref, reason))
+                refusals.append(RefRefusal(update.via or update.ref, reason))
         for update in tags:
             reason = self._guarded(self._judge_tag, update)
             if reason:
-                refusals.append(RefRefusal(update.ref, reason))
+                refusals.append(RefRefusal(update.via or update.ref, reason))
         if not refusals:
             reason = self._guarded(self._pin_root)
             if reason:
                 refusals.append(RefRefusal(mine[0].ref if mine else tags[0].ref, reason))
+        if not refusals:
+            refusals = self._issue_tickets(updates)
         if not refusals and mine and self.after is not None:
             self._save_snapshot()
         return refusals
+
+    def _resolve(self, updates: list[RefUpdate]) -> list[RefUpdate]:
+        """The refs that will move: a push to a symbolic ref moves its target (s.8)."""
+        resolved = []
+        for update in updates:
+            target = resolve_symbolic(self.repo, update.ref)
+            resolved.append(update if target == update.ref else update._replace(ref=target, via=update.ref))
+        return resolved
+
+    def _issue_tickets(self, updates: list[RefUpdate]) -> list[RefRefusal]:
+        """Tells the guard what was accepted; refuses what must not pass without it."""
+        from . import hook_tickets
+        from .hook_tickets import Ticket
+
+        if self.push_id is None:
+            return []  # no guard: nothing reads tickets
+        tickets = []
+        for update in updates:
+            old, new = update.old or ZERO, update.new or ZERO
+            if update.ref in self.needs:
+                verdict, detail = "need", f"{self.needs[update.ref]} {self.branch.ref}"
+            elif update.ref == self.branch.ref and update.new is not None:
+                unpinned = self.pin is None and self.after is not None
+                verdict, detail = ("pin", self.after.root) if unpinned else ("branch", "")
+            else:
+                verdict, detail = "pass", ""
+            for ref in (update.ref, update.via):
+                if ref:
+                    tickets.append(Ticket(ref, old, new, verdict, detail))
+        try:
+            hook_tickets.write(self.repo, self.push_id, tickets)
+        except OSError as exc:
+            # Without its ticket the guard lets the push's updates through unjudged,
+            # which is safe only where nothing waits on the push's own approvals.
+            hook_tickets.discard(self.repo, self.push_id)
+            waiting = [t for t in tickets if t.verdict in ("need", "pin")]
+            if waiting:
+                return [RefRefusal(t.ref, f"cannot record what this push needs to land ({exc}); "
+                                   f"push the approvals branch first, then the tag") for t in waiting]
+        return []
 
     def _save_snapshot(self) -> None:
         """Keeps what this push taught the trusted view, so the next push starts from it.
@@ -284,6 +409,22 @@ class PushCheck:
             return f"tag {name} is protected by action {', '.join(protected)} and may not be {what}"
         return self._judge_new_tag(name, update.new)
 
+    def _note_early_approval(self, update: RefUpdate) -> None:
+        """Which actions a new tag is approved for by what the server already has.
+
+        A tag approved this way needs nothing of the push to land; one approved
+        only once the push's own decisions count needs the guard (`needs`).
+        """
+        from .verdicts import verify
+
+        if update.old is not None or update.new is None or self.before is None:
+            return
+        name = update.ref[len(TAGS):]
+        actions = [a.name for a in self.before.policy.actions_for_tag(name)]
+        commit = self._peel(update.new) if actions else None
+        if commit is not None:
+            self.early[update.ref] = {a for a in actions if verify(self.before, a, commit, self.now).approved}
+
     def _judge_new_tag(self, name: str, new: str) -> str | None:
         from .verdicts import verify
 
@@ -294,16 +435,28 @@ class PushCheck:
         commit = self._peel(new)
         if commit is None:
             return f"tag {name} does not point at a commit"
-        failed = []
+        failed, notes = [], []
         for action in actions:
             verdict = verify(trusted, action, commit, self.now)
             if verdict.approved:
                 request = next(r for r in verdict.requests if r.id == verdict.approved_by)
-                self.notes.append(f"gitjit: {TAGS}{name} accepted: {action} on {commit[:12]} approved by "
-                                  f"request {request.id} ({', '.join(request.approvals)})")
+                notes.append(f"gitjit: {TAGS}{name} accepted: {action} on {commit[:12]} approved by "
+                             f"request {request.id} ({', '.join(request.approvals)})")
             else:
                 failed.append(describe_verdict(verdict, len(actions) > 1))
-        return "; ".join(failed) or None
+        if failed:
+            return "; ".join(failed)
+        ref = TAGS + name
+        if self.moves_branch and not set(actions) <= self.early.get(ref, set()):
+            # Approved only by decisions arriving in this push: they must land first.
+            if self.push_id is None:
+                return (f"tag {name} is approved only by decisions in this same push, and this server has no "
+                        f"gitjit reference-transaction hook to make sure they land before the tag: push the "
+                        f"approvals branch first, then the tag (or run 'gitjit hook install' on the server)")
+            self.needs[ref] = trusted.tip
+            notes = [f"{note}, provided {self.branch.ref} lands at {trusted.tip[:12]} first" for note in notes]
+        self.notes.extend(notes)
+        return None
 
     def _peel(self, object_id: str) -> str | None:
         from .errors import NotTrusted
@@ -319,18 +472,21 @@ class PushCheck:
     def _pin_root(self) -> str | None:
         """Pins the accepted branch's root in `gitjit.root`, where no root is pinned yet.
 
-        pre-receive runs before git moves any ref, so a root pinned here may
-        still fail to land (a concurrent push won the ref, a full disk). That
-        is acceptable: the pinned root passed every check of s.7, so the pin
-        never trusts more than the hook would; its effect is only that a
-        *different* root is refused until a server admin runs
-        `git config --unset gitjit.root`. The check and the write happen
-        under a lock, so of two concurrent pushes creating different roots
-        only the first to pin is accepted: the pin never disagrees with a
-        branch this hook let in.
+        Where this push moves the branch and the guard is installed, the
+        guard pins it once the branch has landed (a "pin" ticket): a push
+        whose ref update then fails pins nothing. Otherwise the branch the
+        root belongs to is already on the server (a tag push), or there is no
+        guard and it is pinned here, before git moves any ref: a pin that then
+        fails to land passed every check of s.7, so it never trusts more than
+        the hook would; it only makes a *different* root refused until a
+        server admin runs `git config --unset gitjit.root`. The check and the
+        write happen under a lock, so of two concurrent pushes creating
+        different roots only the first to pin is accepted.
         """
         if self.pin is not None or self.after is None:
             return None
+        if self.push_id is not None and self.moves_branch:
+            return None  # the guard pins it once the branch has landed (its "pin" ticket)
         root = self.after.root
         with _Lock(self.branch.git_dir, "pin"):
             pinned = _fresh_config(self.repo, "gitjit.root")

@@ -154,7 +154,50 @@ def install(repo: str | os.PathLike = ".", force: bool = False, python: str | No
         scratch.write_text(script)
         _make_executable(scratch)
         os.replace(scratch, hook)  # atomic: a push never runs half a script
+    install_guard(hooks, force)
     return Installed(hook, status, legacy if os.path.lexists(legacy) else None, moved)
+
+
+GUARD_NAME = "reference-transaction"
+GUARD_MARKER = "gitjit-hook: reference-transaction"
+GUARD_MIN_GIT = (2, 28)  # the first git that runs reference-transaction hooks
+
+
+def install_guard(hooks: Path, force: bool = False) -> bool:
+    """Installs the reference-transaction guard beside pre-receive (see hook_tickets.py).
+
+    Returns False, installing nothing, where git is too old to run it: the
+    pre-receive hook then judges protected tags only on approvals the server
+    already has. A foreign hook of that name is kept as `.legacy` and chained.
+    """
+    if _git_version() < GUARD_MIN_GIT:
+        return False
+    hook, legacy = hooks / GUARD_NAME, hooks / (GUARD_NAME + LEGACY_SUFFIX)
+    script = resources.files("gitjit").joinpath("hook_templates", f"{GUARD_NAME}.sh").read_text()
+    ours = hook.is_file() and GUARD_MARKER in hook.read_text(errors="replace")
+    if os.path.lexists(hook) and not ours:
+        if os.path.lexists(legacy) and not force:
+            raise BadInput(f"{hook} is not gitjit's and {legacy.name} exists too: merge them by hand "
+                           f"or use --force to replace {legacy.name}")
+        os.replace(hook, legacy)
+    if not (ours and hook.read_text() == script):
+        scratch = hook.with_name(f".{GUARD_NAME}.gitjit-{os.getpid()}")
+        scratch.write_text(script)
+        _make_executable(scratch)
+        os.replace(scratch, hook)
+    _make_executable(hook)
+    return True
+
+
+def _git_version() -> tuple[int, ...]:
+    import re
+
+    try:
+        found = subprocess.run(["git", "version"], capture_output=True, text=True).stdout
+    except OSError:
+        return (0,)
+    match = re.search(r"(\d+)\.(\d+)", found)
+    return (int(match.group(1)), int(match.group(2))) if match else (0,)
 
 
 def _make_executable(path: Path) -> None:

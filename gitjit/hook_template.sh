@@ -33,10 +33,16 @@ case "$GITJIT_PYTHONPATH" in
 esac
 
 case "$0" in  # the hooks folder, without a dirname process
-    */*) legacy="${0%/*}/pre-receive.legacy" ;;
-    *) legacy=./pre-receive.legacy ;;
+    */*) hooks="${0%/*}" ;;
+    *) hooks=. ;;
 esac
+legacy="$hooks/pre-receive.legacy"
+# The reference-transaction guard beside this hook reads what gitjit accepted
+# under the id of the receive-pack that runs both (see gitjit/hook_tickets.py);
+# these two reach gitjit only, never the chained hook.
+push_id=$PPID
 if [ ! -f "$legacy" ] || [ ! -x "$legacy" ]; then
+    GITJIT_PUSH_ID=$push_id GITJIT_HOOKS_DIR=$hooks; export GITJIT_PUSH_ID GITJIT_HOOKS_DIR
     exec "$INSTALL_PYTHON" $flags -P -c "$run"
 fi
 
@@ -44,7 +50,7 @@ fi
 input=$(mktemp "${TMPDIR:-/tmp}/gitjit-pre-receive.XXXXXX") || exit 1
 trap 'rm -f -- "$input"; exit 1' HUP INT TERM
 cat >"$input" || { rm -f -- "$input"; exit 1; }
-"$INSTALL_PYTHON" $flags -P -c "$run" <"$input"
+GITJIT_PUSH_ID=$push_id GITJIT_HOOKS_DIR=$hooks "$INSTALL_PYTHON" $flags -P -c "$run" <"$input"
 status=$?
 if [ "$status" -eq 0 ]; then
     "$legacy" "$@" <"$input"
