@@ -243,10 +243,23 @@ def test_anything_but_exactly_one_good_valid_signature_is_not_good(change, reaso
     assert reason in check.reason
 
 
-@pytest.mark.parametrize("returncode", [1, 2, -9, None])
+@pytest.mark.parametrize("returncode", [1, 2, None])
 def test_nonzero_exit_is_not_good(returncode):
     check = judge_status(good_lines(), returncode)
     assert not check.good and "gpg exited with" in check.reason
+
+
+def test_a_killed_gpg_gave_no_verdict_whatever_it_printed():
+    for lines in (good_lines(), [], [("NEWSIG", "")]):
+        check = judge_status(lines, -9)
+        assert not check.good and check.reason == "signature could not be checked: gpg was killed by signal 9"
+
+
+def test_an_exit_without_status_lines_is_no_verdict_not_a_bad_signature():
+    for lines in ([], [("NEWSIG", "")], [("KEY_CONSIDERED", f"{FPR} 0")]):
+        check = judge_status(lines, 2)
+        assert not check.good
+        assert check.reason == "signature could not be checked: gpg exited with 2 without a verdict"
 
 
 def test_only_status_lines_are_read():
@@ -385,7 +398,9 @@ def test_two_signatures_in_one_signature_block_do_not_count(keyring, keys, alice
          "--armor", "--detach-sign", "-u", keys["alice"].fpr + "!", "-u", keys["bob"].fpr + "!"],
         input=payload, capture_output=True, env=keys.env, check=True)
     check = ring.verify(payload, proc.stdout)
-    assert not check.good and check.reason == "more than one signature"
+    # refused before GnuPG sees it (sigpacket.py); judge_status refuses it too (tested above)
+    assert not check.good and check.reason.startswith("signature is not one OpenPGP signature packet: ")
+    assert "after the signature packet" in check.reason
 
 
 def test_garbage_signature_does_not_count(keyring, alice_commit):
