@@ -64,7 +64,7 @@ def _dearmor(armored: bytes) -> bytes:
         text = armored.decode("ascii")
     except UnicodeDecodeError:
         raise _bad("armor holds non-ASCII bytes") from None
-    lines = [line[:-1] if line.endswith("\r") else line for line in text.split("\n")]
+    lines = [line.removesuffix("\r") for line in text.split("\n")]
     if lines and lines[-1] == "":
         lines.pop()  # the final newline
     if not lines or lines[0] != _BEGIN:

@@ -450,7 +450,7 @@ def test_a_gpg_that_dies_gives_no_verdict_not_a_bad_signature(keyring, alice_com
 
 
 def test_a_gpg_that_hangs_is_killed_at_the_time_limit(keyring, alice_commit, tmp_path, monkeypatch):
-    ring, cache, _ = keyring
+    _, cache, _ = keyring
     parts = split_commit(alice_commit[2])
     marker = tmp_path / "still-running"
     monkeypatch.setenv("GITJIT_GPG", faulty_gpg(tmp_path, f'echo $$ > "{marker}"; exec sleep 60'))
@@ -473,7 +473,7 @@ def test_an_unusable_time_limit_falls_back_to_the_default(value, monkeypatch):
 
 
 def test_a_malformed_signature_never_reaches_gpg(keyring, alice_commit, tmp_path, monkeypatch):
-    ring, cache, _ = keyring
+    _, cache, _ = keyring
     parts = split_commit(alice_commit[2])
     monkeypatch.setenv("GITJIT_GPG", faulty_gpg(tmp_path, f'touch "{tmp_path / "verified"}"'))
     faulty = Keyring.load(cache, "a" * 40)

@@ -11,7 +11,6 @@ verifies it.
 from __future__ import annotations
 
 import base64
-import os
 import random
 import shutil
 import stat
@@ -21,11 +20,16 @@ import zlib
 from pathlib import Path
 
 import pytest
-
-from gitjit.signatures import MalformedCommit, split_commit
-from gitjit.sigpacket import MAX_ARMORED, MalformedSignature, check_signature_block, crc24
 from helpers import Clone, Keys, git, make_bare, make_clone
 from hookkit import BranchWriter, policy_toml
+
+from gitjit.signatures import MalformedCommit, split_commit
+from gitjit.sigpacket import (
+    MAX_ARMORED,
+    MalformedSignature,
+    check_signature_block,
+    crc24,
+)
 
 STRUCTURE = "signature is not one OpenPGP signature packet: "
 APPROVALS = "refs/heads/approvals"

@@ -13,14 +13,23 @@ from __future__ import annotations
 
 import json
 import subprocess
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from helpers import (
+    GPG,
+    _created_fpr,
+    _quick_gen,
+    git,
+    make_bare,
+    make_clone,
+    run_gpg,
+    scratch_gnupghome,
+)
+from hookkit import ACTION, BranchWriter
 
 from gitjit.signatures import Keyring, judge_status, key_weakness
-from helpers import GPG, _created_fpr, _quick_gen, git, make_bare, make_clone, run_gpg, scratch_gnupghome
-from hookkit import ACTION, BranchWriter
 
 APPROVALS = "refs/heads/approvals"
 FPR = "00B18F74E569CDA5FB95D869AE92A75EFF38033E"
@@ -171,7 +180,7 @@ def weak(tmp_path_factory, keys):
 def digest_of(world: WeakWorld, commit: str) -> int:
     """The hash algorithm of a commit's signature, as gpg itself reports it (VALIDSIG field 8)."""
     proc = subprocess.run(["git", "verify-commit", "--raw", commit], cwd=world.alice.path, env=world.env,
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, check=True)
     validsig = next(line.split() for line in proc.stderr.splitlines() if line.startswith("[GNUPG:] VALIDSIG "))
     return int(validsig[9])
 
@@ -227,7 +236,7 @@ def test_the_keyring_keeps_each_keys_own_algorithm_and_size(weak: WeakWorld, tmp
     assert ring.keys[weak.fpr["weakrsa"]].algorithms[weak.fpr["weakrsa"]] == (1, 1024, "")
     sub = ring.keys[weak.fpr["weaksub"]]
     assert sub.algorithms == {weak.fpr["weaksub"]: (22, 255, "ed25519"), weak.subkey: (1, 1024, "")}
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     assert sub.weakness(weak.fpr["weaksub"]) is None  # the primary is fine: the subkey that signs is not
     assert sub.problem_at(weak.subkey, now) == f"weak signature: key {weak.subkey[-16:]}: RSA key of 1024 bits (2048 needed)"
     assert ring.keys[weak.fpr["rsa"]].problem_at(weak.fpr["rsa"], now) is None
