@@ -107,19 +107,23 @@ def _check_crc(packet: bytes, line: str) -> None:
         raise _bad("armor checksum does not match its data")
 
 
-_CRC24_TABLE: list[int] = []
+def _crc24_table() -> tuple[int, ...]:
+    table = []
+    for byte in range(256):
+        crc = byte << 16
+        for _ in range(8):
+            crc <<= 1
+            if crc & 0x1000000:
+                crc ^= 0x1864CFB
+        table.append(crc & 0xFFFFFF)
+    return tuple(table)
+
+
+_CRC24_TABLE = _crc24_table()  # built whole at import: verifications run in several threads
 
 
 def crc24(data: bytes) -> int:
     """The armor checksum of RFC 4880 s.6.1."""
-    if not _CRC24_TABLE:
-        for byte in range(256):
-            crc = byte << 16
-            for _ in range(8):
-                crc <<= 1
-                if crc & 0x1000000:
-                    crc ^= 0x1864CFB
-            _CRC24_TABLE.append(crc & 0xFFFFFF)
     crc = 0xB704CE
     table = _CRC24_TABLE
     for byte in data:
@@ -135,14 +139,15 @@ def _check_packet(packet: bytes) -> None:
     if not first & 0x80:
         raise _bad("the data does not start with a packet header")
     if first & 0x40:  # new format: tag in the low six bits, then a length of 1, 2 or 5 octets
-        tag, start, length = first & 0x3F, 2, _need(packet, 1, 1)[0]
-        if length >= 255:
-            if length == 255:
-                start, length = 6, int.from_bytes(_need(packet, 2, 4), "big")
-        elif length >= 224:
+        tag, octet = first & 0x3F, _need(packet, 1, 1)[0]
+        if octet < 192:
+            start, length = 2, octet
+        elif octet < 224:
+            start, length = 3, ((octet - 192) << 8) + _need(packet, 2, 1)[0] + 192
+        elif octet == 255:
+            start, length = 6, int.from_bytes(_need(packet, 2, 4), "big")
+        else:
             raise _bad("a partial-length packet")
-        elif length >= 192:
-            start, length = 3, ((length - 192) << 8) + _need(packet, 2, 1)[0] + 192
     else:  # old format: tag in bits 5-2, the length's size in bits 1-0
         tag, size = (first >> 2) & 0x0F, first & 0x03
         if size == 3:
