@@ -264,13 +264,18 @@ def judge_status(lines: list[tuple[str, str]], returncode: int | None) -> Signat
 
 def _weak_algorithms(pubkey: str, digest: str) -> str | None:
     """VALIDSIG's public-key and hash algorithms, judged against the accepted sets."""
-    if not digest.isdigit() or int(digest) not in STRONG_HASHES:
-        name = HASHES.get(int(digest), f"hash algorithm {digest}") if digest.isdigit() else repr(digest)
+    if _number(digest) not in STRONG_HASHES:
+        name = HASHES.get(_number(digest), f"hash algorithm {digest[:8]!r}")
         return f"weak signature: {name} digest (SHA-224, SHA-256, SHA-384 or SHA-512 needed)"
-    if not pubkey.isdigit() or not (int(pubkey) in MIN_BITS or int(pubkey) in CURVES):
-        name = PUBKEY_ALGORITHMS.get(int(pubkey), f"algorithm {pubkey}") if pubkey.isdigit() else repr(pubkey)
+    if _number(pubkey) not in MIN_BITS and _number(pubkey) not in CURVES:
+        name = PUBKEY_ALGORITHMS.get(_number(pubkey), f"algorithm {pubkey[:8]!r}")
         return f"weak signature: {name} signatures are not accepted"
     return None
+
+
+def _number(text: str) -> int:
+    """A decimal field of gpg's output; -1 where it is not one."""
+    return int(text) if text.isascii() and text.isdigit() else -1
 
 
 def _parse_status_time(value: str) -> datetime | None:
@@ -509,6 +514,5 @@ def _int_or_none(value: str | None) -> int | None:
 
 def _material(info: dict) -> tuple[int, int, str]:
     """(algorithm, bits, curve) of one key in python-gnupg's listing; unknown parts as 0 and ""."""
-    algorithm, bits = info.get("algo") or "", info.get("length") or ""
-    return (int(algorithm) if algorithm.isdigit() else 0, int(bits) if bits.isdigit() else 0,
+    return (max(_number(info.get("algo") or ""), 0), max(_number(info.get("length") or ""), 0),
             (info.get("curve") or "").lower())

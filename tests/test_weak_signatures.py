@@ -43,8 +43,9 @@ def lines_with(pubkey: int = 22, digest: int = 8) -> list[tuple[str, str]]:
     ]
 
 
-@pytest.mark.parametrize("digest, name", [(1, "MD5"), (2, "SHA-1"), (3, "RIPEMD-160"), (7, "hash algorithm 7"),
-                                          (12, "hash algorithm 12"), (14, "hash algorithm 14")])
+@pytest.mark.parametrize("digest, name", [(1, "MD5"), (2, "SHA-1"), (3, "RIPEMD-160"), (7, "hash algorithm '7'"),
+                                          (12, "hash algorithm '12'"), (14, "hash algorithm '14'"),
+                                          ("x", "hash algorithm 'x'"), ("\u00b2", "hash algorithm '\u00b2'")])
 def test_a_digest_outside_the_accepted_set_does_not_count(digest, name):
     check = judge_status(lines_with(digest=digest), 0)
     assert not check.good
@@ -57,7 +58,8 @@ def test_the_sha2_digests_count(digest):
 
 
 @pytest.mark.parametrize("pubkey, name", [(16, "ElGamal"), (20, "ElGamal (sign and encrypt)"), (2, "RSA (encrypt only)"),
-                                          (18, "ECDH"), (27, "algorithm 27"), (99, "algorithm 99")])
+                                          (18, "ECDH"), (27, "algorithm '27'"), (99, "algorithm '99'"),
+                                          ("rsa", "algorithm 'rsa'")])
 def test_a_public_key_algorithm_outside_the_accepted_set_does_not_count(pubkey, name):
     check = judge_status(lines_with(pubkey=pubkey), 0)
     assert not check.good and check.reason == f"weak signature: {name} signatures are not accepted"
