@@ -8,9 +8,14 @@ Three jobs, in the order a verifier needs them:
    `committer` header, a second signature header.
 2. `Keyring` is a GnuPG home owned by gitjit that holds exactly the keys of
    one `keys/` tree, built once per tree id (git's content hash) and reused.
-3. `Keyring.verify` decides from GnuPG's status lines and exit code only:
-   exactly one signature, GOODSIG and VALIDSIG for it, nothing else that
-   signals a problem. Human-readable output is sent to /dev/null.
+3. `Keyring.verify` first checks that the signature is one armored
+   signature packet (`sigpacket.py`), then runs GnuPG under a time limit and
+   decides from its status lines and exit code only: exactly one signature,
+   GOODSIG and VALIDSIG for it, nothing else that signals a problem, and
+   algorithms that are not weak (the digest from VALIDSIG, the signing key's
+   size and curve from the key material). Human-readable output is sent to
+   /dev/null. A gpg that is killed, times out or exits without a verdict
+   makes the signature "could not be checked", never "good".
 """
 
 from __future__ import annotations
@@ -38,6 +43,19 @@ FATAL_STATUS = {
     "FAILURE": "gpg reported a failure",
     "ERROR": "gpg reported an error",
 }
+# Weak algorithms never count (SPEC s.2; docs/decisions.md, "Weak signatures").
+# OpenPGP's algorithm numbers (RFC 4880 s.9), as in VALIDSIG and gpg's key listings.
+HASHES = {1: "MD5", 2: "SHA-1", 3: "RIPEMD-160", 8: "SHA-256", 9: "SHA-384", 10: "SHA-512", 11: "SHA-224"}
+STRONG_HASHES = frozenset({8, 9, 10, 11})
+PUBKEY_ALGORITHMS = {1: "RSA", 2: "RSA (encrypt only)", 3: "RSA (sign only)", 16: "ElGamal", 17: "DSA",
+                     18: "ECDH", 19: "ECDSA", 20: "ElGamal (sign and encrypt)", 22: "EdDSA"}
+MIN_BITS = {1: 2048, 3: 2048, 17: 2048}  # RSA, RSA sign-only, DSA: at least this many bits
+CURVES = {19: frozenset({"nistp256", "nistp384", "nistp521", "brainpoolp256r1", "brainpoolp384r1", "brainpoolp512r1"}),
+          22: frozenset({"ed25519", "ed448"})}
+GPG_ENV = "GITJIT_GPG"  # the gpg binary to run (default: `gpg` on PATH)
+TIMEOUT_ENV = "GITJIT_GPG_TIMEOUT"  # seconds one gpg verification may take
+DEFAULT_TIMEOUT = 10.0
+
 _GPG_OPTIONS = [
     "--no-autostart",  # never start an agent or dirmngr for verification
     "--no-auto-key-retrieve",
@@ -53,6 +71,18 @@ _META = "gitjit-keys.json"  # what the keyring holds, beside it: read without st
 
 class MalformedCommit(Exception):
     """A commit object that must not count, whatever its signature says."""
+
+
+class GpgFailure(Exception):
+    """GnuPG gave no verdict: it could not run to its end."""
+
+
+def _gpg_timeout() -> float:
+    try:
+        timeout = float(os.environ.get(TIMEOUT_ENV) or DEFAULT_TIMEOUT)
+    except ValueError:
+        return DEFAULT_TIMEOUT
+    return timeout if 0 < timeout < float("inf") else DEFAULT_TIMEOUT
 
 
 class CommitParts(NamedTuple):
@@ -111,6 +141,16 @@ def split_commit(raw: bytes) -> CommitParts:
     )
 
 
+def key_weakness(algorithm: int, bits: int, curve: str) -> str | None:
+    """Why a signing key of this algorithm, size and curve is too weak to count, or None."""
+    name = PUBKEY_ALGORITHMS.get(algorithm, f"algorithm {algorithm}")
+    if algorithm in MIN_BITS:
+        return None if bits >= MIN_BITS[algorithm] else f"{name} key of {bits} bits ({MIN_BITS[algorithm]} needed)"
+    if algorithm in CURVES:
+        return None if curve.lower() in CURVES[algorithm] else f"{name} key on curve {curve or '?'}"
+    return f"{name} keys are not accepted"
+
+
 class KeyInfo(NamedTuple):
     """What `keys/` says about one primary key and its subkeys."""
 
@@ -118,6 +158,15 @@ class KeyInfo(NamedTuple):
     expires: int | None
     revoked: bool
     subkeys: dict[str, tuple[int | None, bool]]  # fpr -> (expires, revoked)
+    algorithms: dict[str, tuple[int, int, str]]  # fpr of the key and each subkey -> (algorithm, bits, curve)
+
+    def weakness(self, signing_key: str) -> str | None:
+        """Why `signing_key` (this key or a subkey: each has its own size) is too weak to count."""
+        material = self.algorithms.get(signing_key)
+        if material is None:
+            return f"weak signature: the algorithm of key {signing_key[-16:]} is unknown"
+        problem = key_weakness(*material)
+        return f"weak signature: key {signing_key[-16:]}: {problem}" if problem else None
 
     def problem_at(self, signing_key: str, now: datetime) -> str | None:
         """Why this key cannot sign at `now`, judged from the key material."""
@@ -134,7 +183,7 @@ class KeyInfo(NamedTuple):
                 return f"signing subkey {signing_key[-16:]} is revoked"
             if expires is not None and now.timestamp() >= expires:
                 return f"signing subkey {signing_key[-16:]} expired at {from_timestamp(expires):%Y-%m-%d %H:%M}Z"
-        return None
+        return self.weakness(signing_key)
 
 
 class SignatureCheck(NamedTuple):
@@ -172,6 +221,8 @@ class SignatureCheck(NamedTuple):
 
 def judge_status(lines: list[tuple[str, str]], returncode: int | None) -> SignatureCheck:
     """The verdict from GnuPG's status lines and exit code, nothing else."""
+    if returncode is not None and returncode < 0:  # whatever it said before dying is no verdict
+        return SignatureCheck(False, f"signature could not be checked: gpg was killed by signal {-returncode}")
     counts: dict[str, int] = {}
     for keyword, _ in lines:
         counts[keyword] = counts.get(keyword, 0) + 1
@@ -182,6 +233,8 @@ def judge_status(lines: list[tuple[str, str]], returncode: int | None) -> Signat
             return SignatureCheck(False, f"{reason} {key}")
     if counts.get("NEWSIG", 0) > 1 or counts.get("GOODSIG", 0) > 1 or counts.get("VALIDSIG", 0) > 1:
         return SignatureCheck(False, "more than one signature")
+    if returncode != 0 and not counts.get("GOODSIG") and not counts.get("VALIDSIG"):
+        return SignatureCheck(False, f"signature could not be checked: gpg exited with {returncode} without a verdict")
     if counts.get("GOODSIG") != 1 or counts.get("VALIDSIG") != 1:
         return SignatureCheck(False, "no good signature")
     if returncode != 0:
@@ -197,6 +250,9 @@ def judge_status(lines: list[tuple[str, str]], returncode: int | None) -> Signat
         return SignatureCheck(False, "GOODSIG and VALIDSIG name different keys")
     if sig_class != "00":
         return SignatureCheck(False, f"signature class {sig_class} is not a binary document signature")
+    weak = _weak_algorithms(fields[6], fields[7])
+    if weak:
+        return SignatureCheck(False, weak)
     created = _parse_status_time(timestamp)
     if created is None:
         return SignatureCheck(False, f"unreadable signature time {timestamp!r}")
@@ -204,6 +260,22 @@ def judge_status(lines: list[tuple[str, str]], returncode: int | None) -> Signat
     if fields[3] not in ("", "0") and expires is None:
         return SignatureCheck(False, f"unreadable signature expiry {fields[3]!r}")
     return SignatureCheck(True, "", signing_key, primary, created, expires)
+
+
+def _weak_algorithms(pubkey: str, digest: str) -> str | None:
+    """VALIDSIG's public-key and hash algorithms, judged against the accepted sets."""
+    if _number(digest) not in STRONG_HASHES:
+        name = HASHES.get(_number(digest), f"hash algorithm {digest[:8]!r}")
+        return f"weak signature: {name} digest (SHA-224, SHA-256, SHA-384 or SHA-512 needed)"
+    if _number(pubkey) not in MIN_BITS and _number(pubkey) not in CURVES:
+        name = PUBKEY_ALGORITHMS.get(_number(pubkey), f"algorithm {pubkey[:8]!r}")
+        return f"weak signature: {name} signatures are not accepted"
+    return None
+
+
+def _number(text: str) -> int:
+    """A decimal field of gpg's output; -1 where it is not one."""
+    return int(text) if text.isascii() and text.isdigit() else -1
 
 
 def _parse_status_time(value: str) -> datetime | None:
@@ -246,15 +318,38 @@ class Keyring:
         if self._gpg is None:
             import gnupg  # imported late: the hook pays for it only when it verifies
 
-            self._gpg = gnupg.GPG(gnupghome=self.home, options=list(_GPG_OPTIONS))
+            self._gpg = gnupg.GPG(gpgbinary=os.environ.get(GPG_ENV) or "gpg", gnupghome=self.home,
+                                  options=list(_GPG_OPTIONS))
         return self._gpg
 
     def verify(self, payload: bytes, signature: bytes, at: datetime | None = None) -> SignatureCheck:
         """GnuPG's verdict now, or with its clock set to `at` (--faked-system-time)."""
+        return self._verdict(payload, signature, at)[0]
+
+    def _verdict(self, payload: bytes, signature: bytes,
+                 at: datetime | None = None) -> tuple[SignatureCheck, list[tuple[str, str]]]:
+        """The verdict and the status lines it came from (none where gpg never gave any)."""
+        from .sigpacket import MalformedSignature, check_signature_block
+
         try:
-            return judge_status(*self._status_lines(payload, signature, at))
+            check_signature_block(signature)  # GnuPG never sees anything but one signature packet
+        except MalformedSignature as exc:
+            return SignatureCheck(False, str(exc)), []
+        try:
+            lines, returncode = self._status_lines(payload, signature, at)
+            return self._strong_enough(judge_status(lines, returncode)), lines
         except Exception as exc:  # fail closed: any error means "does not count"
-            return SignatureCheck(False, f"signature could not be checked: {exc}")
+            return SignatureCheck(False, f"signature could not be checked: {exc}"), []
+
+    def _strong_enough(self, check: SignatureCheck) -> SignatureCheck:
+        """A good verdict stands only if the key that signed is not weak (judged from its material)."""
+        if not check.good:
+            return check
+        key = self.keys.get(check.primary_key or "")
+        if key is None:
+            return SignatureCheck(False, f"key {check.primary_key} is missing from the keyring's key list")
+        weakness = key.weakness(check.signing_key or "")
+        return SignatureCheck(False, weakness) if weakness else check
 
     def verify_when_made(self, payload: bytes, signature: bytes) -> SignatureCheck:
         """GnuPG's verdict as of the signature's own creation time.
@@ -265,11 +360,7 @@ class Keyring:
         Only an expired key is reconsidered; every other verdict stands, and
         the time is the one the signature claims: the caller must bound it.
         """
-        try:
-            lines, returncode = self._status_lines(payload, signature)
-        except Exception as exc:  # fail closed
-            return SignatureCheck(False, f"signature could not be checked: {exc}")
-        check = judge_status(lines, returncode)
+        check, lines = self._verdict(payload, signature)
         validsig = [value.split() for keyword, value in lines if keyword == "VALIDSIG"]
         if check.good or not any(keyword == "EXPKEYSIG" for keyword, _ in lines) or len(validsig) != 1:
             return check
@@ -293,7 +384,12 @@ class Keyring:
             # starts three threads per signature, which cost an audit of thousands of
             # signatures a third of its throughput (docs/decisions.md).
             command = self.gpg.make_args(["--verify", *extra, sig_path, "-"], False)
-            result = subprocess.run(command, input=payload, capture_output=True, env=self.gpg.env)
+            timeout = _gpg_timeout()
+            try:
+                result = subprocess.run(command, input=payload, capture_output=True, env=self.gpg.env,
+                                        timeout=timeout)
+            except subprocess.TimeoutExpired:  # run() has killed it
+                raise GpgFailure(f"gpg timed out after {timeout:g} s") from None
             return status_lines(result.stderr), result.returncode
         finally:
             os.unlink(sig_path)
@@ -372,11 +468,14 @@ class Keyring:
         keys = {}
         for entry in keyring.gpg.list_keys():
             fpr = entry["fingerprint"].upper()
+            subkey_info = list(entry.get("subkey_info", {}).values())
             subkeys = {
                 info["fingerprint"].upper(): (_int_or_none(info.get("expires")), info.get("trust") == "r")
-                for info in entry.get("subkey_info", {}).values()
+                for info in subkey_info
             }
-            keys[fpr] = KeyInfo(fpr, _int_or_none(entry.get("expires")), entry.get("trust") == "r", subkeys)
+            algorithms = {info["fingerprint"].upper(): _material(info) for info in [entry, *subkey_info]}
+            keys[fpr] = KeyInfo(fpr, _int_or_none(entry.get("expires")), entry.get("trust") == "r", subkeys,
+                                algorithms)
         keyring.owners, keyring.keys = owners, keys
         return keyring
 
@@ -391,7 +490,8 @@ class Keyring:
         return {
             "owners": {p: sorted(f) for p, f in self.owners.items()},
             "keys": {
-                fpr: {"expires": k.expires, "revoked": k.revoked, "subkeys": {s: list(v) for s, v in k.subkeys.items()}}
+                fpr: {"expires": k.expires, "revoked": k.revoked, "subkeys": {s: list(v) for s, v in k.subkeys.items()},
+                      "algorithms": {s: list(v) for s, v in k.algorithms.items()}}
                 for fpr, k in self.keys.items()
             },
         }
@@ -400,7 +500,9 @@ class Keyring:
     def _from_meta(cls, home: str, meta: dict) -> "Keyring":
         owners = {p: frozenset(f) for p, f in meta["owners"].items()}
         keys = {
-            fpr: KeyInfo(fpr, k["expires"], bool(k["revoked"]), {s: (v[0], bool(v[1])) for s, v in k["subkeys"].items()})
+            # an entry written before key algorithms were kept has none: KeyError, so it is rebuilt
+            fpr: KeyInfo(fpr, k["expires"], bool(k["revoked"]), {s: (v[0], bool(v[1])) for s, v in k["subkeys"].items()},
+                         {s: (int(v[0]), int(v[1]), str(v[2])) for s, v in k["algorithms"].items()})
             for fpr, k in meta["keys"].items()
         }
         return cls(home, owners, keys)
@@ -408,3 +510,9 @@ class Keyring:
 
 def _int_or_none(value: str | None) -> int | None:
     return int(value) if value else None
+
+
+def _material(info: dict) -> tuple[int, int, str]:
+    """(algorithm, bits, curve) of one key in python-gnupg's listing; unknown parts as 0 and ""."""
+    return (max(_number(info.get("algo") or ""), 0), max(_number(info.get("length") or ""), 0),
+            (info.get("curve") or "").lower())

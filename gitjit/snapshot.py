@@ -35,7 +35,7 @@ import sqlite3
 from .tuples import NamedTuple
 
 FILE_NAME = "trusted.sqlite"
-FORMAT = "gitjit-trusted-3"
+FORMAT = "gitjit-trusted-4"  # 4: weak signatures no longer count (signatures.py)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);

@@ -8,7 +8,10 @@ tested on lists shaped like the ones gpg prints.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -243,10 +246,23 @@ def test_anything_but_exactly_one_good_valid_signature_is_not_good(change, reaso
     assert reason in check.reason
 
 
-@pytest.mark.parametrize("returncode", [1, 2, -9, None])
+@pytest.mark.parametrize("returncode", [1, 2, None])
 def test_nonzero_exit_is_not_good(returncode):
     check = judge_status(good_lines(), returncode)
     assert not check.good and "gpg exited with" in check.reason
+
+
+def test_a_killed_gpg_gave_no_verdict_whatever_it_printed():
+    for lines in (good_lines(), [], [("NEWSIG", "")]):
+        check = judge_status(lines, -9)
+        assert not check.good and check.reason == "signature could not be checked: gpg was killed by signal 9"
+
+
+def test_an_exit_without_status_lines_is_no_verdict_not_a_bad_signature():
+    for lines in ([], [("NEWSIG", "")], [("KEY_CONSIDERED", f"{FPR} 0")]):
+        check = judge_status(lines, 2)
+        assert not check.good
+        assert check.reason == "signature could not be checked: gpg exited with 2 without a verdict"
 
 
 def test_only_status_lines_are_read():
@@ -385,7 +401,9 @@ def test_two_signatures_in_one_signature_block_do_not_count(keyring, keys, alice
          "--armor", "--detach-sign", "-u", keys["alice"].fpr + "!", "-u", keys["bob"].fpr + "!"],
         input=payload, capture_output=True, env=keys.env, check=True)
     check = ring.verify(payload, proc.stdout)
-    assert not check.good and check.reason == "more than one signature"
+    # refused before GnuPG sees it (sigpacket.py); judge_status refuses it too (tested above)
+    assert not check.good and check.reason.startswith("signature is not one OpenPGP signature packet: ")
+    assert "after the signature packet" in check.reason
 
 
 def test_garbage_signature_does_not_count(keyring, alice_commit):
@@ -400,3 +418,67 @@ def test_unknown_key_is_reported_as_such_though_gpg_says_errsig_first():
     lines = [("NEWSIG", ""), ("ERRSIG", f"{key} 22 8 00 1795658298 9 {FPR}"), ("NO_PUBKEY", key)]
     check = judge_status(lines, 2)
     assert not check.good and check.reason == f"signature by unknown key {key}"
+
+
+# -- faults: gpg killed, failing or hanging (a wrapper around the real gpg) ----------------
+
+
+def faulty_gpg(directory: Path, on_verify: str) -> str:
+    """A gpg that runs `on_verify` (shell) instead of verifying; anything else goes to the real gpg."""
+    wrapper = directory / "gpg-faulty"
+    wrapper.write_text(f'#!/bin/sh\ncase " $* " in *" --verify "*) {on_verify} ;; esac\n'
+                       f'exec "{shutil.which("gpg")}" "$@"\n')
+    wrapper.chmod(0o755)
+    return str(wrapper)
+
+
+@pytest.mark.parametrize("on_verify, reason", [
+    ("kill -9 $$", "signature could not be checked: gpg was killed by signal 9"),
+    ("kill -15 $$", "signature could not be checked: gpg was killed by signal 15"),
+    ("exit 2", "signature could not be checked: gpg exited with 2 without a verdict"),
+])
+def test_a_gpg_that_dies_gives_no_verdict_not_a_bad_signature(keyring, alice_commit, tmp_path, monkeypatch,
+                                                               on_verify, reason):
+    ring, cache, _ = keyring
+    parts = split_commit(alice_commit[2])
+    assert ring.verify(parts.payload, parts.signature).good  # with the real gpg
+    monkeypatch.setenv("GITJIT_GPG", faulty_gpg(tmp_path, on_verify))
+    faulty = Keyring.load(cache, "a" * 40)  # a fresh keyring object picks its gpg binary anew
+    check = faulty.verify(parts.payload, parts.signature)
+    assert not check.good and check.reason == reason
+    assert check.primary_key is None and check.created is None
+
+
+def test_a_gpg_that_hangs_is_killed_at_the_time_limit(keyring, alice_commit, tmp_path, monkeypatch):
+    _, cache, _ = keyring
+    parts = split_commit(alice_commit[2])
+    marker = tmp_path / "still-running"
+    monkeypatch.setenv("GITJIT_GPG", faulty_gpg(tmp_path, f'echo $$ > "{marker}"; exec sleep 60'))
+    monkeypatch.setenv("GITJIT_GPG_TIMEOUT", "0.5")
+    started = time.monotonic()
+    check = Keyring.load(cache, "a" * 40).verify(parts.payload, parts.signature)
+    assert time.monotonic() - started < 5
+    assert not check.good and check.reason == "signature could not be checked: gpg timed out after 0.5 s"
+    pid = int(marker.read_text())
+    with pytest.raises(ProcessLookupError):  # killed, not left behind
+        os.kill(pid, 0)
+
+
+@pytest.mark.parametrize("value", ["", "soon", "0", "-3", "inf", "nan"])
+def test_an_unusable_time_limit_falls_back_to_the_default(value, monkeypatch):
+    from gitjit.signatures import DEFAULT_TIMEOUT, _gpg_timeout
+
+    monkeypatch.setenv("GITJIT_GPG_TIMEOUT", value)
+    assert _gpg_timeout() == DEFAULT_TIMEOUT
+
+
+def test_a_malformed_signature_never_reaches_gpg(keyring, alice_commit, tmp_path, monkeypatch):
+    _, cache, _ = keyring
+    parts = split_commit(alice_commit[2])
+    monkeypatch.setenv("GITJIT_GPG", faulty_gpg(tmp_path, f'touch "{tmp_path / "verified"}"'))
+    faulty = Keyring.load(cache, "a" * 40)
+    check = faulty.verify(parts.payload, parts.signature.replace(b"\n=", b"\n=AAAA\n=", 1))
+    assert not check.good and check.reason.startswith("signature is not one OpenPGP signature packet: ")
+    assert not (tmp_path / "verified").exists()
+    assert faulty.verify(parts.payload, parts.signature).good  # the wrapper passes a good one through
+    assert (tmp_path / "verified").exists()
