@@ -1,10 +1,10 @@
-"""`gitjit audit`: the whole approvals branch, authenticated, as one report (SPEC s.6, s.7, s.9).
+"""`gitjit audit`: the whole approvals branch, authenticated, as one report (docs/format.md, sections 5, 6, 8).
 
 The report is built in this order:
 
 1. The branch is walked from its pinned root (`gitjit.root`, or `--root`;
    trust on first use where none is pinned, as `verify` does) to its tip
-   through `TrustedBranch`, which checks every commit (s.1, s.2, s.5, s.7).
+   through `TrustedBranch`, which checks every commit (sections 2, 4, 5, 6.1-6.2).
 2. If that fails (`NotTrusted`: an unauthorized policy or key change, a
    merge, another root), the report says so first and loudly, and still
    shows what was authenticated before the failing commit; the commits after

@@ -1,4 +1,4 @@
-"""Reading and writing the approvals branch (SPEC s.1, s.9).
+"""Reading and writing the approvals branch (docs/format.md, sections 2, 8.3).
 
 Reads go through git itself (`gitread.py`: cheap to start in a hook, and
 quarantine-aware) and never trust a short ref name: the branch is always

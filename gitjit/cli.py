@@ -1,4 +1,4 @@
-"""The `gitjit` command line: parse arguments, call the core, render (SPEC s.9).
+"""The `gitjit` command line: parse arguments, call the core, render (docs/format.md, section 8).
 
 Exit codes: 0 success or approved; 1 not approved, or refused by a check;
 2 bad input, bad policy or usage error (one line, no traceback, nothing
@@ -192,7 +192,7 @@ def verify_tag(
     _verify_and_exit([verify_action(trusted, a.name, commit, now) for a in actions], as_json, tag=name)
 
 
-cli_hook.register(app)  # gitjit hook install / pre-receive (SPEC s.8)
+cli_hook.register(app)  # gitjit hook install / pre-receive (docs/format.md, section 7)
 cli_gate.register(app)  # gitjit run / audit
 
 

@@ -1,7 +1,7 @@
 """Typer commands for the gate (`gitjit run`) and `gitjit audit`, registered on the main app by cli.py.
 
 Both parse arguments, call the core (gate.py, audit.py) and render
-(render_run.py, render_audit.py). Exit codes follow SPEC s.9: `run` exits 1
+(render_run.py, render_audit.py). Exit codes follow docs/format.md, section 8.2: `run` exits 1
 without running the command when it is not approved in time, rejected, or
 anything fails while verifying, 130 on Ctrl-C, and otherwise with the
 command's own exit code; `audit` exits 1 when the history holds anything

@@ -1,4 +1,4 @@
-"""Typer commands for hook (registered on the main app by cli.py): SPEC s.8.
+"""Typer commands for hook (registered on the main app by cli.py): docs/format.md, section 7.
 
 `gitjit hook install` writes the pre-receive script (see hook_install.py);
 `gitjit hook pre-receive` is the hook itself, for servers that would rather

@@ -1,7 +1,7 @@
 """Typed refusals shared by the core, the CLI and the hook.
 
 `BadInput` is the caller's fault (exit code 2 in the CLI); `NotTrusted`
-means the approvals branch itself failed authentication (SPEC s.7), which
+means the approvals branch itself failed authentication (docs/format.md, section 5), which
 is a refusal (exit code 1), never a silent fallback.
 """
 
@@ -11,7 +11,7 @@ class GitjitError(Exception):
 
 
 class BadInput(GitjitError):
-    """Bad input, bad policy or usage error: nothing was written (SPEC s.9)."""
+    """Bad input, bad policy or usage error: nothing was written (docs/format.md, section 8.2)."""
 
 
 class NotTrusted(GitjitError):
@@ -19,8 +19,8 @@ class NotTrusted(GitjitError):
 
 
 class BadPolicy(NotTrusted):
-    """An authorized policy.toml on the branch that does not parse (SPEC s.3).
+    """An authorized policy.toml on the branch that does not parse (docs/format.md, section 3.2).
 
     The branch cannot be used past it, as for any `NotTrusted`, but the CLI
-    reports it as a bad policy (exit code 2, SPEC s.9), not as an attack.
+    reports it as a bad policy (exit code 2, docs/format.md, section 8.2), not as an attack.
     """

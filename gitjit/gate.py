@@ -1,4 +1,4 @@
-"""`gitjit run`: a gate that waits for approval, then runs a command (SPEC s.6, s.9).
+"""`gitjit run`: a gate that waits for approval, then runs a command (docs/format.md, sections 6, 8).
 
 The steps, in order:
 
@@ -78,7 +78,7 @@ def check_remote(branch: ApprovalsBranch) -> None:
 
 @dataclass(frozen=True)
 class Instructions:
-    """What an approver runs, with gitjit or by hand (SPEC s.5)."""
+    """What an approver runs, with gitjit or by hand (docs/format.md, section 3.5)."""
 
     request_id: str
     action: str

@@ -1,4 +1,4 @@
-"""The server hook: pre-receive (SPEC s.8).
+"""The server hook: pre-receive (docs/format.md, section 7).
 
 git runs it with one line per ref update on stdin, `<old> <new> <ref>`,
 before any ref moves. It refuses the whole push (git updates no ref at all
@@ -14,7 +14,7 @@ judged in this order:
    - gains no merge commit, and every commit it gains must count: the
      branch as the server has it is authenticated from the pinned root
      (`TrustedBranch`), then extended with the new commits one by one; a
-     `NotTrusted` or any `Refusal` refuses the push (s.1, s.5, s.7);
+     `NotTrusted` or any `Refusal` refuses the push (sections 2, 5, 6);
    - when it is created, its root must be signed by an admin of its own
      policy with a key from its own `keys/`, and must equal `gitjit.root`
      where the server pins one. The root is pinned once the branch has
@@ -266,7 +266,7 @@ class PushCheck:
         return refusals
 
     def _resolve(self, updates: list[RefUpdate]) -> list[RefUpdate]:
-        """The refs that will move: a push to a symbolic ref moves its target (s.8)."""
+        """The refs that will move: a push to a symbolic ref moves its target (section 7.1)."""
         resolved = []
         for update in updates:
             target = resolve_symbolic(self.repo, update.ref)
@@ -382,7 +382,7 @@ class PushCheck:
         return None
 
     def _root_view(self, new: str) -> tuple["TrustedBranch", list[str]]:
-        """A branch created by this push: its root authorizes itself (s.7) and must match the pin."""
+        """A branch created by this push: its root authorizes itself (section 5.1) and must match the pin."""
         from .errors import NotTrusted
         from .trusted import TrustedBranch
 
@@ -477,7 +477,7 @@ class PushCheck:
         whose ref update then fails pins nothing. Otherwise the branch the
         root belongs to is already on the server (a tag push), or there is no
         guard and it is pinned here, before git moves any ref: a pin that then
-        fails to land passed every check of s.7, so it never trusts more than
+        fails to land passed every check of section 5, so it never trusts more than
         the hook would; it only makes a *different* root refused until a
         server admin runs `git config --unset gitjit.root`. The check and the
         write happen under a lock, so of two concurrent pushes creating

@@ -1,4 +1,4 @@
-"""`gitjit hook install`: puts the pre-receive hook into a repository (SPEC s.8).
+"""`gitjit hook install`: puts the pre-receive hook into a repository (docs/format.md, section 7).
 
 Modelled on pre-commit's install_uninstall:
 

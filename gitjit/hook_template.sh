@@ -1,5 +1,5 @@
 #!/bin/sh
-# gitjit pre-receive hook (SPEC s.8): refuses a push that breaks the
+# gitjit pre-receive hook (docs/format.md, section 7): refuses a push that breaks the
 # approvals branch or pushes a protected tag without an approved request.
 # git updates no ref at all when this hook exits non-zero.
 #

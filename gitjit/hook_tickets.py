@@ -1,4 +1,4 @@
-"""What pre-receive accepted, handed to the reference-transaction guard (SPEC s.8).
+"""What pre-receive accepted, handed to the reference-transaction guard (docs/format.md, section 7.3).
 
 pre-receive judges a push before git moves any ref; git then moves each ref
 in a transaction of its own (one per ref, unless the push is atomic), and a

@@ -1,4 +1,4 @@
-"""What the writing commands do, without a terminal in sight (SPEC s.9).
+"""What the writing commands do, without a terminal in sight (docs/format.md, section 8.3).
 
 Every write follows the same steps: authenticate the branch as it is, check
 the input, build the new tree with pygit2, let `git commit-tree` make (and

@@ -1,4 +1,4 @@
-"""policy.toml: parsed and validated whole into immutable records (SPEC s.3).
+"""policy.toml: parsed and validated whole into immutable records (docs/format.md, section 3.2).
 
 A policy either loads completely or raises `BadInput` naming the file, the
 key and the problem; it never half-loads. Unknown keys are refused too: a

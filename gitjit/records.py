@@ -1,4 +1,4 @@
-"""Requests and decisions: parse, validate and render their TOML (SPEC s.4, s.5).
+"""Requests and decisions: parse, validate and render their TOML (docs/format.md, sections 3.4, 3.5).
 
 Parsing takes untrusted bytes and returns a frozen record or raises
 `BadInput` naming the file and the problem.
@@ -122,7 +122,7 @@ def parse_decision(data: bytes, path: str) -> Decision:
 
 
 def _render(fields: dict) -> bytes:
-    """TOML in the spec's own layout: times as 2026-11-25T23:00:00Z."""
+    """TOML in the layout of the format's examples: times as 2026-11-25T23:00:00Z."""
     lines = ["gitjit = 1"]
     for key, value in fields.items():
         if isinstance(value, datetime):

@@ -1,7 +1,7 @@
 """Good signature verdicts kept between runs, so a second audit only checks what is new.
 
 Checking a signature means running GnuPG, by far the slowest step of
-authenticating a long approvals branch (SPEC s.2). A verdict depends only
+authenticating a long approvals branch (docs/format.md, section 4). A verdict depends only
 on the signed bytes, the signature, the keyring and the clock, so a good
 one can be reused. The cache is an append-only JSON-lines file,
 `$GIT_DIR/gitjit/signatures.jsonl`, and it fails closed:

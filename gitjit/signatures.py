@@ -1,4 +1,4 @@
-"""Commit signatures: the signed payload, an isolated keyring, GnuPG's verdict (SPEC s.2).
+"""Commit signatures: the signed payload, an isolated keyring, GnuPG's verdict (docs/format.md, section 4).
 
 Three jobs, in the order a verifier needs them:
 
@@ -60,7 +60,7 @@ _GPG_OPTIONS = [
     "--no-autostart",  # never start an agent or dirmngr for verification
     "--no-auto-key-retrieve",
     "--auto-key-locate", "clear,local",
-    "--trust-model", "always",  # trust comes from the policy only (SPEC s.2)
+    "--trust-model", "always",  # trust comes from the policy only (docs/format.md, section 4.2)
     "--no-permission-warning",
     "--logger-file", os.devnull,  # human text is never read: status lines only
 ]

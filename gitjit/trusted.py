@@ -1,4 +1,4 @@
-"""The trusted view of the approvals branch, built commit by commit (SPEC s.1, s.2, s.5, s.7).
+"""The trusted view of the approvals branch, built commit by commit (docs/format.md, sections 2, 4, 5, 6).
 
 Like python-tuf's trusted metadata set, one class owns "what is trusted so
 far" and extends it one untrusted commit at a time, checking in a fixed
@@ -6,19 +6,19 @@ order and storing nothing half-checked:
 
 1. The root commit is the pinned one (`gitjit.root`); it adds only
    `policy.toml` and `keys/`, and an admin its own policy names signed it
-   with a key from its own `keys/` (s.7).
-2. Every commit has at most one parent: the branch is linear (s.1).
+   with a key from its own `keys/` (section 5.1).
+2. Every commit has at most one parent: the branch is linear (section 2.2).
 3. A commit that touches `policy.toml` or `keys/` touches nothing else, its
    policy parses, and an admin of the policy in force at its parent signed it
-   with a key from the parent's `keys/` (s.7). Anything less makes the whole
+   with a key from the parent's `keys/` (section 5.2). Anything less makes the whole
    branch untrusted (`NotTrusted`): it never silently falls back.
-4. Any other commit adds exactly one file and changes nothing else (s.1);
+4. Any other commit adds exactly one file and changes nothing else (section 2.2);
    one that does not is recorded as a `Refusal` and does not count.
 5. An added request parses, names an action of the policy in force, asks for
-   no more than `max_ttl`, and was made by an allowed requester (s.4).
+   no more than `max_ttl`, and was made by an allowed requester (section 6.1).
 6. An added decision parses, is signed by the person its path names with a
    key the policy in force lists for them, was made by an approver of the
-   action, and is bound to the request's id, blob and target (s.5, s.6).
+   action, and is bound to the request's id, blob and target (section 6.2).
    What depends on the time of verification (freshness, expiry of keys and
    requests) is judged later, by `verdicts.py`.
 """
@@ -281,10 +281,10 @@ class TrustedBranch:
     @classmethod
     def load(cls, branch: ApprovalsBranch, tip: str | None = None, root: str | None = None,
              pin: bool = True, save: bool = True) -> "TrustedBranch":
-        """Authenticates the branch from its pinned root to `tip` (s.7).
+        """Authenticates the branch from its pinned root to `tip` (section 5.1).
 
         Where no root is pinned yet, the branch's own root is pinned on this
-        first use (trust on first use), as the spec asks of a first fetch.
+        first use (trust on first use), as docs/format.md, section 5.1 describes.
         The work is resumed from the snapshot of an earlier run where there is
         one for this root (snapshot.py), and saved for the next run.
         """
@@ -469,7 +469,7 @@ class TrustedBranch:
         self.policy_changes.append((commit_id, signer))
 
     def _authorize(self, commit_id: str, parts: CommitParts, authority: PolicyState, what: str) -> str:
-        """The admin of `authority` who signed this policy commit, or NotTrusted (s.7)."""
+        """The admin of `authority` who signed this policy commit, or NotTrusted (section 5.2)."""
         if parts.signature is None:
             raise NotTrusted(f"{what} {commit_id[:12]} is not signed")
         check = self.check_signature(commit_id, parts, authority.keyring)

@@ -1,4 +1,4 @@
-"""When is an action approved: verdicts at a time `now` (SPEC s.6).
+"""When is an action approved: verdicts at a time `now` (docs/format.md, section 6).
 
 `trusted.py` has already settled everything that does not depend on the
 time. What is left is judged here, at `now`:
@@ -13,8 +13,8 @@ time. What is left is judged here, at `now`:
   `now - S <= freshness`;
 - the current policy: the action still exists, the person is still one of
   its approvers, self-approval is still allowed where used, and the signing
-  key is still theirs (listed for them, in their keys/ file). The spec
-  names the policy in force at the decision; gitjit also requires today's,
+  key is still theirs (listed for them, in their keys/ file). The replay
+  checked the policy in force at the decision; gitjit also requires today's,
   so taking someone off an action, or a key out of the policy, withdraws
   their outstanding decisions.
 
@@ -217,7 +217,7 @@ def judge_request(trusted: TrustedBranch, entry: RequestEntry, now: datetime) ->
 
 
 def verify(trusted: TrustedBranch, action: str, target: str, now: datetime) -> Verdict:
-    """`verify(action, target, now)` of SPEC s.6."""
+    """`verify(action, target, now)` of docs/format.md, section 6."""
     if action not in trusted.policy.actions:
         raise BadInput(f"unknown action {action!r}: the policy has {', '.join(sorted(trusted.policy.actions)) or 'none'}")
     verdicts = tuple(judge_request(trusted, r, now) for r in trusted.requests_for(action, target))

@@ -1,7 +1,7 @@
 """Helpers for the server-hook tests: a server with the hook, and hand-made branch commits.
 
 `BranchWriter` writes on a clone's approvals branch the way a person with
-only git and gpg would (SPEC s.5: write the file, `git commit -S`), and also
+only git and gpg would (docs/format.md, section 3.5: write the file, `git commit -S`), and also
 the way a forger would (unsigned, someone else's key, a modified request).
 """
 

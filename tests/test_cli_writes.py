@@ -1,5 +1,5 @@
 """Writing commands: the user's work tree and index are never touched, and the
-local approvals branch is kept in step with origin's (SPEC s.9, docs/decisions.md).
+local approvals branch is kept in step with origin's (docs/format.md, section 8.3, docs/decisions.md).
 
 Each test gets its own copy of one origin (a bare repository whose approvals
 branch alice made with `gitjit init` and `person add`) and clones of it

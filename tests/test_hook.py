@@ -1,4 +1,4 @@
-"""The pre-receive hook (SPEC s.8), through real `git push`es.
+"""The pre-receive hook (docs/format.md, section 7), through real `git push`es.
 
 Every test pushes into a bare repository whose hook was installed by
 `gitjit hook install` (the CLI, as a subprocess), over file:// and over

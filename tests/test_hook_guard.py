@@ -1,4 +1,4 @@
-"""A protected tag lands only with the approvals it was judged on (SPEC s.8), through real pushes.
+"""A protected tag lands only with the approvals it was judged on (docs/format.md, section 7.3), through real pushes.
 
 pre-receive judges a push before git moves any ref, and git then moves each
 ref on its own: a branch update can still fail after the hook accepted it

@@ -1,4 +1,4 @@
-"""`gitjit hook install` (SPEC s.8), run as a subprocess like a server admin would.
+"""`gitjit hook install` (docs/format.md, section 7), run as a subprocess like a server admin would.
 
 Modelled on pre-commit's install tests: real repositories, real hooks run by
 real pushes. The checks a push must pass are in test_hook.py; here: where

@@ -1,4 +1,4 @@
-"""Names, durations and times: the small grammars of SPEC s.1, s.3 and s.4."""
+"""Names, durations and times: the small grammars of docs/format.md, sections 2.3 and 3.1."""
 
 from __future__ import annotations
 

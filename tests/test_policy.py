@@ -1,4 +1,4 @@
-"""policy.toml: parsing, validation, defaults and group expansion (SPEC s.3).
+"""policy.toml: parsing, validation, defaults and group expansion (docs/format.md, section 3.2).
 
 A policy either loads completely or is refused with a BadInput that names
 the file, the key and the problem.

@@ -1,4 +1,4 @@
-"""Requests and decisions: their TOML, parsed and rendered (SPEC s.4, s.5)."""
+"""Requests and decisions: their TOML, parsed and rendered (docs/format.md, sections 3.4, 3.5)."""
 
 from __future__ import annotations
 
@@ -153,7 +153,7 @@ def test_not_toml(data):
             parse(data, path)
 
 
-# -- rendering: the spec's layout, and a faithful round trip ---------------------
+# -- rendering: the format's layout, and a faithful round trip ---------------------
 
 
 def test_rendered_request_has_the_spec_layout():

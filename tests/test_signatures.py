@@ -1,4 +1,4 @@
-"""Commit signatures: the signed payload, GnuPG's verdict, the isolated keyring (SPEC s.2).
+"""Commit signatures: the signed payload, GnuPG's verdict, the isolated keyring (docs/format.md, section 4).
 
 `split_commit` and `Keyring` run on real commit objects signed by git with
 real keys; `judge_status` is a pure function of GnuPG status lines and is

@@ -1,4 +1,4 @@
-"""When is an action approved (SPEC s.2, s.5, s.6, s.7, s.9), against real repos and real signatures.
+"""When is an action approved (docs/format.md, sections 3.5, 4, 5, 6, 8), against real repos and real signatures.
 
 Every test starts from a copy of one module-wide world (see world.py):
 alice is admin, the policy has the actions deploy (2 of @sre + carol,
@@ -732,7 +732,7 @@ def test_a_key_taken_out_of_the_policy_withdraws_its_approvals(world, keys):
     assert verdict.requests[0].state == "pending" and verdict.requests[0].approvals == ("alice",)
 
 
-# -- the branch's layout: what does not count (SPEC s.1, s.4) -----------------------------------------
+# -- the branch's layout: what does not count (docs/format.md, sections 2, 3.4) -----------------------------------------
 
 
 def refusals(world: World) -> list[str]:

@@ -44,7 +44,7 @@ def iso(value: datetime) -> str:
 
 def request_toml(id: str, action: str, target: str, created: datetime, expires: datetime,
                  requested_by: str = "", reason: str = "") -> str:
-    """A request file as SPEC s.4 shows it, written without gitjit's renderer."""
+    """A request file as docs/format.md, section 3.4 shows it, written without gitjit's renderer."""
     return (f'gitjit = 1\nid = "{id}"\naction = "{action}"\ntarget = "{target}"\n'
             f'requested_by = "{requested_by}"\nreason = "{reason}"\n'
             f"created = {iso(created)}\nexpires = {iso(expires)}\n")
@@ -52,7 +52,7 @@ def request_toml(id: str, action: str, target: str, created: datetime, expires: 
 
 def decision_toml(request: str, request_blob: str, target: str, decision: str = "approve",
                   comment: str = "") -> str:
-    """A decision file as SPEC s.5 shows it, written without gitjit's renderer."""
+    """A decision file as docs/format.md, section 3.5 shows it, written without gitjit's renderer."""
     return (f'gitjit = 1\nrequest = "{request}"\nrequest_blob = "{request_blob}"\n'
             f'target = "{target}"\ndecision = "{decision}"\ncomment = "{comment}"\n')
 
@@ -177,7 +177,7 @@ class World:
         return TrustedBranch.load(ApprovalsBranch(pygit2.Repository(str(self.path))), root=root)
 
     def verdict(self, action: str, target: str, at: datetime | None = None):
-        """The core API's verdict (SPEC s.6), in process."""
+        """The core API's verdict (docs/format.md, section 6), in process."""
         from gitjit.verdicts import verify
 
         return verify(self.trusted(), action, target, at or utc())

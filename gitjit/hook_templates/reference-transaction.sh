@@ -1,5 +1,5 @@
 #!/bin/sh
-# gitjit reference-transaction hook (SPEC s.8): a protected tag never lands
+# gitjit reference-transaction hook (docs/format.md, section 7.3): a protected tag never lands
 # unless the approvals it was judged on are on the approvals branch.
 #
 # git runs this hook for every ref transaction, with the state as $1
