@@ -16,7 +16,7 @@ import threading
 from collections.abc import Iterator
 
 from .errors import BadInput, NotTrusted
-from .gitread import CommitObject, GitReader, MissingObject, TreeEntry, absolute_git_dir
+from .gitread import CommitObject, GitReader, MissingObject, TreeEntry, git_failure, locate_git_dir
 from .names import FULL_COMMIT_RE, check_name
 from .tuples import NamedTuple
 
@@ -73,11 +73,20 @@ def _diff_tree_records(stream) -> Iterator[tuple[str | None, Change | None]]:
 
 
 def open_repository(path: str | os.PathLike | None = None) -> str:
-    """The git directory of the repository at or above `path` (default: here)."""
+    """The git directory of the repository at or above `path` (default: here).
+
+    Where git refuses to open it for another reason than "none there" (a
+    repository owned by another user, a broken config), git's own words say
+    why and what to do, so they are what the user reads.
+    """
     start = str(path or os.getcwd())
-    found = absolute_git_dir(start) if os.path.isdir(start) else None
-    if found is None:
+    if not os.path.isdir(start):
         raise BadInput(f"not a git repository: {start}")
+    found, refusal = locate_git_dir(start)
+    if found is None:
+        if refusal.startswith("not a git repository"):
+            raise BadInput(f"not a git repository: {start}")
+        raise BadInput(refusal)
     return found
 
 
@@ -103,8 +112,7 @@ def run_git(repo, *args: str, input: bytes | None = None, check: bool = True) ->
     except OSError as exc:
         raise BadInput(f"cannot run git: {exc}") from None
     if check and result.returncode != 0:
-        message = result.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise BadInput(f"git {args[0]} failed: {message[-1] if message else 'exit ' + str(result.returncode)}")
+        raise BadInput(f"git {args[0]} failed: {git_failure(result.stderr, result.returncode)}")
     return result
 
 

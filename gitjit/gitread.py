@@ -105,8 +105,7 @@ class GitReader:
     def git(self, *args: str, input: bytes | None = None, check: bool = True) -> subprocess.CompletedProcess:
         result = subprocess.run(self.command(*args), input=input, capture_output=True)
         if check and result.returncode != 0:
-            message = result.stderr.decode("utf-8", "replace").strip().splitlines()
-            raise OSError(f"git {args[0]} failed: {message[-1] if message else result.returncode}")
+            raise OSError(f"git {args[0]} failed: {git_failure(result.stderr, result.returncode)}")
         return result
 
     # -- objects -------------------------------------------------------------
@@ -253,9 +252,39 @@ class GitReader:
 
 def absolute_git_dir(path: str | os.PathLike) -> str | None:
     """The git directory of the repository at or above `path` (None: not in one)."""
+    return locate_git_dir(path)[0]
+
+
+def locate_git_dir(path: str | os.PathLike) -> tuple[str | None, str]:
+    """(the git directory at or above `path`, "") or (None, why git found none, in git's words)."""
     try:
         result = subprocess.run(["git", "-C", os.fspath(path), "rev-parse", "--absolute-git-dir"],
                                 capture_output=True)
-    except OSError:
-        return None
-    return result.stdout.decode().strip() if result.returncode == 0 else None
+    except OSError as exc:
+        return None, f"cannot run git: {exc}"
+    found = result.stdout.decode("utf-8", "surrogateescape").strip()
+    if result.returncode == 0 and found:
+        return found, ""
+    return None, git_failure(result.stderr, result.returncode)
+
+
+_GIT_ERROR_PREFIXES = ("fatal: ", "error: ")
+_HINT_LINES = 3  # git's advice after its error ("To add an exception for this directory, call: ...")
+
+
+def git_failure(stderr: bytes, returncode: int) -> str:
+    """Why git failed, on one line, in git's own words.
+
+    Its first "fatal:" line and the advice that follows it (dubious ownership
+    names the `safe.directory` command to run); without one, its last line.
+    """
+    lines = [line.strip() for line in stderr.decode("utf-8", "replace").splitlines() if line.strip()]
+    for i, line in enumerate(lines):
+        if line.startswith("fatal: "):
+            hints = []
+            for hint in lines[i + 1:i + 1 + _HINT_LINES]:
+                if hint.startswith(_GIT_ERROR_PREFIXES):
+                    break
+                hints.append(hint)
+            return " ".join([line[len("fatal: "):] + (";" if hints else ""), *hints])
+    return lines[-1] if lines else f"exit {returncode}"
