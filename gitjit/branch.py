@@ -97,9 +97,32 @@ def git_dir(repo) -> str:
     return os.fspath(repo.path if hasattr(repo, "path") else repo)
 
 
+# Each cache directory handed out, with the reader of its repository: what is
+# created in it later is shared as that repository's core.sharedRepository says
+# (cachefiles.py), from the config already read, without starting git again.
+_cache_readers: dict[str, GitReader] = {}
+
+
 def cache_dir(repo) -> str:
-    """gitjit's own state inside the git directory (keyrings, snapshots, signature cache)."""
-    return os.path.join(git_dir(repo), "gitjit")
+    """gitjit's own state inside the git directory (keyrings, snapshots, signature cache).
+
+    Everything written there goes through cachefiles.py (shared permissions,
+    published whole, uncached when it cannot be written).
+    """
+    path = os.path.join(git_dir(repo), "gitjit")
+    if isinstance(repo, ApprovalsBranch) and path not in _cache_readers:
+        _cache_readers[path] = repo.reader
+    return path
+
+
+def cache_setting(path: str, key: str) -> str | None:
+    """A git config value of the repository whose cache directory holds `path` (None: not known)."""
+    path = os.path.abspath(path)
+    for root, reader in list(_cache_readers.items()):
+        root = os.path.abspath(root)
+        if path == root or path.startswith(root + os.sep):
+            return reader.config_value(key)
+    return None
 
 
 def run_git(repo, *args: str, input: bytes | None = None, check: bool = True) -> subprocess.CompletedProcess:
