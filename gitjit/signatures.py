@@ -25,6 +25,7 @@ import os
 import re
 from datetime import datetime, timezone
 
+from .errors import NotTrusted
 from .names import FINGERPRINT_RE, from_timestamp
 from .tuples import NamedTuple
 
@@ -62,11 +63,18 @@ _GPG_OPTIONS = [
     "--auto-key-locate", "clear,local",
     "--trust-model", "always",  # trust comes from the policy only (docs/format.md, section 4.2)
     "--no-permission-warning",
+    # A keyring is written once, by one process, in a folder of its own, then only read:
+    # no lock file, which a read-only cache, another user's or a full disk would refuse.
+    "--lock-never",
     "--logger-file", os.devnull,  # human text is never read: status lines only
 ]
 
 
 _META = "gitjit-keys.json"  # what the keyring holds, beside it: read without starting gpg
+_META_FORMAT = 2  # 2: names its tree and the size and checksum of the keybox it describes
+_PUBRING = "pubring.kbx"
+_IMPORT_TIMEOUT = 60  # seconds: a gpg that hangs fails the build instead of the push
+_uncached: dict[str, "Keyring"] = {}  # entries this process built outside the cache, by their cache path
 
 
 class MalformedCommit(Exception):
@@ -83,6 +91,10 @@ def _gpg_timeout() -> float:
     except ValueError:
         return DEFAULT_TIMEOUT
     return timeout if 0 < timeout < float("inf") else DEFAULT_TIMEOUT
+
+
+class KeyringError(NotTrusted):
+    """No keyring could be built for a `keys/` tree: nothing checked with it counts, this run."""
 
 
 class CommitParts(NamedTuple):
@@ -375,7 +387,7 @@ class Keyring:
         import tempfile  # here, not at the top: a tag push that only reads verdicts never needs it
 
         extra = ["--faked-system-time", at.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%S!")] if at else []
-        fd, sig_path = tempfile.mkstemp(prefix="sig-", dir=self.home)
+        fd, sig_path = tempfile.mkstemp(prefix="gitjit-sig-")  # never in the keyring: it may be read-only
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(signature)
@@ -397,53 +409,102 @@ class Keyring:
     @classmethod
     def load(cls, cache_dir: str | os.PathLike, tree_id: str) -> "Keyring | None":
         """The cached keyring for one `keys/` tree, or None where there is none (or a damaged one)."""
-        return cls._cached(os.path.join(os.fspath(cache_dir), tree_id))
+        home = os.path.join(os.fspath(cache_dir), tree_id)
+        return cls._cached(home) or _uncached.get(home)
 
     @classmethod
     def load_or_build(cls, cache_dir: str | os.PathLike, tree_id: str, files: dict[str, bytes]) -> "Keyring":
-        """The keyring for one `keys/` tree, from the cache or built and cached."""
+        """The keyring for one `keys/` tree, from the cache or built, checked and cached.
+
+        It is built aside and published (renamed into place) only once gpg
+        has imported every key of every file. Where the cache cannot take it
+        (read-only, another user's, a full disk), this run builds its own
+        keyring in a private folder instead: slower, never refused for it.
+        KeyringError when no keyring can be built: nothing checked with it
+        could count, and nothing is left behind for a later run to trust.
+        """
         cache_dir = os.fspath(cache_dir)
         home = os.path.join(cache_dir, tree_id)
-        cached = cls._cached(home)
-        if cached is not None:
-            return cached
-        import shutil
-        import tempfile
+        found = cls.load(cache_dir, tree_id)
+        if found is not None:
+            return found
+        from . import cachefiles
 
-        os.makedirs(cache_dir, exist_ok=True)
-        scratch = tempfile.mkdtemp(prefix=f".{tree_id[:12]}-", dir=cache_dir)
         try:
-            keyring = cls._build(scratch, files)
-            with open(os.path.join(scratch, _META), "w") as handle:
-                handle.write(json.dumps(keyring._meta()))
-        except BaseException:
-            shutil.rmtree(scratch, ignore_errors=True)
-            raise
-        if os.path.exists(home):  # a damaged entry (it did not load above): moved away, never trusted
+            cachefiles.make_dirs(cache_dir)
+            cachefiles.sweep(cache_dir)
+            scratch = _scratch_dir(cache_dir, tree_id)
+        except OSError:
+            scratch = None  # the cache cannot be written: this run builds its own
+        if scratch is not None:
+            try:
+                keyring = cls._build(scratch, files, tree_id)
+                cachefiles.open_up(scratch)
+                cachefiles.sync_tree(scratch)
+            except (KeyringError, OSError):
+                keyring = None  # maybe the cache's disk: the private build below tells
+            if keyring is None:
+                _remove(scratch)
+            else:
+                return cls._publish(keyring, scratch, home)
+        return cls._build_private(home, files, tree_id)
+
+    @classmethod
+    def _publish(cls, keyring: "Keyring", scratch: str, home: str) -> "Keyring":
+        """Moves a checked keyring from its scratch folder to its place in the cache."""
+        from . import cachefiles
+
+        if os.path.lexists(home):  # a damaged entry (it did not load): moved away, never trusted
             cls._discard(home)
         try:
             os.rename(scratch, home)
-        except OSError:  # somebody else built it meanwhile: theirs is the same, if it loads
+        except OSError:  # somebody else built it meanwhile, or the entry could not be moved away
             cached = cls._cached(home)
-            if cached is None:
-                return keyring  # ours is right too; it stays in its scratch directory
-            shutil.rmtree(scratch, ignore_errors=True)
-            return cached
+            if cached is not None:
+                _remove(scratch)
+                return cached
+            cachefiles.keep_until_exit(scratch)  # ours is right: this run uses it where it is
+            _uncached[home] = keyring
+            return keyring
+        cachefiles.sync_dir(os.path.dirname(home))
         keyring.home = home
         keyring._gpg = None
         return keyring
 
     @classmethod
+    def _build_private(cls, home: str, files: dict[str, bytes], tree_id: str) -> "Keyring":
+        """A keyring in a folder of this process's own, for a run whose cache cannot take one."""
+        from . import cachefiles
+
+        try:
+            private = cachefiles.private_dir(f"gitjit-keyring-{tree_id[:12]}-")
+        except OSError as exc:
+            raise KeyringError(f"the keyring of keys/ {tree_id[:12]} could not be built: {exc}") from None
+        try:
+            keyring = cls._build(private, files, tree_id)
+        except BaseException:
+            cachefiles.forget_private(private)
+            raise
+        _uncached[home] = keyring
+        return keyring
+
+    @classmethod
     def _cached(cls, home: str) -> "Keyring | None":
+        """The entry at `home` if it checks out whole; None for anything else (it is rebuilt)."""
         try:
             with open(os.path.join(home, _META), "rb") as handle:
-                meta = handle.read()
-        except OSError:
-            return None
-        try:
-            return cls._from_meta(home, json.loads(meta))
-        except (ValueError, KeyError, TypeError, IndexError, AttributeError):
+                meta = json.loads(handle.read())
+            if meta.get("format") != _META_FORMAT or meta.get("tree") != os.path.basename(home):
+                return None  # another gitjit's entry, or one moved from elsewhere
+            if _pubring_digest(home) != meta["pubring"]:
+                return None  # gpg would not find the keys: "signature by unknown key" for everyone
+            keyring = cls._from_meta(home, meta)
+        except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError):
             return None  # a damaged cache entry is rebuilt, never trusted
+        owned = {fpr for fprs in keyring.owners.values() for fpr in fprs}
+        if not all(keyring.owners.values()) or owned != set(keyring.keys):
+            return None
+        return keyring
 
     @staticmethod
     def _discard(home: str) -> None:
@@ -451,7 +512,10 @@ class Keyring:
         import tempfile
 
         parent, name = os.path.split(home)
-        junk = tempfile.mkdtemp(prefix=f".{name[:12]}-damaged-", dir=parent)
+        try:
+            junk = tempfile.mkdtemp(prefix=f".{name[:12]}-damaged-", dir=parent)
+        except OSError:
+            return
         try:
             os.rename(home, os.path.join(junk, "entry"))
         except OSError:
@@ -459,14 +523,28 @@ class Keyring:
         shutil.rmtree(junk, ignore_errors=True)
 
     @classmethod
-    def _build(cls, home: str, files: dict[str, bytes]) -> "Keyring":
-        os.chmod(home, 0o700)
+    def _build(cls, home: str, files: dict[str, bytes], tree_id: str) -> "Keyring":
+        """Imports every file into the empty folder `home` and checks gpg holds every key it imported."""
+        where = f"the keyring of keys/ {tree_id[:12]} could not be built"
         keyring = cls(home, {}, {})
         owners: dict[str, frozenset[str]] = {}
         for person, data in sorted(files.items()):
-            owners[person] = frozenset(keyring.import_public(data))
+            try:
+                result = keyring._import(data)
+            except KeyringError as exc:
+                raise KeyringError(f"{where}: keys/{person}.asc {exc}") from None
+            if not result.fingerprints:
+                private = " (a private key block, which is never imported)" if b"PRIVATE KEY BLOCK" in data else ""
+                raise KeyringError(f"{where}: keys/{person}.asc holds no public key{private}")
+            if not result.whole:
+                raise KeyringError(f"{where}: keys/{person}.asc: gpg imported {result.imported} of the "
+                                   f"{result.read} keys it holds")
+            owners[person] = frozenset(result.fingerprints)
+        listed = keyring.gpg.list_keys()
+        if listed.returncode != 0:
+            raise KeyringError(f"{where}: gpg --list-keys exited with {listed.returncode}")
         keys = {}
-        for entry in keyring.gpg.list_keys():
+        for entry in listed:
             fpr = entry["fingerprint"].upper()
             subkey_info = list(entry.get("subkey_info", {}).values())
             subkeys = {
@@ -476,15 +554,37 @@ class Keyring:
             algorithms = {info["fingerprint"].upper(): _material(info) for info in [entry, *subkey_info]}
             keys[fpr] = KeyInfo(fpr, _int_or_none(entry.get("expires")), entry.get("trust") == "r", subkeys,
                                 algorithms)
+        imported = {fpr for fprs in owners.values() for fpr in fprs}
+        if imported != set(keys):
+            missing = sorted(imported - set(keys)) or sorted(set(keys) - imported)
+            raise KeyringError(f"{where}: gpg lists other keys than it imported ({', '.join(missing)})")
         keyring.owners, keyring.keys = owners, keys
+        meta = dict(keyring._meta(), format=_META_FORMAT, tree=tree_id, pubring=_pubring_digest(home))
+        with open(os.path.join(home, _META), "w") as handle:
+            handle.write(json.dumps(meta))
         return keyring
 
     def import_public(self, data: bytes) -> list[str]:
-        """Imports public keys only; returns the primary fingerprints found."""
+        """Imports public keys only; returns the primary fingerprints imported (maybe none).
+
+        KeyringError when gpg itself failed: killed, an error status (a full
+        disk), no summary line. Whether the file held what it should is the
+        caller's judgement (`_build`: every key it held, at least one).
+        """
+        return self._import(data).fingerprints
+
+    def _import(self, data: bytes) -> "Imported":
+        import subprocess
+
         if b"PRIVATE KEY BLOCK" in data:
-            return []
-        result = self.gpg.import_keys(data)
-        return sorted({f.upper() for f in (result.fingerprints or []) if f and FINGERPRINT_RE.match(f.upper())})
+            return Imported([], 0, 0, False)  # never imported: a key file holds public keys only
+        command = self.gpg.make_args(["--import"], False)
+        try:
+            result = subprocess.run(command, input=data, capture_output=True, env=self.gpg.env,
+                                    timeout=_IMPORT_TIMEOUT)
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise KeyringError(f"could not be imported: {exc}") from None
+        return imported_keys(status_lines(result.stderr), result.returncode)
 
     def _meta(self) -> dict:
         return {
@@ -516,3 +616,70 @@ def _material(info: dict) -> tuple[int, int, str]:
     """(algorithm, bits, curve) of one key in python-gnupg's listing; unknown parts as 0 and ""."""
     return (max(_number(info.get("algo") or ""), 0), max(_number(info.get("length") or ""), 0),
             (info.get("curve") or "").lower())
+
+
+class Imported(NamedTuple):
+    fingerprints: list[str]  # primary keys imported (IMPORT_OK)
+    read: int  # keys gpg read in the file (IMPORT_RES count)
+    imported: int  # of which imported or already there
+    whole: bool  # gpg imported every key it read
+
+
+def imported_keys(lines: list[tuple[str, str]], returncode: int | None) -> Imported:
+    """What one `gpg --import` imported, from its status lines and exit code.
+
+    KeyringError where gpg did not finish its work: killed, an error status
+    (a full disk), no summary line, an exit code other than 0 or 2.
+    """
+    if returncode is not None and returncode < 0:
+        raise KeyringError(f"could not be imported: gpg was killed by signal {-returncode}")
+    for keyword, value in lines:
+        if keyword in ("ERROR", "FAILURE"):
+            raise KeyringError(f"could not be imported: gpg reported {keyword} {value}".rstrip())
+    summary = [value.split() for keyword, value in lines if keyword == "IMPORT_RES"]
+    if len(summary) != 1 or len(summary[0]) < 14 or not all(f.isdigit() for f in summary[0]):
+        raise KeyringError(f"could not be imported: gpg gave no import summary (exit {returncode})")
+    if returncode not in (0, 2):
+        raise KeyringError(f"could not be imported: gpg exited with {returncode}")
+    counts = [int(f) for f in summary[0]]
+    read, imported, unchanged, not_imported = counts[0], counts[2], counts[4], counts[13]
+    fingerprints = sorted({value.split()[1].upper() for keyword, value in lines
+                           if keyword == "IMPORT_OK" and len(value.split()) > 1})
+    if not all(FINGERPRINT_RE.match(f) for f in fingerprints):
+        raise KeyringError("could not be imported: gpg named a malformed fingerprint")
+    done = imported + unchanged
+    # Not "exit 0": gpg also exits 2 when it merely could not reach an agent it never needed
+    # (a GnuPG home whose socket path is too long), so the counts decide.
+    return Imported(fingerprints, read, done, not not_imported and done == read)
+
+
+_CHECKSUM_MODULUS = (1 << 61) - 1  # a prime: the file read as one number, modulo it
+
+
+def _pubring_digest(home: str) -> list[int] | None:
+    """[size, checksum] of the keybox gpg reads (None: there is none).
+
+    Checked on every load, so a keybox that lost its keys (truncated, zeroed
+    by a crash) is rebuilt, not used. The checksum catches accidents, not
+    attacks: whoever can write the keybox can write the metadata too. It
+    costs no import, which keeps a tag push's imports as they are.
+    """
+    try:
+        with open(os.path.join(home, _PUBRING), "rb") as handle:
+            data = handle.read()
+    except FileNotFoundError:
+        return None
+    return [len(data), int.from_bytes(data, "big") % _CHECKSUM_MODULUS]
+
+
+def _scratch_dir(cache_dir: str, tree_id: str) -> str:
+    """An empty folder beside the entry it will become: a rename publishes it whole."""
+    import tempfile
+
+    return tempfile.mkdtemp(prefix=f".{tree_id[:12]}-", dir=cache_dir)
+
+
+def _remove(path: str) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from gitjit.signatures import Keyring, MalformedCommit, judge_status, split_commit, status_lines
+from gitjit.signatures import Keyring, KeyringError, MalformedCommit, judge_status, split_commit, status_lines
 from helpers import git, make_clone, run_gpg
 
 # -- real signed commits ---------------------------------------------------------
@@ -350,8 +350,10 @@ def test_a_damaged_cache_entry_is_rebuilt(keys, tmp_path):
 def test_private_key_blocks_are_never_imported(keys, tmp_path):
     secret = run_gpg(keys.home, "--armor", "--pinentry-mode", "loopback", "--passphrase", "",
                      "--export-secret-keys", keys["dave"].fpr, env=keys.env).stdout
-    ring = Keyring.load_or_build(tmp_path, "c" * 40, {"dave": secret.encode()})
-    assert ring.owners == {"dave": frozenset()} and ring.keys == {}
+    # a file that imports no key is an error for the build (docs/decisions.md), never an empty keyring
+    with pytest.raises(KeyringError, match=r"keys/dave.asc holds no public key \(a private key block"):
+        Keyring.load_or_build(tmp_path, "c" * 40, {"dave": secret.encode()})
+    assert list(tmp_path.iterdir()) == []  # nothing published, no scratch left, no secret key anywhere
 
 
 def verify_commit(ring: Keyring, clone, commit: str):
