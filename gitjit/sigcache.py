@@ -178,13 +178,16 @@ class SignatureCache:
             self._append(b"\n".join(lines) + b"\n")
 
     def _append(self, data: bytes) -> None:
+        from . import cachefiles
+
         with self._lock:
             try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+                cachefiles.make_dirs(str(self.path.parent))
+                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)  # the umask applies
             except OSError:
-                return  # a cache that cannot be written only costs time
+                return  # a cache that cannot be written (read-only, another user's) only costs time
             try:
+                cachefiles.adjust(str(self.path))  # as core.sharedRepository says
                 size = os.fstat(fd).st_size
                 if size:
                     # A torn last line (a crash mid-write) must not swallow the next entry.

@@ -72,11 +72,23 @@ class Snapshot:
 
     def _connect(self, create: bool = False) -> sqlite3.Connection | None:
         if self._db is None:
-            if not create and not os.path.exists(self.path):
+            exists = os.path.exists(self.path)
+            if not create and not exists:
                 return None
-            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            if create:
+                from . import cachefiles
+
+                cachefiles.make_dirs(os.path.dirname(self.path))
             db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
-            db.executescript(_SCHEMA)
+            try:
+                db.executescript(_SCHEMA)
+            except sqlite3.OperationalError:
+                if create or not _read_only(db):
+                    db.close()
+                    raise
+                # a snapshot this user may read but not write (another user's): read as it is
+            if create and not exists:
+                _share(self.path)
             self._db = db
         return self._db
 
@@ -154,8 +166,17 @@ class Snapshot:
         """Replaces everything from position `keep` on with `rows`, ending at `head`.
 
         Refuses (returns False) when the stored snapshot is no longer the
-        `expected` one: another process moved it meanwhile.
+        `expected` one: another process moved it meanwhile. A file sqlite
+        cannot read as a database is removed and written afresh.
         """
+        saved = self._save(expected, keep, head, rows)
+        if saved is None:
+            self._discard()
+            saved = self._save(expected, keep, head, rows)
+        return bool(saved)
+
+    def _save(self, expected: Head | None, keep: int, head: Head, rows: dict[str, list[tuple]]) -> bool | None:
+        """`save` once; None when the file turned out not to be a readable database."""
         try:
             db = self._connect(create=True)
             db.execute("BEGIN IMMEDIATE")
@@ -183,6 +204,40 @@ class Snapshot:
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
-        except (sqlite3.Error, OSError):
-            return False  # a snapshot that cannot be written only costs time
+        except sqlite3.DatabaseError as exc:
+            return None if getattr(exc, "sqlite_errorname", "") in _DAMAGED else False
+        except OSError:
+            return False  # a snapshot that cannot be written (read-only, another user's, a full disk) only costs time
+
+    def _discard(self) -> None:
+        """Removes a snapshot sqlite cannot read as a database, and its journal."""
+        self.close()
+        for path in (self.path, self.path + "-journal"):
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+
+
+_DAMAGED = ("SQLITE_NOTADB", "SQLITE_CORRUPT")
+
+
+def _share(path: str) -> None:
+    """A new snapshot file, as core.sharedRepository says (sqlite gives its journals the same mode)."""
+    from . import cachefiles
+
+    try:
+        cachefiles.adjust(path)
+    except OSError:
+        pass  # it stays as the umask made it: others read it, and rebuild what they cannot save
+
+
+def _read_only(db: sqlite3.Connection) -> bool:
+    """Whether sqlite could open the file for reading only (this user may not write it)."""
+    try:
+        db.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        return getattr(exc, "sqlite_errorname", "").startswith("SQLITE_READONLY")
+    db.execute("ROLLBACK")
+    return False
 
