@@ -1,0 +1,284 @@
+"""Caches that heal themselves (issue 10): a fault while a cache entry is built never sticks.
+
+Every test pushes for real into a bare server whose hook `gitjit hook
+install` wrote, with real gpg. A fault (a gpg killed while it imports, a
+full disk, a damaged entry) may refuse the push it happens in, never a later
+one: once the fault is gone the next push goes through, and nobody deletes
+`$GIT_DIR/gitjit` by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from gitjit.signatures import Keyring
+from helpers import GPG, Clone, Keys, git, make_bare, make_clone
+from hookkit import BranchWriter, policy_toml
+
+APPROVALS = "refs/heads/approvals"
+
+
+@pytest.fixture(scope="module")
+def golden(tmp_path_factory, keys: Keys) -> Path:
+    """A server with the hook, the approvals branch (alice admin; bob, carol approvers) and its caches."""
+    base = tmp_path_factory.mktemp("faults")
+    server = make_bare(base / "server.git", keys.env)
+    alice = make_clone(base, keys["alice"], keys)
+    alice.gitjit("hook", "install", "--repo", str(server), check=True)
+    alice.gitjit("init", "--admin", "alice", check=True)
+    writer = BranchWriter(alice)
+    writer.commit({**{f"keys/{p}.asc": keys[p].asc for p in ("bob", "carol", "dave")},
+                   "policy.toml": policy_toml(keys)}, "gitjit: policy with deploy-prod")
+    alice.git("worktree", "remove", "--force", str(writer.wt))
+    alice.git("push", "-q", str(server), "main", "approvals")
+    (base / "alice-path").write_text(alice.path.name)
+    return base
+
+
+class Server:
+    def __init__(self, golden: Path, tmp: Path, keys: Keys):
+        self.keys = keys
+        self.path = tmp / "server.git"
+        shutil.copytree(golden / "server.git", self.path, symlinks=True)
+        clone = tmp / "alice"
+        shutil.copytree(golden / (golden / "alice-path").read_text(), clone, symlinks=True)
+        self.alice = Clone(clone, keys["alice"], keys)
+        self.writer = BranchWriter(self.alice)
+        self.env = dict(keys.env)
+
+    @property
+    def keyrings(self) -> Path:
+        return self.path / "gitjit" / "keyrings"
+
+    def push(self, *refspecs: str) -> subprocess.CompletedProcess:
+        return git("push", "--porcelain", self.path.as_uri(), *refspecs, cwd=self.alice.path, env=self.env,
+                   check=False)
+
+    def keys_tree(self) -> str:
+        return self.alice.git("rev-parse", "approvals:keys").stdout.strip()
+
+    def add_erin(self) -> str:
+        """An admin-signed policy commit adding erin's key: a new keys/ tree, so a keyring to build."""
+        policy = policy_toml(self.keys, people=("alice", "bob", "carol", "dave", "erin"),
+                             approvers=("alice", "bob", "carol", "erin"))
+        self.writer.commit({"keys/erin.asc": self.keys["erin"].asc, "policy.toml": policy}, "gitjit: add erin")
+        return self.keys_tree()
+
+    def approved_tag(self, tag: str) -> str:
+        target = self.alice.commit_file(f"{tag}.txt", f"{tag}\n")
+        request_id = self.writer.request(target)
+        self.writer.approve_by(self.keys, request_id, "bob", "carol")
+        self.alice.git("tag", tag, target)
+        return target
+
+
+@pytest.fixture
+def server(golden: Path, tmp_path: Path, keys: Keys) -> Server:
+    return Server(golden, tmp_path, keys)
+
+
+def accepted(result: subprocess.CompletedProcess) -> None:
+    assert result.returncode == 0, f"push refused:\n{result.stdout}\n{result.stderr}"
+    assert "refused" not in result.stderr and "Error" not in result.stderr
+
+
+def refusal(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode != 0, f"push accepted:\n{result.stdout}\n{result.stderr}"
+    lines = [line.split("remote: ", 1)[-1] for line in result.stderr.splitlines()]
+    return "\n".join(line for line in lines if line.startswith("gitjit: refs/"))
+
+
+def published(server: Server) -> set[str]:
+    return set(os.listdir(server.keyrings))
+
+
+def assert_entry_checks_out(server: Server, tree: str, *people: str) -> None:
+    ring = Keyring.load(server.keyrings, tree)
+    assert ring is not None and ring.home == str(server.keyrings / tree)
+    assert set(ring.owners) >= set(people) and all(ring.owners[p] == {server.keys[p].fpr} for p in people)
+    meta = json.loads((server.keyrings / tree / "gitjit-keys.json").read_text())
+    assert meta["tree"] == tree and meta["pubring"][0] == (server.keyrings / tree / "pubring.kbx").stat().st_size
+
+
+# -- a gpg killed while it imports -----------------------------------------------------------------
+
+
+def killing_gpg(where: Path, flag: Path) -> Path:
+    """A gpg that, while `flag` exists, is killed (SIGKILL) at the end of every --import.
+
+    The real gpg has read the key and printed IMPORT_OK and IMPORT_RES by
+    then: only the way the process ended tells that the import did not
+    finish, as when a build is killed between writing the keybox and exiting.
+    """
+    script = where / "gpg-killed-on-import"
+    script.write_text(f"""#!/bin/sh
+for arg in "$@"; do
+    if [ "$arg" = --import ] && [ -e '{flag}' ]; then
+        '{GPG}' "$@"
+        kill -9 $$
+    fi
+done
+exec '{GPG}' "$@"
+""")
+    script.chmod(0o755)
+    return script
+
+
+def test_a_killed_import_refuses_that_push_and_the_next_push_builds_the_keyring(server: Server, tmp_path: Path):
+    flag = tmp_path / "kill-imports"
+    flag.touch()
+    server.env["GITJIT_GPG"] = str(killing_gpg(tmp_path, flag))
+    before = published(server)
+    tree = server.add_erin()
+
+    reason = refusal(server.push("approvals"))
+    assert "could not be built" in reason and "gpg was killed by signal 9" in reason, reason
+    assert published(server) == before  # no entry for the new tree, no scratch folder left behind
+
+    flag.unlink()  # the fault is gone; nobody touches $GIT_DIR/gitjit
+    accepted(server.push("approvals"))
+    assert published(server) == before | {tree}
+    assert_entry_checks_out(server, tree, "alice", "bob", "carol", "dave", "erin")
+
+
+def test_a_killed_import_is_never_taken_for_a_key_file_without_keys(keys: Keys, tmp_path: Path, monkeypatch):
+    """Directly against Keyring: the build is an error, nothing is cached, a later build succeeds."""
+    from gitjit.signatures import KeyringError
+
+    flag = tmp_path / "kill-imports"
+    flag.touch()
+    monkeypatch.setenv("GITJIT_GPG", str(killing_gpg(tmp_path, flag)))
+    cache = tmp_path / "keyrings"
+    files = {"alice": keys["alice"].asc.encode()}
+    with pytest.raises(KeyringError, match="keys/alice.asc could not be imported: gpg was killed by signal 9"):
+        Keyring.load_or_build(cache, "d" * 40, files)
+    assert Keyring.load(cache, "d" * 40) is None and os.listdir(cache) == []
+    flag.unlink()
+    ring = Keyring.load_or_build(cache, "d" * 40, files)
+    assert ring.owners == {"alice": {keys["alice"].fpr}} and ring.home == str(cache / ("d" * 40))
+
+
+# -- a full disk -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def full_cache(server: Server, tmp_path: Path):
+    """The server's $GIT_DIR/gitjit on a tiny tmpfs (root only), its old content copied in, then filled up."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    cache = server.path / "gitjit"
+    old = tmp_path / "old-cache"
+    shutil.move(cache, old)
+    cache.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,mode=755", "tmpfs", str(cache)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        shutil.rmtree(cache)
+        shutil.move(old, cache)
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        shutil.copytree(old, cache, dirs_exist_ok=True)
+        filler = cache / "filler"
+        fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            while os.write(fd, b"\0" * 512):
+                pass
+        except OSError:
+            pass  # ENOSPC: the disk is full
+        finally:
+            os.close(fd)
+        yield filler
+    finally:
+        subprocess.run(["umount", "-l", str(cache)], capture_output=True)
+
+
+def test_a_full_disk_during_a_keyring_build_publishes_nothing_and_heals(server: Server, full_cache: Path):
+    before = published(server)
+    tree = server.add_erin()
+    # The keyring cannot be built in the cache: this push builds one of its own (slower) and goes through.
+    accepted(server.push("approvals"))
+    assert published(server) == before
+
+    full_cache.unlink()  # space again: the next push builds the keyring in the cache, checked
+    server.approved_tag("v1.0")
+    accepted(server.push("approvals", "refs/tags/v1.0"))
+    assert published(server) == before | {tree}
+    assert_entry_checks_out(server, tree, "erin", "bob")
+
+
+# -- damaged entries -------------------------------------------------------------------------------
+
+
+def _empty_keyring_of_an_older_gitjit(entry: Path) -> None:
+    """What issue 10 found: an empty keyring, cached as if it held every key."""
+    for child in entry.iterdir():
+        if child.name != "gitjit-keys.json":
+            shutil.rmtree(child) if child.is_dir() else child.unlink()
+    meta = json.loads((entry / "gitjit-keys.json").read_text())
+    (entry / "gitjit-keys.json").write_text(json.dumps({"owners": {p: [] for p in meta["owners"]}, "keys": {}}))
+
+
+DAMAGES = {
+    "empty keyring of an older gitjit": _empty_keyring_of_an_older_gitjit,
+    "pubring missing": lambda entry: (entry / "pubring.kbx").unlink(),
+    "pubring truncated": lambda entry: os.truncate(entry / "pubring.kbx", 10),
+    "pubring zeroed": lambda entry: (entry / "pubring.kbx").write_bytes(b"\0" * (entry / "pubring.kbx").stat().st_size),
+    "metadata missing": lambda entry: (entry / "gitjit-keys.json").unlink(),
+    "metadata of another tree": lambda entry: (entry / "gitjit-keys.json").write_text(
+        (entry / "gitjit-keys.json").read_text().replace(entry.name, "0" * 40)),
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGES))
+def test_a_damaged_keyring_entry_is_rebuilt_never_trusted(server: Server, damage: str):
+    tree = server.keys_tree()
+    entry = server.keyrings / tree
+    assert entry.is_dir()
+    DAMAGES[damage](entry)
+    server.approved_tag("v2.0")
+    accepted(server.push("approvals", "refs/tags/v2.0"))
+    assert_entry_checks_out(server, tree, "alice", "bob", "carol", "dave")
+    assert not [name for name in os.listdir(server.keyrings) if name.startswith(".")]
+
+
+def test_a_scratch_folder_left_by_a_killed_build_is_swept_and_never_read(server: Server):
+    """A build killed before publishing leaves `.xxxx-` folders: never loaded, removed once old."""
+    stale = server.keyrings / ".deadbeef0000-killed"
+    shutil.copytree(server.keyrings / server.keys_tree(), stale)
+    old = os.stat(stale).st_mtime - 2 * 3600
+    os.utime(stale, (old, old))
+    server.add_erin()
+    accepted(server.push("approvals"))
+    assert not stale.exists()
+
+
+def test_a_snapshot_that_is_not_a_database_is_replaced(server: Server):
+    snapshot = server.path / "gitjit" / "trusted.sqlite"
+    assert snapshot.is_file()
+    snapshot.write_bytes(b"this is not a database" * 100)
+    server.approved_tag("v3.0")
+    accepted(server.push("approvals", "refs/tags/v3.0"))
+    import sqlite3
+
+    with sqlite3.connect(snapshot) as db:  # written afresh by that push, for the next one
+        tip = dict(db.execute("SELECT key, value FROM meta").fetchall())["tip"]
+    assert tip == server.alice.head("approvals")
+
+
+def test_signature_files_are_never_written_into_the_keyring(server: Server, tmp_path: Path):
+    """gpg reads the signature from a temporary file outside the cache: the keyring folder
+    holds exactly what the build put there, before and after signatures were checked."""
+    entry = server.keyrings / server.keys_tree()
+    before = sorted(os.listdir(entry))
+    server.env["TMPDIR"] = str(tmp_path / "tmp")
+    (tmp_path / "tmp").mkdir()
+    server.approved_tag("v4.0")
+    accepted(server.push("approvals", "refs/tags/v4.0"))
+    assert sorted(os.listdir(entry)) == before
+    assert os.listdir(tmp_path / "tmp") == []  # and the temporary files are gone
