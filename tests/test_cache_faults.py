@@ -282,3 +282,23 @@ def test_signature_files_are_never_written_into_the_keyring(server: Server, tmp_
     accepted(server.push("approvals", "refs/tags/v4.0"))
     assert sorted(os.listdir(entry)) == before
     assert os.listdir(tmp_path / "tmp") == []  # and the temporary files are gone
+
+
+# -- a key file without a key -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("content", ["not a key at all\n", "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nmQ==\n"
+                                     "-----END PGP PUBLIC KEY BLOCK-----\n"])
+def test_a_policy_commit_adding_a_key_file_without_a_key_is_refused_and_the_branch_goes_on(server: Server,
+                                                                                            content: str):
+    """Such a file would make every later keyring build fail: the push that brings it is refused,
+    so it never lands, and the branch keeps working (docs/decisions.md)."""
+    before = published(server)
+    bad = server.writer.commit({"keys/zoe.asc": content}, "gitjit: a key file holding no key")
+    reason = refusal(server.push("approvals"))
+    assert "keys/zoe.asc holds no public key" in reason, reason
+    assert published(server) == before
+    server.writer.git("reset", "-q", "--hard", f"{bad}~1")
+    server.alice.git("update-ref", "refs/heads/approvals", f"{bad}~1")
+    server.approved_tag("v5.0")
+    accepted(server.push("approvals", "refs/tags/v5.0"))
