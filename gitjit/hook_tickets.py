@@ -66,13 +66,16 @@ def write(git_dir: str, push_id: str, tickets: list[Ticket]) -> None:
     Raises OSError when they cannot be written: the caller decides whether the
     push can go on without the guard's help.
     """
+    from . import cachefiles  # folders and files as core.sharedRepository says
+
     folder = tickets_dir(git_dir)
-    os.makedirs(folder, exist_ok=True)
+    cachefiles.make_dirs(folder)
     path = os.path.join(folder, push_id)
     scratch = f"{path}.{os.getpid()}.tmp"
     try:
         with open(scratch, "w") as handle:
             handle.write("\n".join([HEADER, *(t.line() for t in tickets)]) + "\n")
+        cachefiles.adjust(scratch)
         os.replace(scratch, path)
     except BaseException:
         _remove(scratch)
