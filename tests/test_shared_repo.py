@@ -163,7 +163,10 @@ def read_only_cache(server: Server):
 def test_a_read_only_cache_still_verifies_approvals(server: Server, read_only_cache: Path):
     before = listing(read_only_cache)
     server.approved_tag("v2.0")  # two new approvals: their signatures are checked with the cached keyring
-    result = server.push("approvals", "refs/tags/v2.0")
+    # Approvals first, then the tag: a tag pushed with its own approvals needs the guard's
+    # ticket, which a read-only $GIT_DIR/gitjit cannot take (that push is refused, saying so).
+    accepted(server.push("approvals"))
+    result = server.push("refs/tags/v2.0")
     accepted(result)
     assert "refs/tags/v2.0 accepted" in result.stderr
     assert listing(read_only_cache) == before
@@ -261,10 +264,13 @@ def test_a_cache_made_by_root_never_blocks_another_user(their_server: Server, ca
         subprocess.run(["chmod", "-R", "go-rwx", str(their_server.cache)], check=True)
     before = listing(their_server.cache)
     assert all(uid == 0 for _mode, uid, _size, _mtime in before.values())
-    result = push_as_other_user(their_server, "approvals", "refs/tags/v3.0")
-    assert result.returncode == 0, f"push refused:\n{result.stdout}\n{result.stderr}"
+    # Approvals first (their signatures checked as this user), then the tag: the guard's
+    # ticket for a tag pushed with its approvals needs a $GIT_DIR/gitjit this user can write.
+    for refspec in ("approvals", "refs/tags/v3.0"):
+        result = push_as_other_user(their_server, refspec)
+        assert result.returncode == 0, f"push refused:\n{result.stdout}\n{result.stderr}"
+        assert "PermissionError" not in result.stderr and "Traceback" not in result.stderr
     assert "refs/tags/v3.0 accepted" in result.stderr
-    assert "PermissionError" not in result.stderr and "Traceback" not in result.stderr
     assert listing(their_server.cache) == before  # root's cache is untouched, whatever happened
 
 
