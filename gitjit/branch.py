@@ -16,7 +16,14 @@ import threading
 from collections.abc import Iterator
 
 from .errors import BadInput, NotTrusted
-from .gitread import CommitObject, GitReader, MissingObject, TreeEntry, git_failure, locate_git_dir
+from .gitread import (
+    CommitObject,
+    GitReader,
+    MissingObject,
+    TreeEntry,
+    git_failure,
+    locate_git_dir,
+)
 from .names import FULL_COMMIT_RE, check_name
 from .tuples import NamedTuple
 

@@ -72,11 +72,12 @@ def shared_mode(mode: int, shared: int, is_dir: bool) -> int:
 
 def sharing(path: str) -> int:
     """How the repository whose cache holds `path` is shared (UMASK where that is unknown)."""
-    from .branch import cache_setting  # cache_dir() remembered which repository each cache is in
+    # cache_dir() remembered which repository each cache is in
+    from .branch import cache_setting
 
     try:
         return parse_shared(cache_setting(path, "core.sharedRepository"))
-    except Exception:  # a config git cannot read: share nothing more than the umask does
+    except (OSError, ValueError):  # a config git cannot read: share nothing more than the umask does
         return UMASK
 
 

@@ -74,7 +74,7 @@ _META = "gitjit-keys.json"  # what the keyring holds, beside it: read without st
 _META_FORMAT = 2  # 2: names its tree and the size and checksum of the keybox it describes
 _PUBRING = "pubring.kbx"
 _IMPORT_TIMEOUT = 60  # seconds: a gpg that hangs fails the build instead of the push
-_uncached: dict[str, "Keyring"] = {}  # entries this process built outside the cache, by their cache path
+_uncached: dict[str, Keyring] = {}  # entries this process built outside the cache, by their cache path
 
 
 class MalformedCommit(Exception):
@@ -407,13 +407,13 @@ class Keyring:
             os.unlink(sig_path)
 
     @classmethod
-    def load(cls, cache_dir: str | os.PathLike, tree_id: str) -> "Keyring | None":
+    def load(cls, cache_dir: str | os.PathLike, tree_id: str) -> Keyring | None:
         """The cached keyring for one `keys/` tree, or None where there is none (or a damaged one)."""
         home = os.path.join(os.fspath(cache_dir), tree_id)
         return cls._cached(home) or _uncached.get(home)
 
     @classmethod
-    def load_or_build(cls, cache_dir: str | os.PathLike, tree_id: str, files: dict[str, bytes]) -> "Keyring":
+    def load_or_build(cls, cache_dir: str | os.PathLike, tree_id: str, files: dict[str, bytes]) -> Keyring:
         """The keyring for one `keys/` tree, from the cache or built, checked and cached.
 
         It is built aside and published (renamed into place) only once gpg
@@ -450,7 +450,7 @@ class Keyring:
         return cls._build_private(home, files, tree_id)
 
     @classmethod
-    def _publish(cls, keyring: "Keyring", scratch: str, home: str) -> "Keyring":
+    def _publish(cls, keyring: Keyring, scratch: str, home: str) -> Keyring:
         """Moves a checked keyring from its scratch folder to its place in the cache."""
         from . import cachefiles
 
@@ -472,7 +472,7 @@ class Keyring:
         return keyring
 
     @classmethod
-    def _build_private(cls, home: str, files: dict[str, bytes], tree_id: str) -> "Keyring":
+    def _build_private(cls, home: str, files: dict[str, bytes], tree_id: str) -> Keyring:
         """A keyring in a folder of this process's own, for a run whose cache cannot take one."""
         from . import cachefiles
 
@@ -489,7 +489,7 @@ class Keyring:
         return keyring
 
     @classmethod
-    def _cached(cls, home: str) -> "Keyring | None":
+    def _cached(cls, home: str) -> Keyring | None:
         """The entry at `home` if it checks out whole; None for anything else (it is rebuilt)."""
         try:
             with open(os.path.join(home, _META), "rb") as handle:
@@ -523,7 +523,7 @@ class Keyring:
         shutil.rmtree(junk, ignore_errors=True)
 
     @classmethod
-    def _build(cls, home: str, files: dict[str, bytes], tree_id: str) -> "Keyring":
+    def _build(cls, home: str, files: dict[str, bytes], tree_id: str) -> Keyring:
         """Imports every file into the empty folder `home` and checks gpg holds every key it imported."""
         where = f"the keyring of keys/ {tree_id[:12]} could not be built"
         keyring = cls(home, {}, {})
@@ -573,7 +573,7 @@ class Keyring:
         """
         return self._import(data).fingerprints
 
-    def _import(self, data: bytes) -> "Imported":
+    def _import(self, data: bytes) -> Imported:
         import subprocess
 
         if b"PRIVATE KEY BLOCK" in data:
@@ -581,7 +581,7 @@ class Keyring:
         command = self.gpg.make_args(["--import"], False)
         try:
             result = subprocess.run(command, input=data, capture_output=True, env=self.gpg.env,
-                                    timeout=_IMPORT_TIMEOUT)
+                                    timeout=_IMPORT_TIMEOUT, check=False)
         except (OSError, subprocess.SubprocessError) as exc:
             raise KeyringError(f"could not be imported: {exc}") from None
         return imported_keys(status_lines(result.stderr), result.returncode)

@@ -16,10 +16,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
-from gitjit.signatures import Keyring
 from helpers import GPG, Clone, Keys, git, make_bare, make_clone
 from hookkit import BranchWriter, policy_toml
+
+from gitjit.signatures import Keyring
 
 APPROVALS = "refs/heads/approvals"
 
@@ -177,7 +177,7 @@ def full_cache(server: Server, tmp_path: Path):
     shutil.move(cache, old)
     cache.mkdir()
     mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,mode=755", "tmpfs", str(cache)],
-                             capture_output=True, text=True)
+                             capture_output=True, text=True, check=False)
     if mounted.returncode != 0:
         shutil.rmtree(cache)
         shutil.move(old, cache)
@@ -195,7 +195,7 @@ def full_cache(server: Server, tmp_path: Path):
             os.close(fd)
         yield filler
     finally:
-        subprocess.run(["umount", "-l", str(cache)], capture_output=True)
+        subprocess.run(["umount", "-l", str(cache)], capture_output=True, check=False)
 
 
 def test_a_full_disk_during_a_keyring_build_publishes_nothing_and_heals(server: Server, full_cache: Path):
@@ -287,8 +287,9 @@ def test_signature_files_are_never_written_into_the_keyring(server: Server, tmp_
 # -- a key file without a key -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("content", ["not a key at all\n", "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nmQ==\n"
-                                     "-----END PGP PUBLIC KEY BLOCK-----\n"])
+@pytest.mark.parametrize("content", ["not a key at all\n",
+                                     ("-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nmQ==\n"
+                                      "-----END PGP PUBLIC KEY BLOCK-----\n")])
 def test_a_policy_commit_adding_a_key_file_without_a_key_is_refused_and_the_branch_goes_on(server: Server,
                                                                                             content: str):
     """Such a file would make every later keyring build fail: the push that brings it is refused,

@@ -20,10 +20,10 @@ import time
 from pathlib import Path
 
 import pytest
-
-from gitjit.cachefiles import parse_shared, shared_mode
 from helpers import REPO_ROOT, Clone, Keys, git, make_bare, make_clone
 from hookkit import BranchWriter, policy_toml
+
+from gitjit.cachefiles import parse_shared, shared_mode
 
 OTHER_USER = "gitjit-other"
 
@@ -150,14 +150,15 @@ def read_only_cache(server: Server):
         yield server.cache
         subprocess.run(["chmod", "-R", "u+w", cache], check=True)
         return
-    if subprocess.run(["mount", "--bind", cache, cache], capture_output=True).returncode != 0:
+    if subprocess.run(["mount", "--bind", cache, cache], capture_output=True, check=False).returncode != 0:
         pytest.skip("cannot bind-mount here")
     try:
-        if subprocess.run(["mount", "-o", "remount,ro,bind", cache], capture_output=True).returncode != 0:
+        remount = ["mount", "-o", "remount,ro,bind", cache]
+        if subprocess.run(remount, capture_output=True, check=False).returncode != 0:
             pytest.skip("cannot remount read-only here")
         yield server.cache
     finally:
-        subprocess.run(["umount", "-l", cache], capture_output=True)
+        subprocess.run(["umount", "-l", cache], capture_output=True, check=False)
 
 
 def test_a_read_only_cache_still_verifies_approvals(server: Server, read_only_cache: Path):
@@ -181,11 +182,11 @@ def other_user() -> tuple[int, int]:
     if os.geteuid() != 0:
         pytest.skip("switching users needs root")
     for _ in range(20):  # other test runs on this machine may be adding users at the same moment
-        found = subprocess.run(["id", "-u", OTHER_USER], capture_output=True, text=True)
+        found = subprocess.run(["id", "-u", OTHER_USER], capture_output=True, text=True, check=False)
         if found.returncode == 0:
             break
         subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", OTHER_USER],
-                       capture_output=True)
+                       capture_output=True, check=False)
         time.sleep(0.2)
     else:
         pytest.skip(f"cannot create user {OTHER_USER}")
@@ -210,7 +211,8 @@ def shared_python(tmp_path_factory, other_user) -> str:
     (site / "gitjit-tests.pth").write_text(os.path.dirname(os.path.realpath(gnupg.__file__)) + "\n")
     python = str(base / "py" / "bin" / "python3")
     probe = subprocess.run(["runuser", "-u", OTHER_USER, "--", python, "-c", "import gnupg, gitjit"],
-                           capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)))
+                           capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)),
+                           check=False)
     if probe.returncode != 0:
         shutil.rmtree(base, ignore_errors=True)
         pytest.skip(f"{OTHER_USER} cannot run gitjit here: {probe.stderr.strip()[-200:]}")
@@ -242,8 +244,8 @@ def their_server(golden: Path, keys: Keys, other_user, shared_python):
 def push_as_other_user(server: Server, *refspecs: str) -> subprocess.CompletedProcess:
     home = server.path.parent / "other-home"
     home.mkdir(exist_ok=True)
-    os.chown(home, *[int(subprocess.run(["id", flag, OTHER_USER], capture_output=True, text=True).stdout)
-                     for flag in ("-u", "-g")])
+    os.chown(home, *[int(subprocess.run(["id", flag, OTHER_USER], capture_output=True, text=True,
+                                        check=True).stdout) for flag in ("-u", "-g")])
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), "LC_ALL": "C.UTF-8",
         "GIT_CONFIG_NOSYSTEM": "1",
@@ -252,7 +254,7 @@ def push_as_other_user(server: Server, *refspecs: str) -> subprocess.CompletedPr
     }
     return subprocess.run(["runuser", "-u", OTHER_USER, "--", "git", "-C", str(server.alice.path), "push",
                            "--porcelain", server.path.as_uri(), *refspecs],
-                          capture_output=True, text=True, env=env, timeout=120)
+                          capture_output=True, text=True, env=env, timeout=120, check=False)
 
 
 @pytest.mark.parametrize("cache_as", ["readable", "private to root"])
