@@ -15,15 +15,14 @@ blocking another:
 3. Only the cache's creator changes an existing entry's mode; nobody else
    tries (`chmod` would fail for them anyway).
 
-Imported only where something is written: the warm paths never load it.
+Imported only where something is written (a push writes its tickets), so shutil and
+tempfile are imported only by the functions that need them.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import stat
-import tempfile
 
 UMASK = 0  # core.sharedRepository unset, false or umask: modes come from the umask alone
 PERM_GROUP = 0o660
@@ -184,6 +183,8 @@ def private_dir(prefix: str) -> str:
     A process killed before it exits leaves the folder behind in the
     temporary directory, where nothing ever reads it.
     """
+    import tempfile
+
     path = tempfile.mkdtemp(prefix=prefix)
     keep_until_exit(path)
     return path
@@ -193,6 +194,8 @@ def forget_private(path: str) -> None:
     """Removes a private folder now (it is no longer needed)."""
     if path in _private:
         _private.remove(path)
+    import shutil
+
     shutil.rmtree(path, ignore_errors=True)
 
 
@@ -207,6 +210,8 @@ def keep_until_exit(path: str) -> None:
 
 def _remove_private() -> None:
     for path in _private:
+        import shutil
+
         shutil.rmtree(path, ignore_errors=True)
     _private.clear()
 
@@ -228,6 +233,8 @@ def sweep(folder: str, older_than: float = 3600.0) -> None:
             if os.lstat(path).st_mtime >= limit:
                 continue
             if os.path.isdir(path):
+                import shutil
+
                 shutil.rmtree(path, ignore_errors=True)
             else:
                 os.unlink(path)

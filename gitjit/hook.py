@@ -527,7 +527,9 @@ class _Lock:
     def __enter__(self) -> "_Lock":
         import time
 
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        from . import cachefiles  # the folder shared as core.sharedRepository says
+
+        cachefiles.make_dirs(os.path.dirname(self.path))
         deadline = time.monotonic() + self.timeout
         while True:
             try:

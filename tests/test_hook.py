@@ -504,7 +504,8 @@ def test_an_approved_tag_push_loads_only_what_it_needs(world: World):
     imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()
                 if line.startswith("import time:")}
     assert "gitjit.verdicts" in imported  # the judgement really ran in this process
-    assert not imported & {"pygit2", "gnupg", "typer", "rich", "tomli_w", "typing", "pathlib", "tomllib", "runpy"}
+    assert not imported & {"pygit2", "gnupg", "typer", "rich", "tomli_w", "typing", "pathlib", "tomllib", "runpy",
+                            "shutil", "tempfile"}
 
 
 def test_cli_pre_receive_reads_stdin(world: World):
