@@ -184,12 +184,30 @@ def verify_tag(
     now = parse_time(at, "--at") if at else utc_now()
     branch = _branch(repo)
     name = tag.removeprefix("refs/tags/")
-    commit = operations.resolve_target(branch.repo, f"refs/tags/{name}")
+    commit = _tag_commit(branch, name)
     trusted = _trusted(branch)
     actions = trusted.policy.actions_for_tag(name)
     if not actions:
         raise BadInput(f"tag {name!r} matches no action's tags in the policy")
     _verify_and_exit([verify_action(trusted, a.name, commit, now) for a in actions], as_json, tag=name)
+
+
+def _tag_commit(branch: ApprovalsBranch, name: str) -> str:
+    """The commit `refs/tags/NAME` points at, peeled (docs/format.md, section 8.1): a tag name,
+    never a revision.
+
+    `v2.0.0~1` or `v9.0.0-1-g<abbrev>` would name some commit to a revision
+    parser; here they are not tags, so they are bad input.
+    """
+    ref = f"refs/tags/{name}"
+    valid = branch.reader.git("check-ref-format", ref, check=False).returncode == 0
+    target = branch.ref_target(ref) if valid else None
+    if target is None:
+        raise BadInput(f"no tag {name} ({ref} {'does not exist' if valid else 'is not a valid ref name'})")
+    commit = branch.reader.peel_to_commit(target)
+    if commit is None:
+        raise BadInput(f"tag {name} does not point at a commit")
+    return commit
 
 
 cli_hook.register(app)  # gitjit hook install / pre-receive (docs/format.md, section 7)

@@ -569,7 +569,7 @@ BAD_INPUTS = [
     (("verify", "deploy", "--target", "HEAD^{tree}"), "does not resolve to a commit"),
     (("verify", "deploy", "--at", "yesterday"), "--at 'yesterday' is not a time"),
     (("verify", "deploy", "--at", "2026-02-30T00:00:00Z"), "is not a time"),
-    (("verify-tag", "no-such-tag"), "does not resolve"),
+    (("verify-tag", "no-such-tag"), "no tag no-such-tag (refs/tags/no-such-tag does not exist)"),
     (("status", "no-such-request"), "unknown request 'no-such-request'"),
     (("status", "--at", "soon"), "--at 'soon' is not a time"),
     (("request", "nope"), "unknown action 'nope'"),
