@@ -24,6 +24,7 @@ from .gitread import (
     git_failure,
     locate_git_dir,
 )
+from .limits import MAX_CHANGES
 from .names import FULL_COMMIT_RE, check_name
 from .tuples import NamedTuple
 
@@ -42,6 +43,20 @@ class Change(NamedTuple):
     @property
     def is_regular_file(self) -> bool:
         return self.new_mode == "100644"
+
+
+class ChangeList(list):
+    """One commit's changes: the first `MAX_CHANGES` kept, all of them counted in `total`.
+
+    A commit may change 200,000 files; holding them all would cost memory for nothing.
+    """
+
+    total = 0
+
+    def add(self, change: Change) -> None:
+        self.total += 1
+        if len(self) < MAX_CHANGES:
+            self.append(change)
 
 
 def _diff_tree_records(stream) -> Iterator[tuple[str | None, Change | None]]:
@@ -296,7 +311,7 @@ class ApprovalsBranch:
         expected = iter(commit_ids)
         try:
             current: str | None = None
-            found: list[Change] = []
+            found = ChangeList()
             for header, entry in _diff_tree_records(process.stdout):
                 if header is not None:
                     if current is not None:
@@ -304,9 +319,9 @@ class ApprovalsBranch:
                     wanted = next(expected, None)
                     if header != wanted:
                         raise NotTrusted(f"git diff-tree answered for {header[:12]}, expected {str(wanted)[:12]}")
-                    current, found = header, []
+                    current, found = header, ChangeList()
                 else:
-                    found.append(entry)
+                    found.add(entry)
             if current is not None:
                 yield current, found
             missing = next(expected, None)

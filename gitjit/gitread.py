@@ -94,6 +94,7 @@ class GitReader:
     def __init__(self, git_dir: str | os.PathLike):
         self.git_dir = os.fspath(git_dir)
         self._batch: subprocess.Popen | None = None
+        self._check: subprocess.Popen | None = None  # cat-file --batch-check: sizes, started on first use
         self._lock = threading.Lock()
         self._config: dict[str, str] | None = None
 
@@ -141,6 +142,30 @@ class GitReader:
             )
         return self._batch
 
+    def info(self, object_id: str) -> tuple[str, int]:
+        """(type, size) of one object from its header alone: the object is not read.
+
+        The size of a file on the branch is checked this way before it is
+        read, so a 100 MB file costs a header, not 100 MB of memory.
+        """
+        if not isinstance(object_id, str) or not HEX40.match(object_id):
+            raise MissingObject(f"{object_id!r} is not a full object id")
+        with self._lock:
+            if self._check is None or self._check.poll() is not None:
+                self._check = subprocess.Popen(
+                    self.command("cat-file", "--batch-check"),
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                )
+            try:
+                self._check.stdin.write(object_id.encode() + b"\n")
+                self._check.stdin.flush()
+                header = self._check.stdout.readline().split()
+            except OSError as exc:
+                raise MissingObject(f"object {object_id} could not be looked up: {exc}") from None
+        if len(header) != 3 or header[0].decode() != object_id or not header[2].isdigit():
+            raise MissingObject(f"object {object_id} is missing")
+        return header[1].decode(), int(header[2])
+
     def typed(self, object_id: str, kind: str) -> bytes:
         found, data = self.object(object_id)
         if found != kind:
@@ -177,7 +202,13 @@ class GitReader:
         return None
 
     def close(self) -> None:
-        batch, self._batch = self._batch, None
+        check, self._check = self._check, None
+        for batch in (self._batch, check):
+            self._close(batch)
+        self._batch = None
+
+    @staticmethod
+    def _close(batch: subprocess.Popen | None) -> None:
         if batch is not None:
             for stream in (batch.stdin, batch.stdout):
                 try:

@@ -6,6 +6,7 @@ import re
 from datetime import datetime, timedelta, timezone
 
 from .errors import BadInput
+from .limits import FIRST_YEAR, LAST_YEAR, MAX_DURATION
 
 # \Z, not $: `$` also matches before a trailing newline, so "alice\n" or "5m\n"
 # would pass for a name or a duration.
@@ -27,11 +28,14 @@ def check_name(name: object, what: str) -> str:
 
 
 def parse_duration(text: object, what: str = "duration") -> timedelta:
-    """`<n>s|m|h|d` exactly; anything else is bad input."""
+    """`<n>s|m|h|d` exactly, at most ten years; anything else is bad input."""
     match = _DURATION_RE.match(text) if isinstance(text, str) else None
     if not match:
         raise BadInput(f"{what} {text!r} is not a duration like 30m, 24h or 7d")
-    return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+    value = timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+    if value > MAX_DURATION:
+        raise BadInput(f"{what} {text!r} is above {format_duration(MAX_DURATION)} (ten years)")
+    return value
 
 
 def format_duration(delta: timedelta) -> str:
@@ -74,8 +78,20 @@ def utc_now() -> datetime:
     return datetime.now(timezone.utc).replace(microsecond=0)
 
 
+def in_time_range(value: datetime) -> bool:
+    """Years 1970 to 9999 (SPEC s.4): the policy's durations can then be taken from any of them."""
+    return FIRST_YEAR <= value.year <= LAST_YEAR
+
+
 def from_timestamp(seconds: int) -> datetime:
-    return datetime.fromtimestamp(seconds, timezone.utc)
+    """A Unix time as UTC; ValueError outside years 1970 to 9999 (a commit may claim any number)."""
+    try:
+        value = datetime.fromtimestamp(seconds, timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        value = None
+    if value is None or not in_time_range(value):
+        raise ValueError(f"time {seconds} is outside years {FIRST_YEAR} to {LAST_YEAR}")
+    return value
 
 
 def format_time(value: datetime) -> str:

@@ -19,9 +19,10 @@ from pathlib import Path
 
 from .branch import ApprovalsBranch
 from .errors import BadInput, GitjitError, NotTrusted
+from .limits import MAX_KEY_FILE_BYTES
 from .names import FINGERPRINT_RE, check_name, parse_duration
 from .policy import POLICY_FILE, render_initial_policy, render_person
-from .records import Decision, Request, decision_path, render_decision, render_request, request_path
+from .records import Decision, Request, decision_path, render_decision, render_request, request_path, text_size_problem
 from .signatures import Keyring
 from .trusted import TrustedBranch
 
@@ -154,6 +155,8 @@ def add_person(branch: ApprovalsBranch, name: str, key: str | None, key_file: st
             armored = Path(key_file).read_bytes()
         except OSError as exc:
             raise BadInput(f"cannot read key file {key_file}: {exc.strerror}") from None
+        if len(armored) > MAX_KEY_FILE_BYTES:
+            raise BadInput(f"key file {key_file} is {len(armored)} bytes, the limit is {MAX_KEY_FILE_BYTES}")
         found = fingerprints_in(armored)
         if len(found) != 1:
             raise BadInput(f"key file {key_file} holds {len(found)} public keys, expected exactly one")
@@ -193,6 +196,9 @@ def _check_text(text: str, what: str) -> None:
         text.encode("utf-8")
     except UnicodeEncodeError:
         raise BadInput(f"{what} is not valid UTF-8 text") from None
+    too_long = text_size_problem(text, what)
+    if too_long:
+        raise BadInput(too_long)
 
 
 def request(branch: ApprovalsBranch, action: str, target_rev: str, reason: str, ttl: str | None,

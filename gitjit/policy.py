@@ -12,6 +12,7 @@ from datetime import timedelta
 
 from .errors import BadInput
 from .names import FINGERPRINT_RE, is_valid_name, parse_duration
+from .records import load_toml
 from .tuples import NamedTuple
 
 POLICY_FILE = "policy.toml"
@@ -84,8 +85,8 @@ class _Reader:
     def duration(self, value: object, key: str) -> timedelta:
         try:
             return parse_duration(value, "duration")
-        except BadInput:
-            raise self.fail(key, f"{value!r} is not a duration like 30m, 24h or 7d") from None
+        except BadInput as exc:
+            raise self.fail(key, str(exc).removeprefix("duration ")) from None
 
 
 def parse_policy(data: bytes | str, source: str = POLICY_FILE) -> Policy:
@@ -93,14 +94,9 @@ def parse_policy(data: bytes | str, source: str = POLICY_FILE) -> Policy:
 
 
 def load_policy_document(data: bytes | str, source: str = POLICY_FILE) -> dict:
-    """The TOML document, not yet validated."""
-    import tomllib  # here: a push whose policy comes from the snapshot never pays for it
-
-    try:
-        text = data.decode("utf-8") if isinstance(data, bytes) else data
-        return tomllib.loads(text)
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise _Reader(source).fail("", f"not valid TOML: {exc}") from None
+    """The TOML document, not yet validated (tomllib is imported only here: a push whose
+    policy comes from the snapshot never pays for it)."""
+    return load_toml(data, source)
 
 
 def policy_from_document(doc: dict, source: str = POLICY_FILE) -> Policy:

@@ -9,7 +9,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from .errors import BadInput
-from .names import FULL_COMMIT_RE, format_time, is_valid_name
+from .limits import FIRST_YEAR, LAST_YEAR, MAX_TEXT_BYTES
+from .names import FULL_COMMIT_RE, format_time, in_time_range, is_valid_name
 from .tuples import NamedTuple
 
 DECISIONS = ("approve", "reject")
@@ -45,13 +46,33 @@ def decision_path(request_id: str, person: str) -> str:
     return f"approvals/{request_id}/{person}.toml"
 
 
-def _load(data: bytes, path: str, allowed: set[str]) -> dict:
+def load_toml(data: bytes | str, path: str) -> dict:
+    """A TOML document from untrusted bytes; BadInput naming `path` for anything the parser raises.
+
+    Hostile input makes tomllib raise more than TOMLDecodeError: RecursionError
+    for arrays nested thousands deep, ValueError for integers beyond Python's
+    digit limit, OverflowError for some times. Each is bad input, on one line.
+    """
     import tomllib  # here: a push that reads requests from the snapshot never pays for it
 
     try:
-        doc = tomllib.loads(data.decode("utf-8"))
+        return tomllib.loads(data.decode("utf-8") if isinstance(data, bytes) else data)
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise BadInput(f"{path}: not valid TOML: {exc}") from None
+        problem = str(exc)
+    except RecursionError:
+        problem = "nested too deeply"
+    except Exception as exc:  # fail closed: whatever else the parser raises on hostile input
+        problem = f"{type(exc).__name__}: {exc}".split(";")[0]  # not Python's advice on raising its limit
+    raise BadInput(f"{path}: not valid TOML: {_first_line(problem)}")
+
+
+def _first_line(text: str) -> str:
+    line = text.strip().split("\n", 1)[0]
+    return line if len(line) <= 200 else line[:200] + "..."
+
+
+def _load(data: bytes, path: str, allowed: set[str]) -> dict:
+    doc = load_toml(data, path)
     if type(doc.get("gitjit")) is not int or doc["gitjit"] != 1:  # 1.0 and true == 1 in Python
         raise BadInput(f"{path}: gitjit: format version must be 1, found {doc.get('gitjit')!r}")
     for extra in sorted(set(doc) - allowed - {"gitjit"}):
@@ -66,6 +87,22 @@ def _string(doc: dict, key: str, path: str, required: bool = True) -> str:
     return value
 
 
+def _text(doc: dict, key: str, path: str) -> str:
+    """A free-text field (`reason`, `comment`): optional, at most MAX_TEXT_BYTES of UTF-8."""
+    value = _string(doc, key, path, required=False)
+    problem = text_size_problem(value, key)
+    if problem:
+        raise BadInput(f"{path}: {problem}")
+    return value
+
+
+def text_size_problem(value: str, what: str) -> str | None:
+    size = len(value.encode("utf-8", "surrogatepass"))
+    if size > MAX_TEXT_BYTES:
+        return f"{what} is {size} bytes, the limit is {MAX_TEXT_BYTES}"
+    return None
+
+
 def _commit_id(doc: dict, key: str, path: str) -> str:
     value = _string(doc, key, path)
     if not FULL_COMMIT_RE.match(value):
@@ -77,7 +114,13 @@ def _time(doc: dict, key: str, path: str) -> datetime:
     value = doc.get(key)
     if not isinstance(value, datetime) or value.tzinfo is None:
         raise BadInput(f"{path}: {key}: must be a TOML date-time with a zone, like 2026-11-25T23:00:00Z")
-    return value.astimezone(timezone.utc)
+    try:
+        value = value.astimezone(timezone.utc)  # 9999-12-31T23:59:59-23:59 overflows here
+    except (OverflowError, ValueError):
+        value = None
+    if value is None or not in_time_range(value):
+        raise BadInput(f"{path}: {key}: {doc[key]} is outside years {FIRST_YEAR} to {LAST_YEAR}")
+    return value
 
 
 def parse_request(data: bytes, path: str) -> Request:
@@ -98,7 +141,7 @@ def parse_request(data: bytes, path: str) -> Request:
         action=action,
         target=_commit_id(doc, "target", path),
         requested_by=_string(doc, "requested_by", path, required=False),
-        reason=_string(doc, "reason", path, required=False),
+        reason=_text(doc, "reason", path),
         created=created,
         expires=expires,
     )
@@ -117,7 +160,7 @@ def parse_decision(data: bytes, path: str) -> Decision:
         request_blob=blob,
         target=_commit_id(doc, "target", path),
         decision=decision,
-        comment=_string(doc, "comment", path, required=False),
+        comment=_text(doc, "comment", path),
     )
 
 

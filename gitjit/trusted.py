@@ -33,6 +33,8 @@ from datetime import datetime, timezone
 from .branch import ApprovalsBranch, Change, cache_dir
 from .errors import BadInput, BadPolicy, NotTrusted
 from .gitread import CommitObject, TreeEntry
+from .gitread import MissingObject
+from .limits import MAX_CHANGES, MAX_RECORD_BYTES, SHOWN_CHANGES, list_some, max_bytes_for, size_problem
 from .names import from_timestamp, is_valid_name
 from .policy import POLICY_FILE, Policy, load_policy_document, policy_from_document
 from .records import Decision, Request, parse_decision, parse_request
@@ -410,7 +412,7 @@ class TrustedBranch:
             raise NotTrusted(f"commit {commit_id[:12]} does not extend {self.tip[:12]} linearly")
         try:
             parts = split_commit(self.branch.raw_object(commit_id))
-        except MalformedCommit as exc:
+        except (MalformedCommit, ValueError) as exc:  # ValueError: a committer time beyond years 1970-9999
             parts = None
             malformed = str(exc)
         position = self.count
@@ -418,6 +420,11 @@ class TrustedBranch:
         self._applied[commit_id] = position
 
         touches_policy = [c for c in changes if c.path == POLICY_FILE or c.path.startswith("keys/")]
+        total = getattr(changes, "total", len(changes))
+        if total > len(changes):  # only the first MAX_CHANGES were kept: the trees tell whether it is a policy change
+            if self.state is None or touches_policy or self._moves_policy(commit):
+                raise NotTrusted(f"commit {commit_id[:12]} changes {total} files, more than a policy commit "
+                                 f"may ({MAX_CHANGES})")
         if self.state is None or touches_policy:
             if parts is None:
                 raise NotTrusted(f"policy commit {commit_id[:12]}: {malformed}")
@@ -427,7 +434,7 @@ class TrustedBranch:
             self.refusals.append(Refusal(commit_id, malformed))
             return
         if len(changes) != 1 or changes[0].status != "A":
-            what = ", ".join(f"{c.status} {c.path}" for c in changes) or "nothing"
+            what = list_some([f"{c.status} {c.path}" for c in changes[:SHOWN_CHANGES]], total) or "nothing"
             self.refusals.append(Refusal(commit_id, f"a commit must add exactly one file; this one changes {what}"))
             return
         change = changes[0]
@@ -442,6 +449,12 @@ class TrustedBranch:
         else:
             self.refusals.append(Refusal(commit_id, f"{change.path} is outside the approvals branch layout"))
 
+    def _moves_policy(self, commit: CommitObject) -> bool:
+        """Whether `policy.toml` or `keys/` differ from the parent's, read from the two top-level trees."""
+        parent = self.branch.tree(self.branch.commit(commit.parents[0]).tree)
+        tree = self.branch.tree(commit.tree)
+        return any(tree.get(name) != parent.get(name) for name in (POLICY_FILE, "keys"))
+
     def _apply_policy_change(self, commit: CommitObject, parts: CommitParts, changes: list[Change]) -> None:
         commit_id = str(commit.id)
         for change in changes:
@@ -450,6 +463,10 @@ class TrustedBranch:
                 raise NotTrusted(f"policy commit {commit_id[:12]} also changes {change.path}")
             if change.status != "D" and not change.is_regular_file:
                 raise NotTrusted(f"policy commit {commit_id[:12]}: {change.path} is not a regular file")
+            if change.status != "D":  # before any file is read
+                too_large = size_problem(change.path, self._blob_size(change.new_id), max_bytes_for(change.path))
+                if too_large:
+                    raise BadPolicy(f"policy commit {commit_id[:12]}: {too_large}")
         tree = self.branch.tree(commit.tree)
         policy_blob = tree.get(POLICY_FILE)
         if policy_blob is None or policy_blob.is_tree:
@@ -507,10 +524,26 @@ class TrustedBranch:
                 return None
         return check
 
+    def _blob_size(self, blob_id: str) -> int:
+        try:
+            kind, size = self.branch.reader.info(blob_id)
+        except MissingObject:
+            kind, size = None, 0
+        if kind != "blob":
+            raise NotTrusted(f"{blob_id[:12]} is not a file in the repository")
+        return size
+
+    def _record_bytes(self, change: Change) -> bytes:
+        """A request or decision file, read only when within MAX_RECORD_BYTES (BadInput otherwise)."""
+        too_large = size_problem(change.path, self._blob_size(change.new_id), MAX_RECORD_BYTES)
+        if too_large:
+            raise BadInput(too_large)
+        return self.branch.blob(change.new_id)
+
     def _apply_request(self, commit_id: str, position: int, parts: CommitParts, change: Change,
                        pending: list) -> None:
         try:
-            request = parse_request(self.branch.blob(change.new_id), change.path)
+            request = parse_request(self._record_bytes(change), change.path)
         except BadInput as exc:
             self.refusals.append(Refusal(commit_id, str(exc)))
             return
@@ -551,7 +584,7 @@ class TrustedBranch:
         self.decisions.add(entry)
         request = self.requests.get(request_id)
         try:
-            entry.decision = parse_decision(self.branch.blob(change.new_id), change.path)
+            entry.decision = parse_decision(self._record_bytes(change), change.path)
         except BadInput as exc:
             entry.problem = str(exc)
         if entry.problem is None and earlier:

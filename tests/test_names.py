@@ -23,6 +23,7 @@ from gitjit.names import (
 NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 DURATION = re.compile(r"[0-9]{1,9}[smhd]")
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+TEN_YEARS = 3653 * 86400  # SPEC s.4: durations up to ten years
 
 # -- names ---------------------------------------------------------------------
 
@@ -55,10 +56,18 @@ def test_is_valid_name_is_exactly_the_spec_grammar(text):
 
 @pytest.mark.parametrize(
     "text, seconds",
-    [("0s", 0), ("30s", 30), ("5m", 300), ("24h", 86400), ("7d", 604800), ("007m", 420), ("999999999d", 999999999 * 86400)],
+    [("0s", 0), ("30s", 30), ("5m", 300), ("24h", 86400), ("7d", 604800), ("007m", 420), ("3653d", 3653 * 86400),
+     ("315619200s", 315619200)],
 )
 def test_parse_duration(text, seconds):
     assert parse_duration(text) == timedelta(seconds=seconds)
+
+
+@pytest.mark.parametrize("text", ["3654d", "999999999d", "87673h", "315619201s"])
+def test_durations_above_ten_years_are_bad_input(text):
+    """SPEC s.4: durations up to 10 years, so that a time plus a duration never overflows."""
+    with pytest.raises(BadInput, match=r"--ttl .* is above 3653d \(ten years\)"):
+        parse_duration(text, "--ttl")
 
 
 @pytest.mark.parametrize(
@@ -81,6 +90,10 @@ def test_format_duration_uses_the_largest_exact_unit(seconds, text):
 
 @given(st.integers(min_value=0, max_value=999_999_999), st.sampled_from("smhd"))
 def test_parse_then_format_is_the_same_length_of_time(number, unit):
+    if number * UNITS[unit] > TEN_YEARS:
+        with pytest.raises(BadInput, match="is above 3653d"):
+            parse_duration(f"{number}{unit}")
+        return
     parsed = parse_duration(f"{number}{unit}")
     assert parsed == timedelta(seconds=number * UNITS[unit])
     again = format_duration(parsed)
@@ -94,8 +107,8 @@ def test_format_then_parse_round_trips_whole_seconds(seconds):
     try:
         parsed = parse_duration(text)
     except BadInput:
-        # only a number of seconds too long to write as <= 9 digits of any unit
-        assert all(seconds % UNITS[u] or seconds // UNITS[u] >= 10**9 for u in UNITS)
+        # only more than ten years, or a number of seconds too long to write as <= 9 digits of any unit
+        assert seconds > TEN_YEARS or all(seconds % UNITS[u] or seconds // UNITS[u] >= 10**9 for u in UNITS)
         return
     assert parsed == timedelta(seconds=seconds)
 
@@ -109,9 +122,14 @@ def test_parse_duration_accepts_exactly_the_grammar_and_raises_only_bad_input(va
     try:
         parsed = parse_duration(value)
     except BadInput:
-        assert not (isinstance(value, str) and DURATION.fullmatch(value))
+        assert not (isinstance(value, str) and DURATION.fullmatch(value) and _seconds(value) <= TEN_YEARS)
         return
     assert isinstance(value, str) and DURATION.fullmatch(value), f"{value!r} parsed as {parsed}"
+    assert _seconds(value) <= TEN_YEARS
+
+
+def _seconds(text: str) -> int:
+    return int(text[:-1]) * UNITS[text[-1]]
 
 
 # -- times ---------------------------------------------------------------------
