@@ -131,6 +131,19 @@ class RequestEntry(_Entry):
         found = {self.signer(trusted), self.state.policy.person_with_email(self.author_email)}
         return {p for p in found if p}
 
+    def unknown_requester(self, trusted: "TrustedBranch") -> str | None:
+        """Why nobody can be excluded as this request's requester, or None (SPEC s.4).
+
+        Where self-approval is not allowed, a request nobody is known to have
+        made never counts: an unsigned one could otherwise be approved by its
+        own author, who only had to leave their email off it.
+        """
+        if not self.signed:
+            return "request is unsigned: with self_approval = false the requester must be known"
+        if self.signer(trusted) is None:
+            return "request's signature counts for nobody: with self_approval = false the requester must be known"
+        return None
+
 
 class DecisionEntry(_Entry):
     """A decision file's commit: what it says, GnuPG's verdict, and why it does not count."""
@@ -646,8 +659,10 @@ class TrustedBranch:
         if check.created < request.request.created - skew:
             return "signed before the request was created"
         action = entry.state.policy.actions[request.request.action]
-        if not action.self_approval and entry.person in request.requesters(self):
-            return f"{entry.person} requested it: self-approval is not allowed for {action.name}"
+        if not action.self_approval:
+            if entry.person in request.requesters(self):
+                return f"{entry.person} requested it: self-approval is not allowed for {action.name}"
+            return request.unknown_requester(self)
         return None
 
     # -- signatures ----------------------------------------------------------

@@ -12,7 +12,8 @@ time. What is left is judged here, at `now`:
 - each signature time S: `S <= now + clock_skew`, and for approvals
   `now - S <= freshness`;
 - the current policy: the action still exists, the person is still one of
-  its approvers, self-approval is still allowed where used, and the signing
+  its approvers, self-approval is still allowed where used (and where it is
+  not, the request's requester is known: a signed request), and the signing
   key is still theirs (listed for them, in their keys/ file). The replay
   checked the policy in force at the decision; gitjit also requires today's,
   so taking someone off an action, or a key out of the policy, withdraws
@@ -143,8 +144,12 @@ def judge_decision(trusted: TrustedBranch, entry: DecisionEntry, request: Reques
         return verdict(f"action {request.request.action} is no longer in the policy")
     if entry.person not in action.approvers:
         return verdict(f"{entry.person} is no longer an approver of {action.name}")
-    if not action.self_approval and entry.person in request.requesters(trusted):
-        return verdict(f"{entry.person} requested it: self-approval is not allowed for {action.name}")
+    if not action.self_approval:
+        if entry.person in request.requesters(trusted):
+            return verdict(f"{entry.person} requested it: self-approval is not allowed for {action.name}")
+        unknown = request.unknown_requester(trusted)
+        if unknown:
+            return verdict(unknown)
     if trusted.state.key_owner(check) != entry.person:
         # an admin takes a stolen key out of the policy (they cannot revoke it): its decisions stop counting
         return verdict(f"key {check.primary_key[-16:]} is no longer {entry.person}'s in the policy")
@@ -178,6 +183,7 @@ def judge_request(trusted: TrustedBranch, entry: RequestEntry, now: datetime) ->
     threshold = action.threshold if action else 0
     skew = trusted.policy.clock_skew
     reasons = [f"{d.person}: {d.reason}" for d in decisions if not d.counts]
+    unknown = entry.unknown_requester(trusted) if action is not None and not action.self_approval else None
     if action is None:
         state = PENDING
         reasons.insert(0, f"action {request.action} is no longer in the policy")
@@ -197,6 +203,8 @@ def judge_request(trusted: TrustedBranch, entry: RequestEntry, now: datetime) ->
         state = PENDING
         who = f" ({', '.join(approvals)})" if approvals else ""
         reasons.insert(0, f"{len(approvals)} of {threshold} approvals{who}")
+        if unknown and not decisions:
+            reasons.insert(1, unknown)  # with decisions, each of them says it
     return RequestVerdict(
         id=request.id,
         action=request.action,

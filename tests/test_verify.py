@@ -141,10 +141,13 @@ def test_unsigned_request_makes_the_author_email_the_requester(world):
     target = world.target()
     rid = world.request("bob", "deploy", target, "--no-sign")
     world.hand_decision("bob", rid)
-    world.approve("alice", rid)
+    world.hand_decision("alice", rid)  # `gitjit approve` refuses to write it: it would not count
     verdict = world.verdict("deploy", target)
     assert verdict.requests[0].requesters == ("bob",)
-    assert world.decision_reasons("deploy", target)["bob"] == "bob requested it: self-approval is not allowed for deploy"
+    reasons = world.decision_reasons("deploy", target)
+    assert reasons["bob"] == "bob requested it: self-approval is not allowed for deploy"
+    # SPEC s.4: with self_approval = false an unsigned request never counts (its author email is not authenticated)
+    assert reasons["alice"] == "request is unsigned: with self_approval = false the requester must be known"
     assert not verdict.approved
 
 
@@ -995,7 +998,7 @@ def test_policy_commits_signed_by_an_admin_key_that_has_expired_since(world, key
         assert "EXPKEYSIG" in other.git("verify-commit", "--raw", root, check=False, env={"GNUPGHOME": str(home)}).stderr
         # ... and the branch still verifies: bob's approval counts
         target = other.target()
-        rid = other.request("carol", "deploy", target)
+        rid = other.request("alice", "deploy", target)  # a requester the policy knows (SPEC s.4)
         other.approve("bob", rid)
         assert other.gitjit("erin", "verify", "deploy", "--target", target).stdout.startswith("approved")
         assert other.trusted().policy.actions["deploy"].freshness == timedelta(hours=2)
