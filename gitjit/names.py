@@ -47,12 +47,13 @@ def format_duration(delta: timedelta) -> str:
     return f"{seconds}s"
 
 
-def describe_age(delta: timedelta) -> str:
-    """A rounded human age for messages: '3h', '2d', '45m', '10s'."""
+def describe_age(delta: timedelta, nearest: bool = False) -> str:
+    """A human age for messages: '3h', '2d', '45m', '10s', rounded down (or to the nearest unit)."""
     seconds = int(delta.total_seconds())
     for unit in ("d", "h", "m"):
-        if seconds >= _UNIT_SECONDS[unit]:
-            return f"{seconds // _UNIT_SECONDS[unit]}{unit}"
+        size = _UNIT_SECONDS[unit]
+        if seconds >= size:
+            return f"{(seconds + size // 2) // size if nearest else seconds // size}{unit}"
     return f"{seconds}s"
 
 

@@ -35,9 +35,9 @@ from .errors import BadInput, BadPolicy, NotTrusted
 from .gitread import CommitObject, TreeEntry
 from .gitread import MissingObject
 from .limits import MAX_CHANGES, MAX_RECORD_BYTES, SHOWN_CHANGES, list_some, max_bytes_for, size_problem
-from .names import from_timestamp, is_valid_name
+from .names import describe_age, format_time, from_timestamp, is_valid_name
 from .policy import POLICY_FILE, Policy, load_policy_document, policy_from_document
-from .records import Decision, Request, parse_decision, parse_request
+from .records import Decision, Request, parse_decision, parse_request, request_path
 from .signatures import FATAL_STATUS, CommitParts, Keyring, MalformedCommit, SignatureCheck, split_commit
 from .snapshot import Head, Snapshot
 from .tuples import NamedTuple
@@ -270,8 +270,11 @@ class TrustedBranch:
     """What is trusted so far on the approvals branch (see the module docstring)."""
 
     def __init__(self, branch: ApprovalsBranch, root: str, tip: str | None = None,
-                 state: PolicyState | None = None, count: int = 0):
+                 state: PolicyState | None = None, count: int = 0, witness: datetime | None = None):
         self.branch = branch
+        # The server's clock, for the commits a push brings (s.8): a request or decision
+        # signed or committed later than witness + clock_skew is refused. None: no witness.
+        self.witness = witness
         self.root = root
         self.tip = tip
         self.state = state
@@ -553,12 +556,22 @@ class TrustedBranch:
             raise BadInput(too_large)
         return self.branch.blob(change.new_id)
 
+    def _witness_problem(self, when: datetime, what: str, skew) -> str | None:
+        """A commit of this push dated ahead of the server's clock (s.8)."""
+        if self.witness is None or when <= self.witness + skew:
+            return None
+        return f"{what} {describe_age(when - self.witness, nearest=True)} in the future ({format_time(when)}), by the server's clock"
+
     def _apply_request(self, commit_id: str, position: int, parts: CommitParts, change: Change,
                        pending: list) -> None:
         try:
             request = parse_request(self._record_bytes(change), change.path)
         except BadInput as exc:
             self.refusals.append(Refusal(commit_id, str(exc)))
+            return
+        problem = self._witness_problem(parts.committer_time, "committed", self.state.policy.clock_skew)
+        if problem:
+            self.refusals.append(Refusal(commit_id, f"{change.path}: {problem}"))
             return
         policy = self.state.policy
         problem = None
@@ -600,6 +613,8 @@ class TrustedBranch:
             entry.decision = parse_decision(self._record_bytes(change), change.path)
         except BadInput as exc:
             entry.problem = str(exc)
+        if entry.problem is None:
+            entry.problem = self._witness_problem(parts.committer_time, "committed", self.state.policy.clock_skew)
         if entry.problem is None and earlier:
             entry.problem = f"{person} already decided on {request_id} in commit {earlier[0][:12]}"
         if entry.problem is None:
@@ -637,6 +652,9 @@ class TrustedBranch:
         for entry, check in zip(pending.entries, checks):
             if isinstance(entry, RequestEntry):
                 entry._signature = check
+                late = check.good and self._witness_problem(check.created, "signed", entry.state.policy.clock_skew)
+                if late:
+                    self.refusals.append(Refusal(entry.commit, f"{request_path(entry.request.id)}: {late}"))
         for entry, check in zip(pending.entries, checks):
             if isinstance(entry, DecisionEntry):
                 entry.signature = check
@@ -654,6 +672,9 @@ class TrustedBranch:
             return f"signed by {owner}'s key, not {entry.person}'s"
         request = self.requests[entry.request_id]
         skew = entry.state.policy.clock_skew
+        late = self._witness_problem(check.created, "signed", skew)
+        if late:
+            return late
         if abs(check.created - entry.parts.committer_time) > skew:
             return "signature time and committer time disagree by more than clock_skew"
         if check.created < request.request.created - skew:
