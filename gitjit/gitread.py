@@ -156,10 +156,13 @@ class GitReader:
                     self.command("cat-file", "--batch-check"),
                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                 )
+            stdin, stdout = self._check.stdin, self._check.stdout
             try:
-                self._check.stdin.write(object_id.encode() + b"\n")
-                self._check.stdin.flush()
-                header = self._check.stdout.readline().split()
+                if stdin is None or stdout is None:
+                    raise OSError("no pipe to git cat-file --batch-check")
+                stdin.write(object_id.encode() + b"\n")
+                stdin.flush()
+                header = stdout.readline().split()
             except OSError as exc:
                 raise MissingObject(f"object {object_id} could not be looked up: {exc}") from None
         if len(header) != 3 or header[0].decode() != object_id or not header[2].isdigit():

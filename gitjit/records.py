@@ -61,7 +61,7 @@ def load_toml(data: bytes | str, path: str) -> dict:
         problem = str(exc)
     except RecursionError:
         problem = "nested too deeply"
-    except Exception as exc:  # fail closed: whatever else the parser raises on hostile input
+    except Exception as exc:  # noqa: BLE001 - fail closed: whatever else the parser raises on hostile input
         problem = f"{type(exc).__name__}: {exc}".split(";")[0]  # not Python's advice on raising its limit
     raise BadInput(f"{path}: not valid TOML: {_first_line(problem)}")
 

@@ -131,7 +131,7 @@ class RequestEntry(_Entry):
         found = {self.signer(trusted), self.state.policy.person_with_email(self.author_email)}
         return {p for p in found if p}
 
-    def unknown_requester(self, trusted: "TrustedBranch") -> str | None:
+    def unknown_requester(self, trusted: TrustedBranch) -> str | None:
         """Why nobody can be excluded as this request's requester, or None (SPEC s.4).
 
         Where self-approval is not allowed, a request nobody is known to have
@@ -437,9 +437,9 @@ class TrustedBranch:
 
         touches_policy = [c for c in changes if c.path == POLICY_FILE or c.path.startswith("keys/")]
         total = getattr(changes, "total", len(changes))
-        if total > len(changes):  # only the first MAX_CHANGES were kept: the trees tell whether it is a policy change
-            if self.state is None or touches_policy or self._moves_policy(commit):
-                raise NotTrusted(f"commit {commit_id[:12]} changes {total} files, more than a policy commit "
+        # only the first MAX_CHANGES were kept: the trees tell whether it is a policy change
+        if total > len(changes) and (self.state is None or touches_policy or self._moves_policy(commit)):
+            raise NotTrusted(f"commit {commit_id[:12]} changes {total} files, more than a policy commit "
                                  f"may ({MAX_CHANGES})")
         if self.state is None or touches_policy:
             if parts is None:

@@ -16,11 +16,10 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-
 from helpers import Clone, Keys, git
 from hookkit import ACTION, BranchWriter, policy_toml, toml_time
 from test_hook import World as Server
-from test_hook import accepted, golden, refused  # noqa: F401  (golden is a fixture)
+from test_hook import golden, refused  # noqa: F401  (golden is a fixture)
 from world import World, template_world, utc
 
 APPROVALS = "refs/heads/approvals"
@@ -28,7 +27,7 @@ MAX_LINE = 400  # a refusal line, whatever the commit holds
 
 
 @pytest.fixture
-def server(golden: Path, tmp_path: Path, keys: Keys) -> Server:
+def server(golden: Path, tmp_path: Path, keys: Keys) -> Server:  # noqa: F811 (the fixture)
     """test_hook's server and alice's clone, over file:// only."""
     server = tmp_path / "server.git"
     shutil.copytree(golden / "server.git", server, symlinks=True)
@@ -118,15 +117,15 @@ def test_a_commit_adding_200000_files_is_refused_quickly_on_a_short_line(server:
 
 HOSTILE_REQUESTS = {
     "a time that overflows with its zone": (
-        dict(expires="9999-12-31T23:59:59-23:59"), "expires: 9999-12-31 23:59:59-23:59 is outside years 1970 to 9999"),
+        {"expires": "9999-12-31T23:59:59-23:59"}, "expires: 9999-12-31 23:59:59-23:59 is outside years 1970 to 9999"),
     "a request created in year 1": (
-        dict(created="0001-01-01T00:00:00Z"), "created: 0001-01-01 00:00:00+00:00 is outside years 1970 to 9999"),
-    "a time before 1970": (dict(created="1969-12-31T23:59:59Z"), "created: 1969-12-31 23:59:59+00:00 is outside"),
+        {"created": "0001-01-01T00:00:00Z"}, "created: 0001-01-01 00:00:00+00:00 is outside years 1970 to 9999"),
+    "a time before 1970": ({"created": "1969-12-31T23:59:59Z"}, "created: 1969-12-31 23:59:59+00:00 is outside"),
     "arrays nested thousands deep": (
-        dict(extra="x = " + "[" * 5000 + "]" * 5000 + "\n"), "requests/hostile.toml: not valid TOML: nested too deeply"),
+        {"extra": "x = " + "[" * 5000 + "]" * 5000 + "\n"}, "requests/hostile.toml: not valid TOML: nested too deeply"),
     "inline tables nested thousands deep": (
-        dict(extra="x = " + "{a = " * 2000 + "1" + "}" * 2000 + "\n"), "not valid TOML: nested too deeply"),
-    "a 10,000-digit integer": (dict(extra="x = " + "9" * 10_000 + "\n"), "requests/hostile.toml: not valid TOML: "),
+        {"extra": "x = " + "{a = " * 2000 + "1" + "}" * 2000 + "\n"}, "not valid TOML: nested too deeply"),
+    "a 10,000-digit integer": ({"extra": "x = " + "9" * 10_000 + "\n"}, "requests/hostile.toml: not valid TOML: "),
 }
 
 

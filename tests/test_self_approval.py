@@ -14,7 +14,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-
 from helpers import Clone, Keys
 from hookkit import ACTION, BranchWriter, toml_time
 from test_hook import World as Server
@@ -35,7 +34,7 @@ def world(template, tmp_path) -> World:
 
 
 @pytest.fixture
-def server(golden: Path, tmp_path: Path, keys: Keys) -> Server:
+def server(golden: Path, tmp_path: Path, keys: Keys) -> Server:  # noqa: F811 (the fixture)
     """test_hook's server and alice's clone, over file:// only."""
     server = tmp_path / "server.git"
     shutil.copytree(golden / "server.git", server, symlinks=True)

@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from helpers import GPG, Clone, Keys, git
 from hookkit import BranchWriter
 from test_hook import World as Server
@@ -24,7 +23,7 @@ TWO_DAYS = 2 * 86400
 
 
 @pytest.fixture
-def server(golden: Path, tmp_path: Path, keys: Keys) -> Server:
+def server(golden: Path, tmp_path: Path, keys: Keys) -> Server:  # noqa: F811 (the fixture)
     """test_hook's server and alice's clone, over file:// only."""
     server = tmp_path / "server.git"
     shutil.copytree(golden / "server.git", server, symlinks=True)

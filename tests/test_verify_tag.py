@@ -6,7 +6,6 @@ Through the real CLI on a World (tests/world.py): real keys, real repository.
 from __future__ import annotations
 
 import pytest
-
 from world import World, template_world
 
 
