@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator, Mapping
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from .branch import ApprovalsBranch, Change, cache_dir
 from .errors import BadInput, BadPolicy, NotTrusted
@@ -440,7 +440,7 @@ class TrustedBranch:
         # only the first MAX_CHANGES were kept: the trees tell whether it is a policy change
         if total > len(changes) and (self.state is None or touches_policy or self._moves_policy(commit)):
             raise NotTrusted(f"commit {commit_id[:12]} changes {total} files, more than a policy commit "
-                                 f"may ({MAX_CHANGES})")
+                             f"may ({MAX_CHANGES})")
         if self.state is None or touches_policy:
             if parts is None:
                 raise NotTrusted(f"policy commit {commit_id[:12]}: {malformed}")
@@ -556,11 +556,12 @@ class TrustedBranch:
             raise BadInput(too_large)
         return self.branch.blob(change.new_id)
 
-    def _witness_problem(self, when: datetime, what: str, skew) -> str | None:
+    def _witness_problem(self, when: datetime, what: str, skew: timedelta) -> str | None:
         """A commit of this push dated ahead of the server's clock (s.8)."""
         if self.witness is None or when <= self.witness + skew:
             return None
-        return f"{what} {describe_age(when - self.witness, nearest=True)} in the future ({format_time(when)}), by the server's clock"
+        ahead = describe_age(when - self.witness, nearest=True)
+        return f"{what} {ahead} in the future ({format_time(when)}), by the server's clock"
 
     def _apply_request(self, commit_id: str, position: int, parts: CommitParts, change: Change,
                        pending: list) -> None:
