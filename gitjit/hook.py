@@ -369,7 +369,7 @@ class PushCheck:
                     return self.before_error or "the server's approvals branch cannot be read"
                 chain = branch.first_parent_chain(update.new, stop=update.old)
                 trusted = self.before
-            trusted.witness = self.now  # the pushed commits are judged against the server's clock (s.8)
+            trusted.witness = self.now  # the pushed commits are judged against the server's clock (docs/format.md, 7.1)
             refusals = trusted.extend(chain)
         except GitjitError as exc:
             self.after, self.after_error = None, "the approvals branch update is refused"

@@ -1,4 +1,4 @@
-"""The bounds on what the approvals branch may hold (SPEC s.4 "limits", s.8 "bounded time and memory").
+"""The bounds on what the approvals branch may hold (docs/format.md, section 10).
 
 Sizes are checked from git's object header (`cat-file --batch-check`)
 before a blob is read, so an oversized file costs its header only. Times
@@ -29,7 +29,7 @@ def size_problem(path: str, size: int, limit: int) -> str | None:
 
 
 def max_bytes_for(path: str) -> int:
-    """The size limit of a file of the branch, by its path (SPEC s.1 layout)."""
+    """The size limit of a file of the branch, by its path (docs/format.md, section 3)."""
     if path == "policy.toml":
         return MAX_POLICY_BYTES
     if path.startswith("keys/"):

@@ -80,7 +80,7 @@ def utc_now() -> datetime:
 
 
 def in_time_range(value: datetime) -> bool:
-    """Years 1970 to 9999 (SPEC s.4): the policy's durations can then be taken from any of them."""
+    """Years 1970 to 9999 (docs/format.md, section 10): the policy's durations can then be taken from any of them."""
     return FIRST_YEAR <= value.year <= LAST_YEAR
 
 

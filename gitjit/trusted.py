@@ -132,7 +132,7 @@ class RequestEntry(_Entry):
         return {p for p in found if p}
 
     def unknown_requester(self, trusted: TrustedBranch) -> str | None:
-        """Why nobody can be excluded as this request's requester, or None (SPEC s.4).
+        """Why nobody can be excluded as this request's requester, or None (docs/format.md, section 6.3).
 
         Where self-approval is not allowed, a request nobody is known to have
         made never counts: an unsigned one could otherwise be approved by its
@@ -272,7 +272,7 @@ class TrustedBranch:
     def __init__(self, branch: ApprovalsBranch, root: str, tip: str | None = None,
                  state: PolicyState | None = None, count: int = 0, witness: datetime | None = None):
         self.branch = branch
-        # The server's clock, for the commits a push brings (s.8): a request or decision
+        # The server's clock, for the commits a push brings (docs/format.md, 7.1): a request or decision
         # signed or committed later than witness + clock_skew is refused. None: no witness.
         self.witness = witness
         self.root = root
@@ -557,7 +557,7 @@ class TrustedBranch:
         return self.branch.blob(change.new_id)
 
     def _witness_problem(self, when: datetime, what: str, skew: timedelta) -> str | None:
-        """A commit of this push dated ahead of the server's clock (s.8)."""
+        """A commit of this push dated ahead of the server's clock (docs/format.md, section 7.1)."""
         if self.witness is None or when <= self.witness + skew:
             return None
         ahead = describe_age(when - self.witness, nearest=True)

@@ -1,4 +1,4 @@
-"""Bounded input (SPEC s.4 limits, s.8 "bounded time and memory").
+"""Bounded input (docs/format.md, section 10).
 
 Every file of the approvals branch has a size limit, checked from git's
 object header before the file is read; every time a range (years 1970-9999)

@@ -23,7 +23,7 @@ from gitjit.names import (
 NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 DURATION = re.compile(r"[0-9]{1,9}[smhd]")
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-TEN_YEARS = 3653 * 86400  # SPEC s.4: durations up to ten years
+TEN_YEARS = 3653 * 86400  # docs/format.md, section 10: durations up to ten years
 
 # -- names ---------------------------------------------------------------------
 
@@ -65,7 +65,7 @@ def test_parse_duration(text, seconds):
 
 @pytest.mark.parametrize("text", ["3654d", "999999999d", "87673h", "315619201s"])
 def test_durations_above_ten_years_are_bad_input(text):
-    """SPEC s.4: durations up to 10 years, so that a time plus a duration never overflows."""
+    """docs/format.md, section 10: durations up to 10 years, so that a time plus a duration never overflows."""
     with pytest.raises(BadInput, match=r"--ttl .* is above 3653d \(ten years\)"):
         parse_duration(text, "--ttl")
 

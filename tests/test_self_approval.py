@@ -1,4 +1,4 @@
-"""Self-approval cannot be dodged by leaving the requester unknown (SPEC s.4, s.6).
+"""Self-approval cannot be dodged by leaving the requester unknown (docs/format.md, sections 6.2, 6.3).
 
 Where an action has `self_approval = false`, a request whose requester is not
 known (an unsigned request, or one whose signature counts for nobody) never

@@ -1,4 +1,4 @@
-"""The server's clock is a witness (SPEC s.8).
+"""The server's clock is a witness (docs/format.md, section 7.1).
 
 A request or decision arriving in a push whose committer time or signature
 time is ahead of the server's clock by more than clock_skew is refused. The

@@ -146,7 +146,7 @@ def test_unsigned_request_makes_the_author_email_the_requester(world):
     assert verdict.requests[0].requesters == ("bob",)
     reasons = world.decision_reasons("deploy", target)
     assert reasons["bob"] == "bob requested it: self-approval is not allowed for deploy"
-    # SPEC s.4: with self_approval = false an unsigned request never counts (its author email is not authenticated)
+    # docs/format.md, 6.3: with self_approval = false an unsigned request never counts (its author email is not authenticated)
     assert reasons["alice"] == "request is unsigned: with self_approval = false the requester must be known"
     assert not verdict.approved
 
@@ -998,7 +998,7 @@ def test_policy_commits_signed_by_an_admin_key_that_has_expired_since(world, key
         assert "EXPKEYSIG" in other.git("verify-commit", "--raw", root, check=False, env={"GNUPGHOME": str(home)}).stderr
         # ... and the branch still verifies: bob's approval counts
         target = other.target()
-        rid = other.request("alice", "deploy", target)  # a requester the policy knows (SPEC s.4)
+        rid = other.request("alice", "deploy", target)  # a requester the policy knows (docs/format.md, 6.3)
         other.approve("bob", rid)
         assert other.gitjit("erin", "verify", "deploy", "--target", target).stdout.startswith("approved")
         assert other.trusted().policy.actions["deploy"].freshness == timedelta(hours=2)

@@ -1,4 +1,4 @@
-"""`gitjit verify-tag TAG`: TAG is a tag name, `refs/tags/TAG` exactly, never a revision (SPEC s.9).
+"""`gitjit verify-tag TAG`: TAG is a tag name, `refs/tags/TAG` exactly, never a revision (docs/format.md, 8.1).
 
 Through the real CLI on a World (tests/world.py): real keys, real repository.
 """
