@@ -53,9 +53,9 @@ class ChangeList(list):
 
     total = 0
 
-    def add(self, change: Change) -> None:
+    def add(self, change: Change | None) -> None:
         self.total += 1
-        if len(self) < MAX_CHANGES:
+        if change is not None and len(self) < MAX_CHANGES:
             self.append(change)
 
 

@@ -540,7 +540,9 @@ class TrustedBranch:
                 return None
         return check
 
-    def _blob_size(self, blob_id: str) -> int:
+    def _blob_size(self, blob_id: str | None) -> int:
+        if blob_id is None:
+            raise NotTrusted("a change names no file")
         try:
             kind, size = self.branch.reader.info(blob_id)
         except MissingObject:
@@ -556,9 +558,9 @@ class TrustedBranch:
             raise BadInput(too_large)
         return self.branch.blob(change.new_id)
 
-    def _witness_problem(self, when: datetime, what: str, skew: timedelta) -> str | None:
+    def _witness_problem(self, when: datetime | None, what: str, skew: timedelta) -> str | None:
         """A commit of this push dated ahead of the server's clock (docs/format.md, section 7.1)."""
-        if self.witness is None or when <= self.witness + skew:
+        if self.witness is None or when is None or when <= self.witness + skew:
             return None
         ahead = describe_age(when - self.witness, nearest=True)
         return f"{what} {ahead} in the future ({format_time(when)}), by the server's clock"
@@ -570,13 +572,12 @@ class TrustedBranch:
         except BadInput as exc:
             self.refusals.append(Refusal(commit_id, str(exc)))
             return
-        problem = self._witness_problem(parts.committer_time, "committed", self.state.policy.clock_skew)
-        if problem:
-            self.refusals.append(Refusal(commit_id, f"{change.path}: {problem}"))
-            return
         policy = self.state.policy
         problem = None
-        if request.id in self.requests:
+        late = self._witness_problem(parts.committer_time, "committed", policy.clock_skew)
+        if late:
+            problem = f"{change.path}: {late}"
+        elif request.id in self.requests:
             problem = f"request {request.id} already exists"
         elif request.action not in policy.actions:
             problem = f"{change.path}: action {request.action!r} is not in the policy"
@@ -615,7 +616,7 @@ class TrustedBranch:
         except BadInput as exc:
             entry.problem = str(exc)
         if entry.problem is None:
-            entry.problem = self._witness_problem(parts.committer_time, "committed", self.state.policy.clock_skew)
+            entry.problem = self._witness_problem(parts.committer_time, "committed", entry.state.policy.clock_skew)
         if entry.problem is None and earlier:
             entry.problem = f"{person} already decided on {request_id} in commit {earlier[0][:12]}"
         if entry.problem is None:
