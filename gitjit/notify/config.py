@@ -76,7 +76,7 @@ class NotifyConfig(NamedTuple):
 def read_git_config(git_dir: str) -> dict[str, str | None]:
     """Every config value of the repository (system, global, local; the last one wins, as for git)."""
     try:
-        result = subprocess.run(["git", "--git-dir", git_dir, "config", "--list", "-z"],
+        result = subprocess.run(["git", "--git-dir", git_dir, "config", "--list", "-z"], check=False,
                                 capture_output=True, stdin=subprocess.DEVNULL)
     except OSError as exc:
         raise ConfigError(f"cannot run git: {exc}") from None
@@ -128,7 +128,7 @@ def _endpoint(name: str, settings: dict[str, str | None]) -> Endpoint:
         problem = "neither url nor command is set"
     elif url is not None:
         problem = url_problem(url)
-    elif not command.strip():
+    elif not (command or "").strip():
         problem = "command is empty"
     if problem is None and fmt not in FORMATS:
         problem = f"format {fmt!r} is not one of {', '.join(FORMATS)}"

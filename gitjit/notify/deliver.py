@@ -80,7 +80,7 @@ def _post(endpoint: Endpoint, event: dict, body: bytes, timeout: float) -> None:
     }
     if endpoint.secret:
         headers["X-Gitjit-Signature-256"] = signature(endpoint.secret, body)
-    request = urllib.request.Request(endpoint.url, data=body, headers=headers, method="POST")
+    request = urllib.request.Request(endpoint.url or "", data=body, headers=headers, method="POST")
     opener = urllib.request.build_opener(_no_redirects())
     try:
         with opener.open(request, timeout=timeout) as response:
@@ -93,7 +93,7 @@ def _post(endpoint: Endpoint, event: dict, body: bytes, timeout: float) -> None:
         if isinstance(reason, (socket.timeout, TimeoutError)):
             raise DeliveryError(f"no answer within {timeout:g}s") from None
         raise DeliveryError(f"cannot connect: {_one_line(str(reason))}") from None
-    except (socket.timeout, TimeoutError):
+    except TimeoutError:
         raise DeliveryError(f"no answer within {timeout:g}s") from None
     except (OSError, ValueError) as exc:  # connection reset, bad status line, ...
         raise DeliveryError(f"{type(exc).__name__}: {_one_line(str(exc))}") from None
@@ -118,6 +118,8 @@ def _run_command(endpoint: Endpoint, event: dict, body: bytes, git_dir: str, tim
     import subprocess
     import tempfile
 
+    if not endpoint.command:
+        raise DeliveryError("no command to run")
     env = dict(os.environ, GITJIT_EVENT=str(event.get("event", "")), GITJIT_EVENT_ID=str(event.get("id", "")),
                GITJIT_ENDPOINT=endpoint.name)
     with tempfile.TemporaryFile() as errors:  # a file, not a pipe: a child left behind cannot hold us
@@ -186,7 +188,7 @@ def _pass(spool: Spool, git_dir: str, config: NotifyConfig, budget: float, timeo
                     return
                 entry = spool.started(entry)
                 try:
-                    send(endpoint, entry.event, git_dir, min(timeout, left))
+                    send(endpoint, entry.event or {}, git_dir, min(timeout, left))
                 except Exception as exc:  # whatever went wrong, the event stays spooled with it
                     error = str(exc) if isinstance(exc, DeliveryError) else f"{type(exc).__name__}: {exc}"
                     moved = spool.failed_attempt(entry, error)

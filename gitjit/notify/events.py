@@ -59,9 +59,9 @@ class PushEvents:
                     events.append(event)
                     last_touch[event["request"]["id"]] = commit_id
         for request_id, commit_id in last_touch.items():
-            change = self._state_change(request_id, commit_id)
-            if change is not None:
-                events.append(change)
+            state_change = self._state_change(request_id, commit_id)
+            if state_change is not None:
+                events.append(state_change)
         return events
 
     # -- what the push added ---------------------------------------------------
@@ -76,9 +76,9 @@ class PushEvents:
         if len(segments) == 3 and segments[0] == "approvals" and segments[2].endswith(".toml"):
             request = self.after.requests.get(segments[1])
             found = [d for d in self.after.decisions.get(segments[1], []) if d.commit == commit_id]
-            if request is None or not found or found[0].problem is not None or found[0].decision is None:
+            decision = found[0] if found else None
+            if request is None or decision is None or decision.problem is not None or decision.decision is None:
                 return None
-            decision = found[0]
             return self._event(decision.decision.decision, request, commit_id, decision)
         return None
 
@@ -102,18 +102,20 @@ class PushEvents:
             return None
         earlier = self.before.requests.get(request_id) if self.before is not None else None
         if after.state == "expired":
-            if earlier is not None and self._touched_after_expiry(earlier):
+            if self.before is not None and earlier is not None and self._touched_after_expiry(self.before, earlier):
                 return None
             return self._event("expired", entry, commit_id)
-        before = judge_request(self.before, earlier, self.now).state if earlier is not None else None
+        before = None
+        if self.before is not None and earlier is not None:
+            before = judge_request(self.before, earlier, self.now).state
         if before == after.state:
             return None
         return self._event(after.state, entry, commit_id, previous=before)
 
-    def _touched_after_expiry(self, entry) -> bool:
+    def _touched_after_expiry(self, before, entry) -> bool:
         """Whether a commit before this push touched the request once it had expired (and so reported it)."""
         expires = entry.request.expires.timestamp()
-        commits = [entry.commit] + [d.commit for d in self.before.decisions.get(entry.request.id, [])]
+        commits = [entry.commit] + [d.commit for d in before.decisions.get(entry.request.id, [])]
         return any(self.branch.commit(c).committer_time >= expires for c in commits)
 
     # -- the JSON --------------------------------------------------------------

@@ -103,7 +103,7 @@ def _resolve(git_dir: str, ref: str) -> str:
     """The ref a push to `ref` moved: a symbolic ref (a loose file starting "ref: ") is followed."""
     try:
         with open(os.path.join(git_dir, ref), "rb") as handle:
-            if not handle.read(5) == b"ref: ":
+            if handle.read(5) != b"ref: ":
                 return ref
     except OSError:
         return ref

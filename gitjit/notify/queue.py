@@ -167,7 +167,7 @@ class Spool:
         except FileNotFoundError:
             return 0
 
-    def lock(self, wait: float) -> "DeliveryLock | None":
+    def lock(self, wait: float) -> DeliveryLock | None:
         """The deliverer's lock, waited for up to `wait` seconds; None when another deliverer keeps it."""
         lock = DeliveryLock(os.path.join(self.root, "deliver.lock"))
         return lock if lock.acquire(wait) else None
@@ -201,7 +201,7 @@ class DeliveryLock:
             os.close(self.fd)  # closing the file releases the flock
             self.fd = None
 
-    def __enter__(self) -> "DeliveryLock":
+    def __enter__(self) -> DeliveryLock:
         return self
 
     def __exit__(self, *exc) -> None:
