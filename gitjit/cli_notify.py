@@ -39,13 +39,14 @@ def register(app: typer.Typer) -> None:
 
             raise BadInput(str(exc)) from None
         spool = Spool(git_dir)
-        queued, failed = spool.entries("queued"), spool.entries("failed")
+        pushes, queued, failed = spool.entries("pushes"), spool.entries("queued"), spool.entries("failed")
         if as_json:
             data = {"endpoints": [_endpoint_json(e) for e in config.endpoints],
+                    "pushes": [e.to_json() for e in pushes],
                     "queued": [e.to_json() for e in queued], "failed": [e.to_json() for e in failed]}
             sys.stdout.write(json.dumps(data, indent=2) + "\n")
             return
-        _print_status(config, queued, failed)
+        _print_status(config, pushes, queued, failed)
 
     @notify_app.command("flush")
     def flush(
@@ -72,7 +73,7 @@ def register(app: typer.Typer) -> None:
                 raise typer.Exit(_busy())
             with lock:
                 for entry in spool.entries("failed"):
-                    if entry.event is not None:
+                    if entry.event is not None or entry.push is not None:
                         spool.requeue(entry)
         result = deliver_pending(git_dir, config, budget=FLUSH_BUDGET, wait=FLUSH_WAIT)
         if result.busy:
@@ -101,7 +102,7 @@ def _endpoint_json(endpoint) -> dict:
     }
 
 
-def _print_status(config, queued: list, failed: list) -> None:
+def _print_status(config, pushes: list, queued: list, failed: list) -> None:
     out = sys.stdout
     if not config.endpoints:
         out.write("no notification endpoints configured (git config gitjit.notify.<name>.url or .command)\n")
@@ -113,6 +114,8 @@ def _print_status(config, queued: list, failed: list) -> None:
             state = f"MISCONFIGURED: {endpoint.problem}" if endpoint.problem else "ok"
             out.write(f"  {endpoint.name or '(no name)'}: {endpoint.kind} {_clean(endpoint.shown_target())} "
                       f"({endpoint.format}, {events}{signed}): {state}\n")
+    if pushes:
+        out.write(f"pushes whose events are still to be worked out: {len(pushes)}\n")
     for title, entries in (("queued", queued), ("failed", failed)):
         out.write(f"{title}: {len(entries)}\n")
         for entry in entries:

@@ -237,8 +237,9 @@ def test_twenty_endpoints_and_misconfigured_ones_never_contacted(ns_file: Notify
             ns.writer.request(ns.alice.head())
             result = ns.push()
             accepted(result)
-            assert "6 failed: see gitjit notify status" in result.stderr
+            assert "6 endpoints misconfigured: see gitjit notify status" in result.stderr
             wait_for(lambda: len(receiver.received) == 20, what="twenty deliveries")
+            wait_for(lambda: len(ns.status()["failed"]) == 6, what="the misconfigured endpoints' events")
             time.sleep(0.5)
             assert len(receiver.received) == 20
             assert ns.gitjit("notify", "flush", check=1).stdout.startswith("delivered 0, still queued 0, failed 6")
@@ -253,3 +254,19 @@ def test_twenty_endpoints_and_misconfigured_ones_never_contacted(ns_file: Notify
         assert listener.connections == 0
     finally:
         listener.close()
+
+
+def test_a_push_whose_events_cannot_be_worked_out_is_kept_in_failed(ns_file: NotifyServer):
+    from gitjit.notify.queue import Spool
+
+    ns = ns_file
+    log = ns.tmp / "log.jsonl"
+    ns.configure("log", command=command_log(log))
+    Spool(str(ns.server)).add_push({"ref": "refs/heads/approvals", "old": None, "new": "ab" * 20,
+                                    "at": "2026-11-30T00:00:00Z"})
+    assert "failed 1" in ns.gitjit("notify", "flush", check=1).stdout
+    (failed,) = ns.status()["failed"]
+    assert failed["push"]["new"] == "ab" * 20 and failed["event"] is None
+    assert failed["last_error"].startswith("the events of this push could not be worked out:")
+    assert "failed 1" in ns.gitjit("notify", "flush", "--retry-failed", check=1).stdout  # tried again, kept
+    assert logged_events(log) == []

@@ -160,6 +160,9 @@ def deliver_pending(git_dir: str, config: NotifyConfig, budget: float, wait: flo
 
 
 def _pass(spool: Spool, git_dir: str, config: NotifyConfig, budget: float, timeout: float, lock) -> PassResult:
+    from .prepare import prepare_pushes
+
+    prepare_pushes(git_dir, config, spool)  # not on the budget: a push's events are always spooled whole
     deadline = time.monotonic() + budget
     by_endpoint: dict[str, list[Entry]] = {}
     failed = 0

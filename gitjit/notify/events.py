@@ -22,6 +22,7 @@ add entries to it, with today's single rule named `default`.
 from __future__ import annotations
 
 import hashlib
+import os
 from datetime import datetime
 
 EVENT_VERSION = 1
@@ -203,6 +204,15 @@ def commands(request_id: str, target: str, blob: str, branch: str) -> dict:
 def event_id(kind: str, request_id: str, commit_id: str, person: str = "") -> str:
     """Stable for the same happening: a receiver can drop a repeated delivery by it."""
     return hashlib.sha256(f"{kind}\0{request_id}\0{commit_id}\0{person}".encode()).hexdigest()[:32]
+
+
+def repository_name(git_dir: str) -> str:
+    """`server` for /srv/git/server.git, `app` for /home/me/app/.git."""
+    path = git_dir.rstrip("/")
+    if os.path.basename(path) == ".git":
+        path = os.path.dirname(path)
+    name = os.path.basename(path)
+    return name[: -len(".git")] if name.endswith(".git") and len(name) > 4 else name
 
 
 def push_events(git_dir: str, old: str | None, new: str, now: datetime, repository: str) -> list[dict]:

@@ -1,20 +1,21 @@
-"""The post-receive hook: spool the push's events, then send them from a detached process.
+"""The post-receive hook: spool the push, then work out and send its events from a detached process.
 
 git runs post-receive after the refs moved, with the same `<old> <new> <ref>`
 lines as pre-receive; it cannot refuse anything, and whatever it prints
 reaches the pusher. So this hook:
 
 1. reads the config (one `git config`); no endpoint: it is done;
-2. for an approvals-branch update, works out the events (`events.py`) and
-   spools each for every endpoint whose filter admits it; a misconfigured
-   endpoint's events go straight to failed/, with the reason;
-3. starts a deliverer in a new session, stdio closed, and returns at once:
-   git and the pusher wait for no network;
-4. prints at most one line, when notifications are waiting from earlier
-   pushes or failed, and never a traceback. It always exits 0.
+2. spools each update of the approvals branch (old, new, the time) under
+   pushes/: the deliverer works out its events (`prepare.py`), so the push
+   pays neither for reading the branch nor for the network;
+3. starts that deliverer in a new session, stdio closed, and returns at
+   once: git and the pusher wait for nothing;
+4. prints at most one line, when notifications from earlier pushes still
+   wait or an endpoint is misconfigured, and never a traceback. It always
+   exits 0.
 
-Imports are lazy: a push that moves no approvals branch reads the config
-and the spool's directory listing, nothing else.
+Imports are lazy: a push reads the config and, where endpoints are set,
+lists the spool and writes one small file per approvals-branch update.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ def main(repo: str | None = None) -> int:
 
 
 def run(repo: str | None, data: str, detach: bool = True) -> str | None:
-    """Spools the events of one push and starts their delivery; returns the line for the pusher, if any."""
+    """Spools one push and starts its delivery; returns the line for the pusher, if any."""
     from .config import ConfigError, parse_config, read_git_config
 
     git_dir = os.path.realpath(repo or os.environ.get("GIT_DIR") or ".")
@@ -56,35 +57,22 @@ def run(repo: str | None, data: str, detach: bool = True) -> str | None:
         return None
     from .queue import Spool
 
+    from ..names import format_time, utc_now
+
     spool = Spool(git_dir)
-    waiting = spool.count("queued")
+    waiting = spool.count("queued") + spool.count("pushes")
     branch_ref = f"refs/heads/{values.get('gitjit.branch') or 'approvals'}"
-    failed = 0
-    spooled = 0
+    pushes = 0
     for old, new, ref in _updates(data):
-        if new is None or _resolve(git_dir, ref) != branch_ref:
-            continue
-        try:
-            events = _events(git_dir, old, new)
-        except Exception as exc:
-            spool.add_unprepared({"ref": ref, "old": old, "new": new},
-                                 f"the events of this push could not be worked out: {type(exc).__name__}: {exc}")
-            failed += 1
-            continue
-        for sequence, event in enumerate(events):
-            for endpoint in config.endpoints:
-                if endpoint.wants(event["event"]):
-                    error = None
-                    if endpoint.problem is not None:
-                        error = f"endpoint {endpoint.name or '(no name)'} is misconfigured: {endpoint.problem}"
-                        failed += 1
-                    spool.add(endpoint.name, event, sequence, error)
-                    spooled += error is None
-    if (spooled or waiting) and detach:
+        if new is not None and _resolve(git_dir, ref) == branch_ref:
+            spool.add_push({"ref": ref, "old": old, "new": new, "at": format_time(utc_now())})
+            pushes += 1
+    if (pushes or waiting) and detach:
         start_deliverer(git_dir)
-    if waiting or failed:
-        return (f"gitjit: {waiting} earlier notification{'s' if waiting != 1 else ''} still queued, "
-                f"{failed} failed: see gitjit notify status on the server")
+    bad = sum(1 for e in config.endpoints if e.problem is not None)
+    if waiting or bad:
+        return (f"gitjit: notifications: {waiting} earlier still queued, {bad} endpoint{'s' if bad != 1 else ''} "
+                f"misconfigured: see gitjit notify status on the server")
     return None
 
 
@@ -113,22 +101,6 @@ def _resolve(git_dir: str, ref: str) -> str:
         return resolve_symbolic(git_dir, ref)
     except BadPushLine:
         return ref
-
-
-def _events(git_dir: str, old: str | None, new: str) -> list[dict]:
-    from ..names import utc_now
-    from .events import push_events
-
-    return push_events(git_dir, old, new, utc_now(), repository_name(git_dir))
-
-
-def repository_name(git_dir: str) -> str:
-    """`server` for /srv/git/server.git, `app` for /home/me/app/.git."""
-    path = git_dir.rstrip("/")
-    if os.path.basename(path) == ".git":
-        path = os.path.dirname(path)
-    name = os.path.basename(path)
-    return name[: -len(".git")] if name.endswith(".git") and len(name) > 4 else name
 
 
 def start_deliverer(git_dir: str) -> None:

@@ -1,11 +1,14 @@
 """The spool: events waiting for an endpoint, under `$GIT_DIR/gitjit/notify/`.
 
+- `pushes/`: one file per accepted push of the approvals branch whose
+  events are still to be worked out (`prepare.py`): the hook writes it and
+  leaves the work to the deliverer, off the push's clock;
 - `queued/`: one file per event and endpoint, named so that sorting the
   names gives the order the events happened in; each holds the event, the
   endpoint's name, the attempts made and the last error;
 - `failed/`: the same files, moved there after `MAX_ATTEMPTS` failed
   attempts, when their endpoint is misconfigured or gone, or when a push's
-  events could not be worked out at all (then with no event, and the push);
+  events could not be worked out at all (then the push's file, with why);
 - `tmp/`: where a file is written before it is renamed into place, so a
   reader never sees half a file (there is no fsync, which would cost every
   push: after a power cut a file may read back empty, and is then listed
@@ -28,21 +31,21 @@ from ..tuples import NamedTuple
 from .config import spool_dir
 
 MAX_ATTEMPTS = 5
-QUEUED, FAILED = "queued", "failed"
+PUSHES, QUEUED, FAILED = "pushes", "queued", "failed"
 SPOOL_VERSION = 1
 INTERRUPTED = "interrupted: no answer before the delivery ran out of time"
 
 
 class Entry(NamedTuple):
     path: str
-    state: str  # "queued" or "failed"
+    state: str  # "pushes", "queued" or "failed"
     endpoint: str | None
     event: dict | None
     attempts: int
     queued_at: str
     last_attempt: str | None
     last_error: str | None
-    push: dict | None = None  # for a push whose events could not be worked out
+    push: dict | None = None  # a push's ref, old, new and time, for a push not yet worked out
 
     @property
     def name(self) -> str:
@@ -83,12 +86,15 @@ class Spool:
         self._write(entry)
         return entry
 
-    def add_unprepared(self, push: dict, error: str) -> Entry:
-        """Records that a push's events could not be worked out, so it is not lost silently."""
+    def add_push(self, push: dict) -> Entry:
+        """Spools a push whose events are still to be worked out (by the deliverer, off the push's clock)."""
         name = f"{time.time_ns():020d}-00000-push-{str(push.get('new') or 'none')[:12]}.json"
-        entry = Entry(os.path.join(self._dir(FAILED), name), FAILED, None, None, 0, _now(), None, error, push)
+        entry = Entry(os.path.join(self._dir(PUSHES), name), PUSHES, None, None, 0, _now(), None, None, push)
         self._write(entry)
         return entry
+
+    def remove(self, entry: Entry) -> None:
+        _unlink(entry.path)
 
     def started(self, entry: Entry) -> Entry:
         """Counts an attempt before it is made: a deliverer killed mid-way leaves it counted, not lost."""
@@ -113,8 +119,9 @@ class Spool:
         _unlink(entry.path)
 
     def requeue(self, entry: Entry) -> Entry:
-        """A failed entry back in the queue, its attempts counted afresh (`notify flush --retry-failed`)."""
-        moved = entry._replace(path=os.path.join(self._dir(QUEUED), entry.name), state=QUEUED, attempts=0)
+        """A failed entry back in the queue (a push back in pushes/), its attempts counted afresh."""
+        state = PUSHES if entry.event is None else QUEUED
+        moved = entry._replace(path=os.path.join(self._dir(state), entry.name), state=state, attempts=0)
         self._write(moved)
         _unlink(entry.path)
         return moved
