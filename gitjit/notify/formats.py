@@ -68,7 +68,9 @@ def headline(event: dict) -> str:
 
 def needed(event: dict) -> str:
     if event["state"] != "pending":
-        return f"State: {event['state']}"
+        approvals = sorted({p for rule in event.get("rules", []) for p in rule["approvals"]})
+        by = f" (approvals: {', '.join(escape(p, 64, True) for p in approvals)})" if approvals else ""
+        return f"State: {escape(event['state'], 40, True)}{by}"
     parts = []
     for rule in event.get("rules", []):
         who = ", ".join(escape(c, 64, True) for c in rule["candidates"]) or "nobody left who may approve"
@@ -91,7 +93,10 @@ def slack(event: dict) -> dict:
     lines = [headline(event), f"Requested by: {requester}", f"Reason: {reason}"]
     if comment:
         lines.append(f"Comment: {comment}")
-    lines += [needed(event), commands_line(event), f"By hand: {escape(event['commands']['by_hand'])}"]
+    pending = event["state"] == "pending"
+    lines.append(needed(event))
+    if pending:  # what to run, only while there is something to decide
+        lines += [commands_line(event), f"By hand: {escape(event['commands']['by_hand'])}"]
     text = "\n".join(lines)
     blocks = [
         _section(f"*{headline(event)}*"),
@@ -104,10 +109,10 @@ def slack(event: dict) -> dict:
     if comment:
         blocks.append(_section(f"*Comment*\n{comment}"))
     blocks.append(_section(needed(event)))
-    if event["state"] == "pending":
+    if pending:
         blocks.append(_section(commands_line(event)))
-    blocks.append({"type": "context", "elements": [
-        {"type": "mrkdwn", "text": _cut(f"By hand: {escape(event['commands']['by_hand'])}", 2000)}]})
+        blocks.append({"type": "context", "elements": [
+            {"type": "mrkdwn", "text": _cut(f"By hand: {escape(event['commands']['by_hand'])}", 2000)}]})
     return {"text": text, "blocks": blocks}
 
 

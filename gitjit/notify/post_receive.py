@@ -55,9 +55,8 @@ def run(repo: str | None, data: str, detach: bool = True) -> str | None:
     config = parse_config(values)
     if not config.endpoints:
         return None
-    from .queue import Spool
-
     from ..names import format_time, utc_now
+    from .queue import Spool
 
     spool = Spool(git_dir)
     waiting = spool.count("queued") + spool.count("pushes")
