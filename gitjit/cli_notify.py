@@ -38,7 +38,7 @@ def register(app: typer.Typer) -> None:
             from .errors import BadInput
 
             raise BadInput(str(exc)) from None
-        spool = Spool(git_dir)
+        spool = Spool(git_dir, config.shared)
         pushes, queued, failed = spool.entries("pushes"), spool.entries("queued"), spool.entries("failed")
         if as_json:
             data = {"endpoints": [_endpoint_json(e) for e in config.endpoints],
@@ -66,7 +66,7 @@ def register(app: typer.Typer) -> None:
             config = read_config(git_dir)
         except ConfigError as exc:
             raise BadInput(str(exc)) from None
-        spool = Spool(git_dir)
+        spool = Spool(git_dir, config.shared)
         if retry_failed:
             lock = spool.lock(FLUSH_WAIT)
             if lock is None:

@@ -270,3 +270,24 @@ def test_a_push_whose_events_cannot_be_worked_out_is_kept_in_failed(ns_file: Not
     assert failed["last_error"].startswith("the events of this push could not be worked out:")
     assert "failed 1" in ns.gitjit("notify", "flush", "--retry-failed", check=1).stdout  # tried again, kept
     assert logged_events(log) == []
+
+
+def test_the_spool_is_shared_as_the_repository_is(ns_file: NotifyServer):
+    """Pushes by several Unix users share one spool: core.sharedRepository=group makes its
+    folders group-writable and set-group-id, and its files group-writable, as git does."""
+    import stat
+
+    from helpers import git
+
+    ns = ns_file
+    git("config", "core.sharedRepository", "group", cwd=ns.server, env=ns.keys.env)
+    ns.configure("typo", url="http://127.0.0.1:1/hook", secert="x")  # leaves its event in failed/
+    ns.writer.request(ns.alice.head())
+    accepted(ns.push())
+    wait_for(lambda: ns.status()["failed"], what="the misconfigured endpoint's event")
+    spool = ns.server / "gitjit" / "notify"
+    for folder in (spool, spool / "failed", spool / "tmp", spool / "pushes"):
+        mode = folder.stat().st_mode
+        assert mode & 0o070 == 0o070 and mode & stat.S_ISGID, (folder, oct(mode))
+    for path in [*spool.joinpath("failed").iterdir(), spool / "deliver.lock"]:
+        assert path.stat().st_mode & 0o060 == 0o060, (path, oct(path.stat().st_mode))

@@ -64,6 +64,7 @@ class Endpoint(NamedTuple):
 
 class NotifyConfig(NamedTuple):
     endpoints: tuple[Endpoint, ...]
+    shared: int = 0  # core.sharedRepository, as cachefiles.parse_shared reads it: the spool's modes
 
     def endpoint(self, name: str) -> Endpoint | None:
         return next((e for e in self.endpoints if e.name == name), None)
@@ -105,7 +106,12 @@ def parse_config(values: dict[str, str | None]) -> NotifyConfig:
                 found.setdefault(name, {})[setting] = value
             else:  # `[gitjit "notify"] url = ...`: a section without the endpoint's name
                 found.setdefault("", {})[setting] = value
-    return NotifyConfig(tuple(_endpoint(name, settings) for name, settings in found.items()))
+    if not found:
+        return NotifyConfig(())
+    from ..cachefiles import parse_shared
+
+    return NotifyConfig(tuple(_endpoint(name, settings) for name, settings in found.items()),
+                        parse_shared(values.get("core.sharedrepository")))
 
 
 def _endpoint(name: str, settings: dict[str, str | None]) -> Endpoint:

@@ -148,7 +148,7 @@ def _run_command(endpoint: Endpoint, event: dict, body: bytes, git_dir: str, tim
 def deliver_pending(git_dir: str, config: NotifyConfig, budget: float, wait: float = 0.0,
                     timeout: float = ATTEMPT_TIMEOUT) -> PassResult:
     """One pass over the queue, within `budget` seconds (see the module docstring)."""
-    spool = Spool(git_dir)
+    spool = Spool(git_dir, config.shared)
     lock = spool.lock(wait)
     if lock is None:
         return PassResult(0, 0, spool.count("queued"), busy=True)

@@ -58,7 +58,7 @@ def run(repo: str | None, data: str, detach: bool = True) -> str | None:
     from ..names import format_time, utc_now
     from .queue import Spool
 
-    spool = Spool(git_dir)
+    spool = Spool(git_dir, config.shared)
     waiting = spool.count("queued") + spool.count("pushes")
     branch_ref = f"refs/heads/{values.get('gitjit.branch') or 'approvals'}"
     pushes = 0

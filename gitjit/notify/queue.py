@@ -17,7 +17,9 @@
 A file leaves the spool only once its endpoint took the event; nothing is
 dropped silently. The spool never holds an endpoint's URL or secret: those
 are read from the config at each attempt, so fixing the config fixes the
-retries. One deliverer works at a time (`deliver.lock`, held with flock and
+retries. Folders and files get the modes git gives its own under
+`core.sharedRepository` (`cachefiles.py`), so pushes by several Unix users
+share one spool. One deliverer works at a time (`deliver.lock`, held with flock and
 released by the kernel if the process dies), so no event is sent twice by
 two deliverers at once.
 """
@@ -70,8 +72,25 @@ class Entry(NamedTuple):
 
 
 class Spool:
-    def __init__(self, git_dir: str):
+    def __init__(self, git_dir: str, shared: int = 0):
+        """`shared`: core.sharedRepository as `cachefiles.parse_shared` reads it (0: the umask alone)."""
         self.root = spool_dir(git_dir)
+        self.shared = shared
+
+    def _make_dir(self, path: str) -> None:
+        """`path` and the folders above it up to $GIT_DIR, each one created here shared as the repository is."""
+        from ..cachefiles import adjust
+
+        if os.path.isdir(path):
+            return
+        parent = os.path.dirname(path)
+        if parent != path and os.path.basename(parent) in ("gitjit", "notify"):
+            self._make_dir(parent)
+        try:
+            os.mkdir(path)
+        except FileExistsError:
+            return
+        adjust(path, self.shared)
 
     def _dir(self, state: str) -> str:
         return os.path.join(self.root, state)
@@ -139,14 +158,17 @@ class Spool:
             "last_error": entry.last_error,
             "push": entry.push,
         }
+        from ..cachefiles import adjust
+
         tmp = self._dir("tmp")
-        os.makedirs(tmp, mode=0o700, exist_ok=True)
-        os.makedirs(os.path.dirname(entry.path), mode=0o700, exist_ok=True)
+        self._make_dir(tmp)
+        self._make_dir(os.path.dirname(entry.path))
         scratch = os.path.join(tmp, f".{entry.name}.{os.getpid()}.{time.monotonic_ns()}")
-        fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the spool holds no secret
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 json.dump(data, handle, ensure_ascii=False)
+            adjust(scratch, self.shared)
             os.replace(scratch, entry.path)
         except BaseException:
             _unlink(scratch)
@@ -176,21 +198,28 @@ class Spool:
 
     def lock(self, wait: float) -> DeliveryLock | None:
         """The deliverer's lock, waited for up to `wait` seconds; None when another deliverer keeps it."""
-        lock = DeliveryLock(os.path.join(self.root, "deliver.lock"))
+        self._make_dir(self.root)
+        lock = DeliveryLock(os.path.join(self.root, "deliver.lock"), self.shared)
         return lock if lock.acquire(wait) else None
 
 
 class DeliveryLock:
-    def __init__(self, path: str):
+    def __init__(self, path: str, shared: int = 0):
         self.path = path
+        self.shared = shared
         self.fd: int | None = None
         self.kept = False  # held on purpose until the process ends (a send still in flight)
 
     def acquire(self, wait: float) -> bool:
         import fcntl
 
-        os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        from ..cachefiles import adjust
+
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            adjust(self.path, self.shared)
+        except OSError:
+            pass  # another user's lock file: it is theirs to share
         deadline = time.monotonic() + wait
         while True:
             try:
