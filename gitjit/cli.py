@@ -15,7 +15,7 @@ from typing import List, Optional
 
 import typer
 
-from . import cli_gate, cli_hook, operations, render
+from . import cli_gate, cli_hook, cli_notify, operations, render
 from .branch import ApprovalsBranch, open_repository
 from .errors import BadInput, BadPolicy, GitjitError, NotTrusted
 from .names import FULL_COMMIT_RE, parse_time, utc_now
@@ -212,6 +212,7 @@ def _tag_commit(branch: ApprovalsBranch, name: str) -> str:
 
 cli_hook.register(app)  # gitjit hook install / pre-receive (docs/format.md, section 7)
 cli_gate.register(app)  # gitjit run / audit
+cli_notify.register(app)  # gitjit notify status / flush (SPEC s.14)
 
 
 def main(argv: List[str] | None = None) -> None:

@@ -1,0 +1,219 @@
+"""The events an accepted push of the approvals branch produced, as JSON (SPEC s.14).
+
+One event per request the push added (`request`), per decision it added
+(`approve`, `reject`), and per state change of a request it touched (added,
+or given a decision): `approved`, `rejected`, `expired`. A state change
+compares the request's verdict before and after the push, both judged at the
+same `now`, so of two pushes racing to approve a request only the one that
+made it approved reports `approved`.
+
+Expiry happens with no push, so it is reported by the first push that
+touches the request after it expired: `expired` when the request is expired
+now and no earlier touch of it (its request or decision commits, by committer
+time) came after its expiry, which would have reported it already.
+
+Both views come from the trusted view (`TrustedBranch`) and the verdicts
+from `verdicts.judge_request`, exactly as `gitjit status` would show them.
+The JSON layout is versioned (`"gitjit_event": 1`) and documented in
+docs/notifications.md; `rules` is a list so that approval rules (SPEC s.10)
+add entries to it, with today's single rule named `default`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from datetime import datetime
+
+EVENT_VERSION = 1
+STATE_EVENTS = ("approved", "rejected", "expired")
+REASON_LIMIT = 8192  # characters of a request's reason or a decision's comment kept in an event
+
+
+class PushEvents:
+    """The events of one push of the approvals branch from `old` to `new`."""
+
+    def __init__(self, git_dir: str, old: str | None, new: str, now: datetime, repository: str):
+        from ..branch import ApprovalsBranch
+
+        self.branch = ApprovalsBranch(git_dir)
+        self.old, self.new, self.now = old, new, now
+        self.repository = repository
+        self._verdicts: dict = {}
+
+    def events(self) -> list[dict]:
+        """Requests and decisions in branch order, then the state changes they caused."""
+        from ..trusted import TrustedBranch
+
+        branch = self.branch
+        if self.old == self.new or (self.old is not None and not branch.is_ancestor(self.old, self.new)):
+            return []  # not a fast-forward: the pre-receive hook refuses those
+        # save=False: the pre-receive hook saved the snapshot at `new`; these reads must not move it.
+        self.after = TrustedBranch.load(branch, tip=self.new, pin=False, save=False)
+        self.before = TrustedBranch.load(branch, tip=self.old, pin=False, save=False) if self.old else None
+        events: list[dict] = []
+        last_touch: dict[str, str] = {}  # request id -> the last commit of this push that touched it
+        for commit_id, changes in branch.changes(branch.first_parent_chain(self.new, stop=self.old)):
+            for change in changes:
+                event = self._added(commit_id, change.path) if change.status == "A" else None
+                if event is not None:
+                    events.append(event)
+                    last_touch[event["request"]["id"]] = commit_id
+        for request_id, commit_id in last_touch.items():
+            state_change = self._state_change(request_id, commit_id)
+            if state_change is not None:
+                events.append(state_change)
+        return events
+
+    # -- what the push added ---------------------------------------------------
+
+    def _added(self, commit_id: str, path: str) -> dict | None:
+        segments = path.split("/")
+        if len(segments) == 2 and segments[0] == "requests" and segments[1].endswith(".toml"):
+            entry = self.after.requests.get(segments[1][: -len(".toml")])
+            if entry is None or entry.commit != commit_id:
+                return None  # a commit that does not count: the pre-receive hook refuses it
+            return self._event("request", entry, commit_id)
+        if len(segments) == 3 and segments[0] == "approvals" and segments[2].endswith(".toml"):
+            request = self.after.requests.get(segments[1])
+            found = [d for d in self.after.decisions.get(segments[1], []) if d.commit == commit_id]
+            decision = found[0] if found else None
+            if request is None or decision is None or decision.problem is not None or decision.decision is None:
+                return None
+            return self._event(decision.decision.decision, request, commit_id, decision)
+        return None
+
+    def _verdict(self, entry):
+        """The request's verdict after the push, at `now` (judged once per request)."""
+        from ..verdicts import judge_request
+
+        found = self._verdicts.get(entry.request.id)
+        if found is None:
+            found = self._verdicts[entry.request.id] = judge_request(self.after, entry, self.now)
+        return found
+
+    # -- state changes -------------------------------------------------------
+
+    def _state_change(self, request_id: str, commit_id: str) -> dict | None:
+        from ..verdicts import judge_request
+
+        entry = self.after.requests[request_id]
+        after = self._verdict(entry)
+        if after.state not in STATE_EVENTS:
+            return None
+        earlier = self.before.requests.get(request_id) if self.before is not None else None
+        if after.state == "expired":
+            if self.before is not None and earlier is not None and self._touched_after_expiry(self.before, earlier):
+                return None
+            return self._event("expired", entry, commit_id)
+        before = None
+        if self.before is not None and earlier is not None:
+            before = judge_request(self.before, earlier, self.now).state
+        if before == after.state:
+            return None
+        return self._event(after.state, entry, commit_id, previous=before)
+
+    def _touched_after_expiry(self, before, entry) -> bool:
+        """Whether a commit before this push touched the request once it had expired (and so reported it)."""
+        expires = entry.request.expires.timestamp()
+        commits = [entry.commit] + [d.commit for d in before.decisions.get(entry.request.id, [])]
+        return any(self.branch.commit(c).committer_time >= expires for c in commits)
+
+    # -- the JSON --------------------------------------------------------------
+
+    def _event(self, kind: str, entry, commit_id: str, decision=None, previous: str | None = None) -> dict:
+        from ..names import format_time
+
+        verdict = self._verdict(entry)
+        request = entry.request
+        person = decision.person if decision is not None else ""
+        event = {
+            "gitjit_event": EVENT_VERSION,
+            "id": event_id(kind, request.id, commit_id, person),
+            "event": kind,
+            "at": format_time(self.now),
+            "repository": self.repository,
+            "branch": self.branch.ref,
+            "commit": commit_id,
+            "request": {
+                "id": request.id,
+                "action": request.action,
+                "target": request.target,
+                "requested_by": request.requested_by,
+                "requesters": list(verdict.requesters),
+                "reason": request.reason[:REASON_LIMIT],
+                "reason_truncated": len(request.reason) > REASON_LIMIT,
+                "created": format_time(request.created),
+                "expires": format_time(request.expires),
+                "commit": entry.commit,
+                "blob": entry.blob,
+            },
+            "state": verdict.state,
+            "previous_state": previous,
+            "decision": _decision_json(decision, verdict) if decision is not None else None,
+            "rules": self._rules(entry, verdict),
+            "reasons": list(verdict.reasons),
+            "commands": commands(request.id, request.target, entry.blob, self.branch.name),
+        }
+        return event
+
+    def _rules(self, entry, verdict) -> list[dict]:
+        """Who is still needed, per rule: today one rule, `default`, from the action's approvers and threshold."""
+        action = self.after.policy.actions.get(entry.request.action)
+        if action is None:
+            return []
+        decided = {d.person for d in verdict.decisions}  # a decision file is immutable: one per person
+        excluded = set(verdict.requesters) if not action.self_approval else set()
+        candidates = sorted(action.approvers - decided - excluded)
+        return [{
+            "name": "default",
+            "have": len(verdict.approvals),
+            "need": action.threshold,
+            "approvals": list(verdict.approvals),
+            "candidates": candidates if verdict.state == "pending" else [],
+        }]
+
+
+def _decision_json(decision, verdict) -> dict:
+    judged = next((d for d in verdict.decisions if d.commit == decision.commit), None)
+    comment = decision.decision.comment
+    return {
+        "person": decision.person,
+        "decision": decision.decision.decision,
+        "comment": comment[:REASON_LIMIT],
+        "commit": decision.commit,
+        "counts": bool(judged and judged.counts),
+        "reason": (judged.reason or None) if judged else "not judged",
+    }
+
+
+def commands(request_id: str, target: str, blob: str, branch: str) -> dict:
+    """The exact commands to approve or veto, with gitjit and by hand (SPEC s.5)."""
+    by_hand = (f"on the {branch} branch add approvals/{request_id}/<you>.toml containing: gitjit = 1, "
+               f"request = \"{request_id}\", request_blob = \"{blob}\", target = \"{target}\", "
+               f"decision = \"approve\" (or \"reject\"), comment = \"...\"; then git commit -S "
+               f"and git push origin {branch}")
+    return {
+        "approve": f"gitjit approve {request_id} --push",
+        "reject": f"gitjit reject {request_id} --push",
+        "status": f"gitjit status {request_id}",
+        "by_hand": by_hand,
+    }
+
+
+def event_id(kind: str, request_id: str, commit_id: str, person: str = "") -> str:
+    """Stable for the same happening: a receiver can drop a repeated delivery by it."""
+    return hashlib.sha256(f"{kind}\0{request_id}\0{commit_id}\0{person}".encode()).hexdigest()[:32]
+
+
+def repository_name(git_dir: str) -> str:
+    """`server` for /srv/git/server.git, `app` for /home/me/app/.git."""
+    path = git_dir.rstrip("/")
+    if os.path.basename(path) == ".git":
+        path = os.path.dirname(path)
+    name = os.path.basename(path)
+    return name[: -len(".git")] if name.endswith(".git") and len(name) > 4 else name
+
+
+def push_events(git_dir: str, old: str | None, new: str, now: datetime, repository: str) -> list[dict]:
+    return PushEvents(git_dir, old, new, now, repository).events()
