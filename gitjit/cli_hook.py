@@ -11,7 +11,6 @@ script calls `gitjit.hook.main()` directly, which skips Typer and Rich.
 import os
 import stat
 import sys
-from typing import Optional
 
 import typer
 
@@ -49,11 +48,11 @@ def register(app: typer.Typer) -> None:
 
     @hook_app.command("install")
     def install(
-        repo: Optional[str] = typer.Option(None, "--repo", help="Repository to install into (default: the current one)."),
+        repo: str | None = typer.Option(None, "--repo", help="Repository to install into (default: the current one)."),
         force: bool = typer.Option(
             False, "--force", help="When both a foreign hook and its .legacy exist, replace the .legacy one "
                                    "with the foreign hook (the old legacy is lost); with --output, overwrite FILE."),
-        output: Optional[str] = typer.Option(
+        output: str | None = typer.Option(
             None, "--output", help="Write the pre-receive script as an executable FILE, to place it yourself "
                                    "(GitLab custom_hooks/pre-receive.d/gitjit, Gitea hooks/pre-receive.d/gitjit)."),
         gitolite: bool = typer.Option(False, "--gitolite", help=GITOLITE_HELP),
@@ -88,7 +87,7 @@ def register(app: typer.Typer) -> None:
 
     @hook_app.command("check")
     def check(
-        repo: Optional[str] = typer.Option(None, "--repo", help=REPO_HELP),
+        repo: str | None = typer.Option(None, "--repo", help=REPO_HELP),
         gitolite: bool = typer.Option(False, "--gitolite", help=GITOLITE_HELP),
     ) -> None:
         """Check that git will run gitjit's hooks as the repository's owner: exit 0 if so, 1 with fixes if not."""
@@ -103,7 +102,7 @@ def register(app: typer.Typer) -> None:
 
     @hook_app.command("uninstall")
     def uninstall(
-        repo: Optional[str] = typer.Option(None, "--repo", help=REPO_HELP),
+        repo: str | None = typer.Option(None, "--repo", help=REPO_HELP),
         gitolite: bool = typer.Option(False, "--gitolite", help=GITOLITE_HELP),
     ) -> None:
         """Remove gitjit's hooks and put back each hook they chained (<name>.legacy)."""
@@ -118,7 +117,7 @@ def register(app: typer.Typer) -> None:
 
     @hook_app.command("pre-receive")
     def pre_receive(
-        repo: Optional[str] = typer.Option(None, "--repo", help="Repository (default: git's environment)."),
+        repo: str | None = typer.Option(None, "--repo", help="Repository (default: git's environment)."),
     ) -> None:
         """Be the pre-receive hook: read `<old> <new> <ref>` lines on stdin, refuse or accept the push."""
         from . import hook

@@ -54,7 +54,7 @@ class Owner:
     home: str
 
     @classmethod
-    def of(cls, path: Path) -> "Owner":
+    def of(cls, path: Path) -> Owner:
         uid = path.stat().st_uid
         try:
             entry = pwd.getpwuid(uid)
@@ -69,12 +69,12 @@ class Owner:
         """Runs `args` as this user (directly when we are this user)."""
         extra: dict = {}
         if os.geteuid() != self.uid:
-            extra = dict(user=self.uid, group=self.gid, extra_groups=os.getgrouplist(self.name, self.gid),
-                         env=dict(os.environ, HOME=self.home, USER=self.name, LOGNAME=self.name))
-        return subprocess.run(args, cwd=cwd, input=input, capture_output=True, text=True, timeout=60, **extra)
+            extra = {"user": self.uid, "group": self.gid, "extra_groups": os.getgrouplist(self.name, self.gid),
+                     "env": dict(os.environ, HOME=self.home, USER=self.name, LOGNAME=self.name)}
+        return subprocess.run(args, cwd=cwd, input=input, capture_output=True, text=True, timeout=60, check=False, **extra)
 
 
-_ASSIGNMENT = re.compile(r"^(INSTALL_PYTHON|GITJIT_PYTHONPATH)='((?:[^']|'\\'')*)'$", re.M)
+_ASSIGNMENT = re.compile(r"^(INSTALL_PYTHON|GITJIT_PYTHONPATH)='((?:[^']|'\\'')*)'$", re.MULTILINE)
 
 # Run by the hook's own interpreter, isolated as the hook runs it, as the owner.
 _PROBE = r"""
@@ -101,7 +101,8 @@ def _script_settings(text: str) -> dict[str, str]:
 
 
 def _config(gitdir: Path, key: str) -> str:
-    result = subprocess.run(["git", "-c", "safe.directory=*", "--git-dir", str(gitdir), "config", "--get", key], capture_output=True, text=True)
+    result = subprocess.run(["git", "-c", "safe.directory=*", "--git-dir", str(gitdir), "config", "--get", key], capture_output=True, text=True,
+                            check=False)
     return result.stdout.strip()
 
 

@@ -31,7 +31,7 @@ ADMIN_REPO = "gitolite-admin"
 
 def _gitolite(*args: str) -> str:
     try:
-        result = subprocess.run(["gitolite", *args], capture_output=True, text=True)
+        result = subprocess.run(["gitolite", *args], capture_output=True, text=True, check=False)
     except OSError:
         raise BadInput("gitolite is not installed (no `gitolite` on PATH)") from None
     if result.returncode != 0:

@@ -54,7 +54,7 @@ class Installed:
     def message(self) -> str:
         text = {"installed": "installed", "updated": "updated", "unchanged": "already installed (unchanged)"}
         out = f"gitjit {self.name} hook {text[self.status]}: {self.path}"
-        if self.moved:
+        if self.legacy is not None and self.moved:
             out += f"\nthe previous hook was kept as {self.legacy.name}; it runs after gitjit's checks pass"
         elif self.legacy is not None:
             out += f"\nchaining {self.legacy.name}: it runs after gitjit's checks pass"
@@ -67,7 +67,7 @@ def _rev_parse(repo: str | os.PathLike, *args: str) -> Path:
             # safe.directory: root may install into (and check) a repository owned by the git user;
             # rev-parse only reads where the hooks are.
             ["git", "-c", "safe.directory=*", "-C", os.fspath(repo), "rev-parse", "--path-format=absolute", *args],
-            capture_output=True, text=True,
+            capture_output=True, text=True, check=False,
         )
     except OSError as exc:
         raise BadInput(f"cannot run git: {exc}") from None
@@ -117,7 +117,8 @@ def _import_path(python: str) -> str:
              "print(os.path.dirname(os.path.realpath(gnupg.__file__)))")
     env = dict(os.environ, PYTHONPATH=str(here.parent))
     try:
-        found = subprocess.run([python, "-c", probe], capture_output=True, text=True, cwd="/", env=env)
+        found = subprocess.run([python, "-c", probe], capture_output=True, text=True, cwd="/", env=env,
+                               check=False)
     except OSError as exc:
         raise BadInput(f"cannot run {python}: {exc}") from None
     if found.returncode != 0:
@@ -137,7 +138,7 @@ def _precompile(python: str) -> None:
     is set or the package is not writable by the user git runs hooks as.
     """
     here = Path(__file__).resolve().parent
-    subprocess.run([python, "-m", "compileall", "-q", str(here)], capture_output=True)
+    subprocess.run([python, "-m", "compileall", "-q", str(here)], capture_output=True, check=False)
 
 
 def _python(python: str | None) -> str:
