@@ -29,11 +29,14 @@ from .hook_check import Finding
 ADMIN_REPO = "gitolite-admin"
 
 
-def _gitolite(*args: str) -> str:
+def _gitolite(*args: str, unset_ok: bool = False) -> str:
+    """gitolite's output; with unset_ok, "" for a query-rc of an unset value (exit 1, no output)."""
     try:
         result = subprocess.run(["gitolite", *args], capture_output=True, text=True, check=False)
     except OSError:
         raise BadInput("gitolite is not installed (no `gitolite` on PATH)") from None
+    if unset_ok and result.returncode == 1 and not result.stdout.strip() and not result.stderr.strip():
+        return ""
     if result.returncode != 0:
         detail = (result.stderr.strip().splitlines() or [""])[-1]
         raise BadInput(f"gitolite {' '.join(args)} failed: {detail} (run this as the gitolite user)")
@@ -44,7 +47,7 @@ class Gitolite:
     def __init__(self) -> None:
         self.base = Path(_gitolite("query-rc", "GL_REPO_BASE"))
         self.admin_base = Path(_gitolite("query-rc", "GL_ADMIN_BASE"))
-        local = _gitolite("query-rc", "LOCAL_CODE")
+        local = _gitolite("query-rc", "LOCAL_CODE", unset_ok=True)
         if not local:
             raise BadInput('LOCAL_CODE is not set in ~/.gitolite.rc: uncomment the line '
                            'LOCAL_CODE => "$ENV{HOME}/local", then run this again')

@@ -198,3 +198,50 @@ def test_cost_per_push(server: Server, tmp_path):
     FIGURES.append(f"{server.kind}: approved protected tag {statistics.median(tag_times) * 1000:.0f} ms, "
                    f"plain branch {statistics.median(branch_times) * 1000:.0f} ms, "
                    f"ls-remote {statistics.median(floor_times) * 1000:.0f} ms (10 runs each, interleaved)")
+
+
+def test_gitolite_install_needs_local_code_and_writes_nothing_without_it(gitolite: Server, tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    rc = (gitolite.repo.parents[1] / ".gitolite.rc").read_text()
+    (home / ".gitolite.rc").write_text(rc.replace('LOCAL_CODE                =>  "$ENV{HOME}/local",',
+                                                  '# LOCAL_CODE                =>  "$ENV{HOME}/local",'))
+    result = run([gitolite.venv / "bin" / "gitjit", "hook", "install", "--gitolite"],
+                 env={"PATH": "/usr/bin:/bin", "HOME": str(home)}, check=False)
+    assert result.returncode == 2 and "LOCAL_CODE is not set in ~/.gitolite.rc" in result.stderr
+    assert "Traceback" not in result.stderr and sorted(p.name for p in home.iterdir()) == [".gitolite.rc"]
+
+
+LOGGING_HOOK = """#!/bin/sh
+# the repository's own pre-receive: logs what it is given
+cat >> {log}
+"""
+
+
+def test_gitolite_uninstall_then_install_chains_a_repositorys_own_hook(gitolite: Server, tmp_path):
+    """gitolite would replace a repository's own pre-receive with its link: install keeps it as .legacy."""
+    hooks = gitolite.repo.parent / "testing.git" / "hooks"
+    out = gitolite.gitjit("hook", "uninstall", "--gitolite").stdout
+    assert "removed gitjit's pre-receive hook" in out
+    assert not (hooks / "pre-receive").exists() and not (gitolite.repo / "hooks" / "pre-receive").exists()
+    log = gitolite.base / "fault" / "testing.log"
+    (hooks / "pre-receive").write_text(LOGGING_HOOK.format(log=log))
+    run(["chown", f"{gitolite.owner}:", hooks / "pre-receive"])
+    (hooks / "pre-receive").chmod(0o755)
+    out = gitolite.gitjit("hook", "install", "--gitolite").stdout
+    assert "testing: its own pre-receive was kept as pre-receive.legacy" in out
+    assert "gitjit-hook: pre-receive" in (hooks / "pre-receive").read_text()
+    assert "logs what it is given" in (hooks / "pre-receive.legacy").read_text()
+    assert "gitjit-hook: pre-receive" in (gitolite.repo / "hooks" / "pre-receive").read_text()
+    gitolite.gitjit("hook", "check", "--gitolite")
+    # a push to testing runs gitjit's hook, then the repository's own on the same input
+    clone = tmp_path / "testing"
+    env = gitolite.client_env
+    subprocess.run(["git", "init", "-q", "-b", "main", str(clone)], check=True, env=env)
+    subprocess.run(["git", "-C", str(clone), "-c", "user.name=A", "-c", "user.email=a@example.com",
+                    "commit", "-q", "--allow-empty", "-m", "x"], check=True, env=env)
+    url = gitolite.url.replace("/app", "/testing")
+    pushed = subprocess.run(["git", "-C", str(clone), "push", url, "main:refs/heads/logged"], capture_output=True,
+                            text=True, env=env, check=False)
+    assert pushed.returncode == 0, pushed.stderr
+    assert log.read_text().endswith(" refs/heads/logged\n")
