@@ -5,7 +5,7 @@ not executable, or whose interpreter the repository's owner cannot run
 would let every push through, or refuse every one. This module checks, as
 the user that owns the repository (the one git runs hooks as on a server):
 
-- each hook of `HOOK_NAMES` is there, gitjit's, and executable by the owner;
+- each hook of `HOOK_NAMES` (that this git runs) is there, gitjit's, and executable by the owner;
 - the hook's interpreter runs and imports gitjit and python-gnupg as the
   owner, isolated exactly as the hook runs it; `gpg` and `git` are found;
 - a chained `<name>.legacy` hook is executable (git's rule: a hook that is
@@ -120,7 +120,10 @@ def check(repo: str | os.PathLike = ".") -> tuple[list[Finding], list[str]]:
                         f"run the check as that user: sudo -u {owner.name} gitjit hook check --repo {gitdir}")], info
     findings: list[Finding] = []
     settings: dict[str, str] = {}
-    for name in hook_install.HOOK_NAMES:
+    active = hook_install.active_hooks()
+    info += [f"{name}: not used, git is older than {'.'.join(map(str, hook_install.MIN_GIT[name]))}"
+             for name in hook_install.HOOK_NAMES if name not in active]
+    for name in active:
         hook = hooks / name
         if not hook_install.is_gitjit_hook(hook, name):
             there = "is not gitjit's" if os.path.lexists(hook) else "is missing"

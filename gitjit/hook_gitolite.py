@@ -88,8 +88,9 @@ def install(force: bool = False, python: str | None = None) -> tuple[list[str], 
 def _own_hooks_to_chain(gl: Gitolite, force: bool) -> list[tuple[str, Path, Path]]:
     """Each repository's own hook that gitolite's links would replace, and where it goes; refuses on a clash."""
     moves = []
+    names = hook_install.active_hooks()
     for repo in gl.repos():
-        for name in hook_install.HOOK_NAMES:
+        for name in names:
             hooks = gl.hooks(repo)
             hook, legacy = hooks / name, hooks / (name + hook_install.LEGACY_SUFFIX)
             common_foreign = (os.path.lexists(gl.common / (name + hook_install.LEGACY_SUFFIX))
@@ -112,8 +113,9 @@ def _own_hooks_to_chain(gl: Gitolite, force: bool) -> list[tuple[str, Path, Path
 def _linked(gl: Gitolite) -> list[Finding]:
     """Is gitjit's hook what git runs in every repository (and not in gitolite-admin)?"""
     findings = []
+    names = hook_install.active_hooks()
     for repo in gl.repos():
-        for name in hook_install.HOOK_NAMES:
+        for name in names:
             hook = gl.hooks(repo) / name
             ours = hook_install.is_gitjit_hook(hook, name)
             if repo == ADMIN_REPO and ours:

@@ -35,6 +35,8 @@ from .errors import BadInput
 
 # The hooks `gitjit hook install` puts in place, in the order they are installed.
 HOOK_NAMES: tuple[str, ...] = ("pre-receive",)
+# The first git that runs a hook, where it is not git 1.0: older gits get the others only.
+MIN_GIT: dict[str, tuple[int, int]] = {"reference-transaction": (2, 28)}
 LEGACY_SUFFIX = ".legacy"
 TEMPLATES = "hook_templates"
 
@@ -90,6 +92,23 @@ def is_gitjit_hook(path: Path, name: str) -> bool:
         return path.is_file() and marker(name) in path.read_text(errors="replace")
     except OSError:
         return False
+
+
+def git_version() -> tuple[int, int]:
+    import re
+
+    try:
+        found = subprocess.run(["git", "version"], capture_output=True, text=True, check=False).stdout
+    except OSError:
+        return (0, 0)
+    match = re.search(r"(\d+)\.(\d+)", found)
+    return (int(match.group(1)), int(match.group(2))) if match else (0, 0)
+
+
+def active_hooks() -> tuple[str, ...]:
+    """The hooks of HOOK_NAMES that this machine's git runs."""
+    version = git_version()
+    return tuple(name for name in HOOK_NAMES if version >= MIN_GIT.get(name, (0, 0)))
 
 
 def template(name: str = "pre-receive") -> str:
@@ -159,14 +178,14 @@ def render_all(python: str | None = None) -> dict[str, str]:
     """Every hook's script, for one interpreter (its import path is probed once)."""
     python = _python(python)
     path = _import_path(python)
-    return {name: render(name, python, path) for name in HOOK_NAMES}
+    return {name: render(name, python, path) for name in active_hooks()}
 
 
 def refuse_conflicts(hooks: Path, force: bool) -> None:
     """Install keeps one previous hook per name: refuses where a foreign hook and a legacy one both exist."""
     if force:
         return
-    for name in HOOK_NAMES:
+    for name in active_hooks():
         hook, legacy = hooks / name, hooks / (name + LEGACY_SUFFIX)
         if os.path.lexists(hook) and not is_gitjit_hook(hook, name) and os.path.lexists(legacy):
             raise BadInput(

@@ -328,4 +328,6 @@ def test_every_hook_name_has_a_marked_template():
     for name in hook_install.HOOK_NAMES:
         text = hook_install.template(name)
         assert text.startswith("#!/bin/sh\n") and f"# gitjit-hook: {name} " in text
-        assert "@INSTALL_PYTHON@" in text and "@GITJIT_PYTHONPATH@" in text
+        if "INSTALL_PYTHON" in text:  # a hook that runs Python runs the installing one, isolated
+            assert "@INSTALL_PYTHON@" in text and "@GITJIT_PYTHONPATH@" in text and "-I" in text
+        assert f"{name}.legacy" in text  # and chains the hook it replaced
