@@ -6,7 +6,7 @@ VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: venv test demo bench
+.PHONY: venv test test-servers dist demo bench
 
 venv: $(STAMP)
 
@@ -20,6 +20,23 @@ $(STAMP): pyproject.toml | $(VPY)
 # pytest's exit status is make's: any failure, or 5 (no tests collected), fails.
 test: venv
 	$(VPY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+# `python -m build` for test-servers and dist, installed once into .venv.
+BUILD := $(VENV)/.build-installed
+
+$(BUILD): | $(STAMP)
+	$(VENV)/bin/pip install -q 'build>=1'
+	touch $@
+
+# Real servers on 127.0.0.1 (gitolite3 behind sshd, Apache with git-http-backend):
+# needs root and the packages .ci/run installs. Not part of `make test`.
+test-servers: venv $(BUILD)
+	$(VPY) -m pytest -q -p no:cacheprovider tests/servers $(PYTEST_ARGS)
+
+# A wheel and an sdist in dist/ (docs/hosting.md: install the wheel into a venv on the server).
+dist: venv $(BUILD)
+	rm -rf dist
+	$(VPY) -m build --outdir dist .
 
 demo: venv
 	$(VPY) demo/demo.py

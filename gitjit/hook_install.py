@@ -1,18 +1,25 @@
-"""`gitjit hook install`: puts the pre-receive hook into a repository (docs/format.md, section 7).
+"""`gitjit hook install` / `uninstall`: puts gitjit's server hooks into a repository (docs/format.md, section 7).
 
 Modelled on pre-commit's install_uninstall:
 
+- gitjit installs every hook of `HOOK_NAMES`, each from its own template
+  `hook_templates/<name>.sh` (pre-receive's is also shipped as
+  `hooks/pre-receive`), marked as gitjit's by the line `gitjit-hook: <name>`;
 - the hooks directory comes from git itself (`git rev-parse --git-path
   hooks`), so `core.hooksPath` is honoured, for bare and non-bare repos;
-- the hook is a small POSIX sh script (`hook_template.sh`, also shipped as
-  `hooks/pre-receive`) that execs the absolute path of the interpreter that
-  ran the install and runs `gitjit.hook.main()` in it;
-- a pre-receive hook that is not gitjit's is kept: renamed to
-  `pre-receive.legacy` and chained (it runs after gitjit's checks pass, on
-  the same input). If a `pre-receive.legacy` is already there too, install
-  refuses unless `--force`, which moves the current hook over it;
+- a hook is a small POSIX sh script that runs the absolute path of the
+  interpreter that ran the install, isolated (`-I -S`) with the import path
+  written down here;
+- a hook of the same name that is not gitjit's is kept: renamed to
+  `<name>.legacy` and chained (it runs after gitjit's checks pass, on the
+  same input). If a `<name>.legacy` is already there too, install refuses
+  unless `--force`, which moves the current hook over it. Uninstall puts
+  the `.legacy` hook back;
 - installing again is a no-op when the script would not change, and
   rewrites gitjit's own script when it would (a new interpreter path).
+
+Every check is made before anything is written: a refused install leaves
+the hooks directory as it was.
 """
 
 from __future__ import annotations
@@ -26,14 +33,21 @@ from pathlib import Path
 
 from .errors import BadInput
 
-HOOK_NAME = "pre-receive"
+# The hooks `gitjit hook install` puts in place, in the order they are installed.
+HOOK_NAMES: tuple[str, ...] = ("pre-receive", "reference-transaction", "post-receive")
+# The first git that runs a hook, where it is not git 1.0: older gits get the others only.
+MIN_GIT: dict[str, tuple[int, int]] = {"reference-transaction": (2, 28)}
 LEGACY_SUFFIX = ".legacy"
-MARKER = "gitjit-hook: pre-receive"
-TEMPLATE = "hook_template.sh"
+TEMPLATES = "hook_templates"
+
+
+def marker(name: str) -> str:
+    return f"gitjit-hook: {name}"
 
 
 @dataclass(frozen=True)
 class Installed:
+    name: str
     path: Path
     status: str  # "installed", "updated" or "unchanged"
     legacy: Path | None  # the chained previous hook, if any
@@ -41,20 +55,21 @@ class Installed:
 
     def message(self) -> str:
         text = {"installed": "installed", "updated": "updated", "unchanged": "already installed (unchanged)"}
-        out = f"gitjit pre-receive hook {text[self.status]}: {self.path}"
-        if self.moved:
+        out = f"gitjit {self.name} hook {text[self.status]}: {self.path}"
+        if self.legacy is not None and self.moved:
             out += f"\nthe previous hook was kept as {self.legacy.name}; it runs after gitjit's checks pass"
         elif self.legacy is not None:
             out += f"\nchaining {self.legacy.name}: it runs after gitjit's checks pass"
         return out
 
 
-def hooks_dir(repo: str | os.PathLike) -> Path:
-    """The repository's hooks directory, as git itself would run hooks from it."""
+def _rev_parse(repo: str | os.PathLike, *args: str) -> Path:
     try:
         result = subprocess.run(
-            ["git", "-C", os.fspath(repo), "rev-parse", "--path-format=absolute", "--git-path", "hooks"],
-            capture_output=True, text=True,
+            # safe.directory: root may install into (and check) a repository owned by the git user;
+            # rev-parse only reads where the hooks are.
+            ["git", "-c", "safe.directory=*", "-C", os.fspath(repo), "rev-parse", "--path-format=absolute", *args],
+            capture_output=True, text=True, check=False,
         )
     except OSError as exc:
         raise BadInput(f"cannot run git: {exc}") from None
@@ -63,15 +78,41 @@ def hooks_dir(repo: str | os.PathLike) -> Path:
     return Path(result.stdout.strip())
 
 
-def is_gitjit_hook(path: Path) -> bool:
+def hooks_dir(repo: str | os.PathLike) -> Path:
+    """The repository's hooks directory, as git itself would run hooks from it."""
+    return _rev_parse(repo, "--git-path", "hooks")
+
+
+def git_dir(repo: str | os.PathLike) -> Path:
+    return _rev_parse(repo, "--git-dir")
+
+
+def is_gitjit_hook(path: Path, name: str) -> bool:
     try:
-        return path.is_file() and MARKER in path.read_text(errors="replace")
+        return path.is_file() and marker(name) in path.read_text(errors="replace")
     except OSError:
         return False
 
 
-def template() -> str:
-    return resources.files("gitjit").joinpath(TEMPLATE).read_text()
+def git_version() -> tuple[int, int]:
+    import re
+
+    try:
+        found = subprocess.run(["git", "version"], capture_output=True, text=True, check=False).stdout
+    except OSError:
+        return (0, 0)
+    match = re.search(r"(\d+)\.(\d+)", found)
+    return (int(match.group(1)), int(match.group(2))) if match else (0, 0)
+
+
+def active_hooks() -> tuple[str, ...]:
+    """The hooks of HOOK_NAMES that this machine's git runs."""
+    version = git_version()
+    return tuple(name for name in HOOK_NAMES if version >= MIN_GIT.get(name, (0, 0)))
+
+
+def template(name: str = "pre-receive") -> str:
+    return resources.files("gitjit").joinpath(f"{TEMPLATES}/{name}.sh").read_text()
 
 
 def _sh_quote(value: str) -> str:
@@ -80,14 +121,14 @@ def _sh_quote(value: str) -> str:
 
 
 def _import_path(python: str) -> str:
-    """Where `python` finds this gitjit and python-gnupg, as a PYTHONPATH.
+    """Where `python` finds this gitjit and python-gnupg, as a `:`-separated path.
 
-    The hook runs Python with -S: skipping the site machinery (and an
-    editable install's import hook) saves about 20 ms on every push, a
-    large part of a tag push. The price is an explicit path, taken here from
-    the very interpreter the hook will run; the hook's imports are the
-    standard library, gitjit and python-gnupg (a test runs every hook through
-    this script, so a missing path fails the suite).
+    The hook runs Python with -I -S: no inherited PYTHONPATH, and no site
+    machinery (nor an editable install's import hook), which saves about
+    20 ms on every push. The price is an explicit path, taken here from the
+    very interpreter the hook will run; the hook's imports are the standard
+    library, gitjit and python-gnupg (a test runs every hook through this
+    script, so a missing path fails the suite).
     """
     here = Path(__file__).resolve().parent
     probe = ("import gitjit, gnupg, os; "
@@ -95,7 +136,8 @@ def _import_path(python: str) -> str:
              "print(os.path.dirname(os.path.realpath(gnupg.__file__)))")
     env = dict(os.environ, PYTHONPATH=str(here.parent))
     try:
-        found = subprocess.run([python, "-c", probe], capture_output=True, text=True, cwd="/", env=env)
+        found = subprocess.run([python, "-c", probe], capture_output=True, text=True, cwd="/", env=env,
+                               check=False)
     except OSError as exc:
         raise BadInput(f"cannot run {python}: {exc}") from None
     if found.returncode != 0:
@@ -103,6 +145,8 @@ def _import_path(python: str) -> str:
     first, second = found.stdout.split("\n")[:2]
     if Path(first) != here.parent:
         first = str(here.parent)  # this very gitjit, whatever the interpreter would pick first
+    if ":" in first + second:
+        raise BadInput(f"gitjit's path may not contain ':' ({first}, {second}): install it elsewhere")
     return first if first == second else f"{first}:{second}"
 
 
@@ -113,94 +157,130 @@ def _precompile(python: str) -> None:
     is set or the package is not writable by the user git runs hooks as.
     """
     here = Path(__file__).resolve().parent
-    subprocess.run([python, "-m", "compileall", "-q", str(here)], capture_output=True)
+    subprocess.run([python, "-m", "compileall", "-q", str(here)], capture_output=True, check=False)
 
 
-def render(python: str | None = None) -> str:
+def _python(python: str | None) -> str:
     python = python or sys.executable
     if not python or not os.path.isabs(python):
         raise BadInput(f"cannot tell the absolute path of this Python interpreter ({python!r})")
-    text = template()
-    return (text.replace("@INSTALL_PYTHON@", _sh_quote(python))
-                .replace("@GITJIT_PYTHONPATH@", _sh_quote(_import_path(python))))
+    return python
 
 
-def install(repo: str | os.PathLike = ".", force: bool = False, python: str | None = None) -> Installed:
-    hooks = hooks_dir(repo)
-    hook = hooks / HOOK_NAME
-    legacy = hooks / (HOOK_NAME + LEGACY_SUFFIX)
-    script = render(python)
-    _precompile(python or sys.executable)
-    ours = is_gitjit_hook(hook)
-    moved = False
+def render(name: str = "pre-receive", python: str | None = None, import_path: str | None = None) -> str:
+    python = _python(python)
+    path = import_path if import_path is not None else _import_path(python)
+    return (template(name).replace("@INSTALL_PYTHON@", _sh_quote(python))
+            .replace("@GITJIT_PYTHONPATH@", _sh_quote(path)))
 
-    if os.path.lexists(hook) and not ours:
-        if os.path.lexists(legacy) and not force:
+
+def render_all(python: str | None = None) -> dict[str, str]:
+    """Every hook's script, for one interpreter (its import path is probed once)."""
+    python = _python(python)
+    path = _import_path(python)
+    return {name: render(name, python, path) for name in active_hooks()}
+
+
+def refuse_conflicts(hooks: Path, force: bool) -> None:
+    """Install keeps one previous hook per name: refuses where a foreign hook and a legacy one both exist."""
+    if force:
+        return
+    for name in active_hooks():
+        hook, legacy = hooks / name, hooks / (name + LEGACY_SUFFIX)
+        if os.path.lexists(hook) and not is_gitjit_hook(hook, name) and os.path.lexists(legacy):
             raise BadInput(
                 f"{hook} is not gitjit's and {legacy.name} exists too: gitjit keeps one previous hook only; "
-                f"merge them by hand or use --force to replace {legacy.name} with the current {HOOK_NAME}"
+                f"merge them by hand or use --force to replace {legacy.name} with the current {name}"
             )
-        hooks.mkdir(parents=True, exist_ok=True)
+
+
+def place(hooks: Path, name: str, script: str) -> Installed:
+    """Writes one hook into `hooks`, keeping a foreign one as `<name>.legacy` (conflicts checked before)."""
+    hook = hooks / name
+    legacy = hooks / (name + LEGACY_SUFFIX)
+    ours = is_gitjit_hook(hook, name)
+    moved = False
+    hooks.mkdir(parents=True, exist_ok=True)
+    if os.path.lexists(hook) and not ours:
         os.replace(hook, legacy)
         moved = True
-
     if ours and hook.read_text() == script:
         status = "unchanged"
-        _make_executable(hook)
+        make_executable(hook)
     else:
         status = "updated" if ours else "installed"
-        hooks.mkdir(parents=True, exist_ok=True)
-        scratch = hook.with_name(f".{HOOK_NAME}.gitjit-{os.getpid()}")
-        scratch.write_text(script)
-        _make_executable(scratch)
-        os.replace(scratch, hook)  # atomic: a push never runs half a script
-    install_guard(hooks, force)
-    return Installed(hook, status, legacy if os.path.lexists(legacy) else None, moved)
+        write_executable(hook, script)
+    return Installed(name, hook, status, legacy if os.path.lexists(legacy) else None, moved)
 
 
-GUARD_NAME = "reference-transaction"
-GUARD_MARKER = "gitjit-hook: reference-transaction"
-GUARD_MIN_GIT = (2, 28)  # the first git that runs reference-transaction hooks
+def install(repo: str | os.PathLike = ".", force: bool = False, python: str | None = None) -> list[Installed]:
+    hooks = hooks_dir(repo)
+    scripts = render_all(python)
+    refuse_conflicts(hooks, force)
+    _precompile(_python(python))
+    return [place(hooks, name, script) for name, script in scripts.items()]
 
 
-def install_guard(hooks: Path, force: bool = False) -> bool:
-    """Installs the reference-transaction guard beside pre-receive (see hook_tickets.py).
-
-    Returns False, installing nothing, where git is too old to run it: the
-    pre-receive hook then judges protected tags only on approvals the server
-    already has. A foreign hook of that name is kept as `.legacy` and chained.
-    """
-    if _git_version() < GUARD_MIN_GIT:
-        return False
-    hook, legacy = hooks / GUARD_NAME, hooks / (GUARD_NAME + LEGACY_SUFFIX)
-    script = resources.files("gitjit").joinpath("hook_templates", f"{GUARD_NAME}.sh").read_text()
-    ours = hook.is_file() and GUARD_MARKER in hook.read_text(errors="replace")
-    if os.path.lexists(hook) and not ours:
-        if os.path.lexists(legacy) and not force:
-            raise BadInput(f"{hook} is not gitjit's and {legacy.name} exists too: merge them by hand "
-                           f"or use --force to replace {legacy.name}")
-        os.replace(hook, legacy)
-    if not (ours and hook.read_text() == script):
-        scratch = hook.with_name(f".{GUARD_NAME}.gitjit-{os.getpid()}")
-        scratch.write_text(script)
-        _make_executable(scratch)
-        os.replace(scratch, hook)
-    _make_executable(hook)
-    return True
+def write_output(target: str | os.PathLike, name: str = "pre-receive", force: bool = False,
+                 python: str | None = None) -> Path:
+    """`--output FILE`: the hook as an executable file of its own (a pre-receive.d/ entry)."""
+    path = Path(target)
+    if path.is_dir():
+        raise BadInput(f"{path} is a directory: name the file, e.g. {path / 'gitjit'}")
+    if not path.parent.is_dir():
+        raise BadInput(f"no such directory: {path.parent}")
+    # An empty file is what a shell redirection of a refused `--print > FILE` leaves.
+    if os.path.lexists(path) and not is_gitjit_hook(path, name) and _size(path) and not force:
+        raise BadInput(f"{path} exists and is not gitjit's: remove it or use --force to overwrite it")
+    script = render(name, python)
+    _precompile(_python(python))
+    write_executable(path, script)
+    return path
 
 
-def _git_version() -> tuple[int, ...]:
-    import re
-
+def _size(path: Path) -> int:
     try:
-        found = subprocess.run(["git", "version"], capture_output=True, text=True).stdout
+        return path.stat().st_size
     except OSError:
-        return (0,)
-    match = re.search(r"(\d+)\.(\d+)", found)
-    return (int(match.group(1)), int(match.group(2))) if match else (0,)
+        return 1
 
 
-def _make_executable(path: Path) -> None:
+def uninstall(repo: str | os.PathLike = ".") -> list[str]:
+    """Removes gitjit's hooks and puts each chained `.legacy` hook back; returns what it did."""
+    return uninstall_from(hooks_dir(repo))
+
+
+def uninstall_from(hooks: Path) -> list[str]:
+    done = []
+    for name in HOOK_NAMES:
+        hook, legacy = hooks / name, hooks / (name + LEGACY_SUFFIX)
+        if os.path.lexists(hook) and not is_gitjit_hook(hook, name):
+            done.append(f"{hook} is not gitjit's: left as it is")
+            continue
+        if os.path.lexists(hook):
+            os.unlink(hook)
+            done.append(f"removed gitjit's {name} hook: {hook}")
+        else:
+            done.append(f"no gitjit {name} hook in {hooks}")
+        if os.path.lexists(legacy):
+            os.replace(legacy, hook)
+            done.append(f"restored the previous hook: {legacy.name} -> {name}")
+    return done
+
+
+def write_executable(path: Path, text: str) -> None:
+    """Writes `text` to `path` atomically (a push never runs half a script), mode 0755."""
+    scratch = path.with_name(f".{path.name}.gitjit-{os.getpid()}")
+    try:
+        scratch.write_text(text)
+        os.chmod(scratch, 0o755)
+        os.replace(scratch, path)
+    except BaseException:
+        scratch.unlink(missing_ok=True)
+        raise
+
+
+def make_executable(path: Path) -> None:
     mode = path.stat().st_mode
     wanted = mode | 0o755
     if mode != wanted:

@@ -4,7 +4,7 @@
 body and header), 500, or hangs, and can be switched between them.
 `NotifyServer` is a bare repository whose pre-receive hook was installed by
 `gitjit hook install` and whose post-receive hook by
-`gitjit.notify.hook_script.install`, with alice's clone holding the
+`gitjit hook install`, with alice's clone holding the
 approvals branch (policy of hookkit: deploy-prod, threshold 2, approvers
 alice, bob and carol).
 """
@@ -24,7 +24,6 @@ from pathlib import Path
 from helpers import Clone, Keys, git, make_bare, make_clone
 from hookkit import BranchWriter, policy_toml
 
-from gitjit.notify import hook_script
 
 
 class Receiver:
@@ -117,7 +116,6 @@ def make_golden(base: Path, keys: Keys) -> None:
     server = make_bare(base / "server.git", keys.env)
     alice = make_clone(base, keys["alice"], keys)
     alice.gitjit("hook", "install", "--repo", str(server), check=True)
-    hook_script.install(server / "hooks")
     alice.gitjit("init", "--admin", "alice", check=True)
     writer = BranchWriter(alice)
     files = {f"keys/{p}.asc": keys[p].asc for p in ("bob", "carol", "dave")}

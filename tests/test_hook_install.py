@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-
 from helpers import REPO_ROOT, Clone, git, make_bare
 
 FOREIGN = """#!/bin/sh
@@ -52,11 +52,15 @@ def test_install_writes_an_executable_script_that_calls_this_python(alice, bare_
     text = hook.read_text()
     assert text.startswith("#!/bin/sh\n")
     assert f"INSTALL_PYTHON='{sys.executable}'" in text  # absolute, as installed
-    assert 'exec "$INSTALL_PYTHON" $flags -P -c "$run"' in text and "flags=-S\n" in text
+    # isolated (-I: no PYTHONPATH, no user site, not the repository's directory), no site (-S)
+    assert 'exec "$INSTALL_PYTHON" $flags -c "$run" "$GITJIT_PYTHONPATH"' in text and "flags='-I -S'" in text
     assert "run='import sys, gitjit.hook; sys.exit(gitjit.hook.main())'" in text
+    assert "sys.path[:0] = sys.argv[1].split(':')" in text
+    assert "export" not in text.replace("exports nothing", "")  # the environment stays git's
     # -S skips site: the install wrote down where this gitjit and python-gnupg are instead
-    import gitjit
     import gnupg
+
+    import gitjit
 
     assert f"GITJIT_PYTHONPATH='{Path(gitjit.__file__).resolve().parent.parent}" in text
     assert str(Path(gnupg.__file__).resolve().parent) in text
@@ -157,7 +161,8 @@ def test_install_outside_a_repository_is_bad_input(alice, tmp_path):
 
 
 def test_template_is_shipped_twice_identically():
-    assert (REPO_ROOT / "hooks" / "pre-receive").read_text() == (REPO_ROOT / "gitjit" / "hook_template.sh").read_text()
+    shipped = REPO_ROOT / "gitjit" / "hook_templates" / "pre-receive.sh"
+    assert (REPO_ROOT / "hooks" / "pre-receive").read_text() == shipped.read_text()
     assert os.access(REPO_ROOT / "hooks" / "pre-receive", os.X_OK)
 
 
@@ -192,3 +197,137 @@ def test_hand_installed_template_runs_python3(alice, tmp_path):
     alice.git("push", "-q", str(bare), "approvals", env=env)
     result = alice.git("push", str(bare), ":refs/heads/approvals", check=False, env=env)
     assert "the approvals branch may not be deleted" in result.stderr
+
+
+# --------------------------------------------------------------------------
+# the hook's interpreter is isolated from the environment git passes on
+
+
+ENV_LOGGER = """#!/bin/sh
+# a legacy hook that records the environment it was given
+env > "{log}"
+cat > /dev/null
+"""
+
+
+def test_a_hostile_pythonpath_neither_breaks_nor_fools_the_hook(alice, bare_remote, tmp_path):
+    """A PYTHONPATH inherited by receive-pack (Apache's SetEnv, a login profile) with a json.py
+    that would shadow the standard library: the hook still judges, refusing and accepting."""
+    hostile = tmp_path / "hostile"
+    hostile.mkdir()
+    for module in ("json", "gitjit", "gnupg", "subprocess"):
+        (hostile / f"{module}.py").write_text("raise SystemExit('hostile module imported')\n")
+    install(alice, bare_remote)
+    env = dict(alice.env, PYTHONPATH=str(hostile), PYTHONHOME=str(hostile), PYTHONSTARTUP=str(hostile / "json.py"))
+    alice.gitjit("init", "--admin", "alice", check=True)
+    alice.git("push", "-q", str(bare_remote), "main", "approvals", env=env)
+    assert git("rev-parse", "approvals", cwd=bare_remote, env=alice.env).stdout.strip() == alice.head("approvals")
+    result = alice.git("push", str(bare_remote), ":refs/heads/approvals", check=False, env=env)
+    assert "gitjit: refs/heads/approvals refused: the approvals branch may not be deleted" in result.stderr
+    assert "hostile module imported" not in result.stderr
+
+
+def test_the_legacy_hook_gets_exactly_the_environment_git_gave(alice, bare_remote, tmp_path):
+    log, direct = tmp_path / "legacy.env", tmp_path / "direct.env"
+    hooks = bare_remote / "hooks"
+    (hooks / "pre-receive").write_text(ENV_LOGGER.format(log=direct))
+    (hooks / "pre-receive").chmod(0o755)
+    env = dict(alice.env, PYTHONPATH="/from/the/pusher")
+    alice.git("push", "-q", str(bare_remote), "main", env=env)  # what git gives a hook, gitjit or not
+    install(alice, bare_remote)
+    (hooks / "pre-receive.legacy").write_text(ENV_LOGGER.format(log=log))
+    alice.commit_file("b.txt", "b\n")
+    alice.git("push", "-q", str(bare_remote), "main", env=env)
+    given = dict(line.split("=", 1) for line in log.read_text().splitlines() if "=" in line)
+    expected = dict(line.split("=", 1) for line in direct.read_text().splitlines() if "=" in line)
+    assert given["PYTHONPATH"] == "/from/the/pusher"  # gitjit's own path never leaks
+    changing = {"GIT_QUARANTINE_PATH", "GIT_OBJECT_DIRECTORY", "GIT_PUSH_OPTION_COUNT", "PWD", "OLDPWD"}
+    assert {k: v for k, v in given.items() if k not in changing} == {
+        k: v for k, v in expected.items() if k not in changing}
+
+
+# --------------------------------------------------------------------------
+# hook check, uninstall, --output, --print
+
+
+def check(clone: Clone, repo: Path, expect: int):
+    return clone.gitjit("hook", "check", "--repo", str(repo), check=expect)
+
+
+def test_check_passes_after_install_and_shows_the_pinned_root(alice, bare_remote):
+    result = install(alice, bare_remote)
+    assert "ok   pre-receive: installed at" in result.stdout  # install runs the check itself
+    alice.gitjit("init", "--admin", "alice", check=True)
+    alice.git("push", "-q", str(bare_remote), "approvals")
+    out = check(alice, bare_remote, 0).stdout
+    root = alice.git("rev-list", "--max-parents=0", "approvals").stdout.strip()
+    assert f"pinned root (gitjit.root): {root}" in out
+    assert f"cache {bare_remote.resolve()}/gitjit writable" in out and "FAIL" not in out
+
+
+def test_check_fails_with_the_fix_for_each_problem(alice, bare_remote, tmp_path):
+    result = check(alice, bare_remote, 1)
+    assert f"FAIL pre-receive: {bare_remote.resolve()}/hooks/pre-receive is missing" in result.stdout
+    assert f"fix: gitjit hook install --repo {bare_remote.resolve()}" in result.stdout
+    write_foreign(bare_remote / "hooks", tmp_path / "log")
+    install(alice, bare_remote)
+    hook = bare_remote / "hooks" / "pre-receive"
+    hook.chmod(0o644)  # what `--print > hook` used to leave: git would skip it, and the push pass unchecked
+    (hook.parent / "pre-receive.legacy").chmod(0o644)
+    out = check(alice, bare_remote, 1).stdout
+    assert "FAIL pre-receive: installed at" in out and f"fix: chmod 755 {hook.resolve()}" in out
+    assert "FAIL pre-receive: chains pre-receive.legacy" in out
+    text = hook.read_text().replace(sys.executable, "/nonexistent/python3")
+    hook.write_text(text)
+    hook.chmod(0o755)
+    out = check(alice, bare_remote, 1).stdout
+    assert "cannot run the hook's interpreter /nonexistent/python3" in out and "python3 -m venv /opt/gitjit" in out
+
+
+def test_uninstall_removes_the_hook_and_restores_the_legacy_one(alice, bare_remote, tmp_path):
+    foreign = write_foreign(bare_remote / "hooks", tmp_path / "log").read_text()
+    install(alice, bare_remote)
+    result = alice.gitjit("hook", "uninstall", "--repo", str(bare_remote), check=True)
+    assert "removed gitjit's pre-receive hook" in result.stdout and "pre-receive.legacy -> pre-receive" in result.stdout
+    hooks = bare_remote / "hooks"
+    assert (hooks / "pre-receive").read_text() == foreign and os.access(hooks / "pre-receive", os.X_OK)
+    assert not (hooks / "pre-receive.legacy").exists()
+    # again: nothing of gitjit's is left, and a foreign hook is never removed
+    again = alice.gitjit("hook", "uninstall", "--repo", str(bare_remote), check=True)
+    assert "is not gitjit's: left as it is" in again.stdout and (hooks / "pre-receive").read_text() == foreign
+
+
+def test_output_writes_an_executable_hook_for_a_hooks_d_directory(alice, tmp_path):
+    target = tmp_path / "gitjit"
+    result = alice.gitjit("hook", "install", "--output", str(target), check=True)
+    assert "written" in result.stdout and os.access(target, os.X_OK)
+    assert "gitjit-hook: pre-receive" in target.read_text() and f"INSTALL_PYTHON='{sys.executable}'" in target.read_text()
+    other = tmp_path / "other"
+    other.write_text("#!/bin/sh\nexit 0\n")
+    refused = alice.gitjit("hook", "install", "--output", str(other), check=2)
+    assert "exists and is not gitjit's" in refused.stderr and other.read_text() == "#!/bin/sh\nexit 0\n"
+
+
+def test_print_refuses_to_be_redirected_into_a_file(alice, tmp_path):
+    """`--print > hook` made a file git would not execute: the hook was skipped and every push passed."""
+    target = tmp_path / "pre-receive"
+    with open(target, "w") as out:
+        result = subprocess.run([sys.executable, "-m", "gitjit", "hook", "install", "--print"], stdout=out,
+                                stderr=subprocess.PIPE, text=True, cwd=alice.path, env=alice.env, check=False)
+    assert result.returncode == 2 and "use --output FILE" in result.stderr
+    assert target.read_text() == ""
+    # the empty file such a redirection leaves is no obstacle to doing it right
+    alice.gitjit("hook", "install", "--output", str(target), check=True)
+    assert os.access(target, os.X_OK)
+
+
+def test_every_hook_name_has_a_marked_template():
+    """Adding a hook is adding its name to HOOK_NAMES and its template, marked as gitjit's."""
+    from gitjit import hook_install
+
+    for name in hook_install.HOOK_NAMES:
+        text = hook_install.template(name)
+        assert text.startswith("#!/bin/sh\n") and f"# gitjit-hook: {name} " in text
+        if "INSTALL_PYTHON" in text:  # a hook that runs Python runs the installing one, isolated
+            assert "@INSTALL_PYTHON@" in text and "@GITJIT_PYTHONPATH@" in text and "-I" in text
+        assert f"{name}.legacy" in text  # and chains the hook it replaced

@@ -239,14 +239,16 @@ def test_the_post_receive_hook_never_fails_a_push_nor_prints_a_traceback(ns: Not
 
 
 def test_a_foreign_post_receive_is_kept_and_chained(ns: NotifyServer):
-    from gitjit.notify import hook_script
+    from gitjit.hook_install import install
 
     hooks = ns.server / "hooks"
+    (hooks / "post-receive").unlink()
     seen = ns.tmp / "legacy-saw.txt"
     (hooks / "post-receive").write_text(f"#!/bin/sh\ncat > '{seen}'\nexit 7\n")
     (hooks / "post-receive").chmod(0o755)
-    assert hook_script.install(hooks) == "installed"
-    assert hook_script.install(hooks) == "unchanged"
+    statuses = {i.name: i.status for i in install(ns.server)}
+    assert statuses["post-receive"] == "installed"
+    assert {i.name: i.status for i in install(ns.server)}["post-receive"] == "unchanged"
     assert "exit 7" in (hooks / "post-receive.legacy").read_text()
     log = _log(ns)
     request_id = ns.writer.request(ns.alice.head())

@@ -1,28 +1,32 @@
 #!/bin/sh
-# gitjit post-receive hook (SPEC s.14): tells the endpoints configured in
-# `git config gitjit.notify.<name>.*` about new requests, decisions and state
-# changes on the approvals branch. It runs after the refs moved, so it cannot
-# refuse anything; it spools the events under $GIT_DIR/gitjit/notify/, hands
-# their sending to a detached process and returns at once. It always exits 0.
+# gitjit post-receive hook (docs/notifications.md): tells the endpoints
+# configured in `git config gitjit.notify.<name>.*` about new requests,
+# decisions and state changes on the approvals branch. It runs after the refs
+# moved, so it cannot refuse anything; it spools the events under
+# $GIT_DIR/gitjit/notify/, hands their sending to a detached process and
+# returns at once. It always exits 0.
 #
-# Installed with INSTALL_PYTHON and GITJIT_PYTHONPATH filled in, like the
-# pre-receive hook; left as they are, it runs `python3` with its site as usual.
-# A post-receive hook that was there before gitjit's is kept next to this one
-# as post-receive.legacy and runs after it, on the same ref updates.
+# Where no endpoint is configured it costs one `git config` read and starts no
+# Python. Installed by `gitjit hook install` with INSTALL_PYTHON and
+# GITJIT_PYTHONPATH filled in, like the pre-receive hook. A post-receive hook
+# that was there before gitjit's is kept as post-receive.legacy and runs
+# after it, on the same ref updates, in the environment git gave this script.
 #
 # gitjit-hook: post-receive (this line marks the file as gitjit's own)
 
 INSTALL_PYTHON='@INSTALL_PYTHON@'
 GITJIT_PYTHONPATH='@GITJIT_PYTHONPATH@'
 
-flags=-S
+# -I and -S as in the pre-receive hook: isolated from the environment git
+# passes on, the import path exactly what the install found.
+flags=-I
 run='import sys, gitjit.notify.post_receive as p; sys.exit(p.main())'
 case "$INSTALL_PYTHON" in
-    @*) INSTALL_PYTHON=python3; flags= ;;
+    @*) INSTALL_PYTHON=python3 ;;
 esac
 case "$GITJIT_PYTHONPATH" in
-    @* | '') flags= ;;
-    *) PYTHONPATH="$GITJIT_PYTHONPATH${PYTHONPATH:+:$PYTHONPATH}"; export PYTHONPATH ;;
+    @* | '') ;;
+    *) flags='-I -S'; run="import sys; sys.path[:0] = sys.argv[1].split(':'); $run" ;;
 esac
 
 case "$0" in
@@ -30,8 +34,11 @@ case "$0" in
     *) hooks=. ;;
 esac
 legacy="$hooks/post-receive.legacy"
+notify=yes
+git config --get-regexp '^gitjit\.notify\.' >/dev/null 2>&1 || notify=
 if [ ! -f "$legacy" ] || [ ! -x "$legacy" ]; then
-    "$INSTALL_PYTHON" $flags -P -c "$run"
+    [ -n "$notify" ] || exit 0
+    "$INSTALL_PYTHON" $flags -c "$run" "$GITJIT_PYTHONPATH"
     exit 0
 fi
 
@@ -39,7 +46,7 @@ fi
 input=$(mktemp "${TMPDIR:-/tmp}/gitjit-post-receive.XXXXXX") || exit 0
 trap 'rm -f -- "$input"; exit 0' HUP INT TERM
 cat >"$input" || { rm -f -- "$input"; exit 0; }
-"$INSTALL_PYTHON" $flags -P -c "$run" <"$input"
+[ -z "$notify" ] || "$INSTALL_PYTHON" $flags -c "$run" "$GITJIT_PYTHONPATH" <"$input"
 "$legacy" "$@" <"$input"
 rm -f -- "$input"
 exit 0
