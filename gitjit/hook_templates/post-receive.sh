@@ -34,8 +34,11 @@ case "$0" in
     *) hooks=. ;;
 esac
 legacy="$hooks/post-receive.legacy"
+# git config exits 1 for "no such key": no endpoint, nothing to do. Any other
+# failure (a config git cannot read) is left to gitjit, which says so on one line.
 notify=yes
-git config --get-regexp '^gitjit\.notify\.' >/dev/null 2>&1 || notify=
+git config --get-regexp '^gitjit\.notify\.' >/dev/null 2>&1
+[ $? -ne 1 ] || notify=
 if [ ! -f "$legacy" ] || [ ! -x "$legacy" ]; then
     [ -n "$notify" ] || exit 0
     "$INSTALL_PYTHON" $flags -c "$run" "$GITJIT_PYTHONPATH"

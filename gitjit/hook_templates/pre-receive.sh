@@ -45,8 +45,7 @@ legacy="$hooks/pre-receive.legacy"
 # these two reach gitjit only, never the chained hook (this path has none).
 push_id=$PPID
 if [ ! -f "$legacy" ] || [ ! -x "$legacy" ]; then
-    GITJIT_PUSH_ID=$push_id GITJIT_HOOKS_DIR=$hooks; export GITJIT_PUSH_ID GITJIT_HOOKS_DIR
-    exec "$INSTALL_PYTHON" $flags -c "$run" "$GITJIT_PYTHONPATH"
+    GITJIT_PUSH_ID=$push_id GITJIT_HOOKS_DIR=$hooks exec "$INSTALL_PYTHON" $flags -c "$run" "$GITJIT_PYTHONPATH"
 fi
 
 # Both hooks read the same ref updates on stdin: keep a copy for each.
