@@ -53,19 +53,29 @@ floats = st.sampled_from(["1e400", "-1e400", "inf", "-inf", "nan", "+nan", "1e-4
                           "0.1e99999999999999999999"])
 
 
+zones = st.one_of(
+    st.sampled_from(["Z", "z", "", "+00:00", "-00:00", "+23:59", "-23:59", "+24:00", "+99:99", "+0000"]),
+    st.builds(lambda sign, h, m: f"{sign}{h:02d}:{m:02d}", st.sampled_from("+-"), st.integers(0, 23),
+              st.integers(0, 59)),
+)
+# The calendar's first and last moments, with an offset, move past its ends once made UTC.
+calendar_edges = st.builds(
+    lambda moment, zone: moment + zone,
+    st.sampled_from(["0001-01-01T00:00:00", "9999-12-31T23:59:59", "1970-01-01T00:00:00", "2000-02-29T12:00:00",
+                     "8999-12-31T23:59:59", "9000-01-01T00:00:00"]),
+    zones,
+)
+
+
 @st.composite
-def datetimes(draw) -> str:
+def calendar(draw) -> str:
     year = draw(st.one_of(st.sampled_from([0, 1, 1969, 1970, 2026, 8999, 9000, 9999]), st.integers(0, 9999)))
     month = draw(st.one_of(st.integers(1, 12), st.sampled_from([0, 13])))
     day = draw(st.one_of(st.integers(1, 28), st.sampled_from([0, 29, 30, 31, 32])))
     hour, minute = draw(st.integers(0, 24)), draw(st.integers(0, 60))
     second = draw(st.sampled_from(["00", "59", "60", "61"]))
     fraction = draw(st.sampled_from(["", ".5", ".999999", ".9999999", "." + "9" * 5000]))
-    zone = draw(st.one_of(
-        st.sampled_from(["Z", "z", "", "+00:00", "-00:00", "+23:59", "-23:59", "+24:00", "+99:99", "+0000"]),
-        st.builds(lambda sign, h, m: f"{sign}{h:02d}:{m:02d}", st.sampled_from("+-"), st.integers(0, 23),
-                  st.integers(0, 59)),
-    ))
+    zone = draw(zones)
     separator = draw(st.sampled_from(["T", "t", " "]))
     form = draw(st.sampled_from(["datetime", "datetime", "date", "time"]))
     date = f"{year:04d}-{month:02d}-{day:02d}"
@@ -89,7 +99,8 @@ def huge_strings(draw) -> str:
 odd_strings = st.sampled_from(['"\\uD800"', '"\\UFFFFFFFF"', '"\\U0010FFFF"', '"\\x41"', '"\\0"', '"\x00"',
                                '"a\nb"', '"""\\\n"""', "'''a'''", '"\\"', '"\u202e"'])
 
-hostile_values = st.one_of(nested(), huge_integers(), floats, datetimes(), huge_strings(), odd_strings,
+datetimes = st.one_of(calendar(), calendar_edges)
+hostile_values = st.one_of(nested(), huge_integers(), floats, datetimes, huge_strings(), odd_strings,
                            st.sampled_from(["true", "1", "1.0", "[]", "{}", '""', "[1, 'a']"]))
 
 
@@ -110,10 +121,10 @@ def _line(key: str, value: str) -> str:
 
 
 TIMES = ["2026-11-25T23:00:00Z", "2026-11-26T01:00:00Z", "2026-11-25T23:00:00+01:00", "2026-11-25T23:00:00",
-         "1970-01-01T00:00:00Z", "9999-12-31T23:59:59Z"]
+         "1970-01-01T00:00:00Z", "9999-12-31T23:59:59Z", "0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"]
 COMMIT = ['"9b23d2bd6f98d5388fc42f61f0c3ee42c6a8f3fa"', '"9B23D2BD6F98D5388FC42F61F0C3EE42C6A8F3FA"', '""']
 REQUEST_FIELDS = {
-    "id": ['"deploy-prod-1"', '"Deploy"', '"a..b"', '"' + "a" * 64 + '"'],
+    "id": ['"deploy-prod-1"'] * 6 + ['"Deploy"', '"a..b"', '"' + "a" * 64 + '"'],
     "action": ['"deploy-prod"', '"deploy prod"'],
     "target": COMMIT,
     "requested_by": ['"Carol <carol@example.com>"'],
@@ -146,9 +157,13 @@ tables_text = {
 }
 
 
-versions = st.one_of(st.sampled_from(["gitjit = 1", "gitjit = 1", "gitjit = 1.0", "gitjit = true", ""]),
-                   huge_integers().map(lambda n: "gitjit = " + n))
-field_choices = st.sampled_from(["plausible", "plausible", "hostile", "absent"])
+# Weighted towards documents that pass the first checks, so that the later ones
+# (times, ids, bindings) see hostile values too. one_of picks its branches evenly.
+_version_one = st.just("gitjit = 1")
+versions = st.one_of(_version_one, _version_one, _version_one, _version_one,
+                     st.sampled_from(["gitjit = 1.0", "gitjit = true", ""]),
+                     huge_integers().map(lambda n: "gitjit = " + n))
+field_choices = st.sampled_from(["plausible"] * 4 + ["hostile", "absent"])
 odd_keys = st.text(max_size=8)
 endings = st.sampled_from(["\n", "", "\r\n"])
 bad_bytes = st.sampled_from([b"\x80", b"\xc0\xaf", b"\xed\xa0\x80", b"\xff", b"\xef\xbb\xbf", b"\xf4\x90\x80\x80",
@@ -175,10 +190,10 @@ def documents(fields: dict[str, list[str]], tables: tuple[str, ...] = ()) -> st.
                 lines.append(draw(texts))
         if draw(st.sampled_from(range(20))) == 0:
             lines.insert(draw(st.integers(0, len(lines))), draw(deep_key_lines))
-        if draw(st.sampled_from(range(6))) == 0:
+        if draw(st.sampled_from(range(10))) == 0:
             lines.insert(draw(st.integers(0, len(lines))), _line(draw(odd_keys), draw(hostile_values)))
         data = ("\n".join(lines) + draw(endings)).encode("utf-8", "surrogatepass")
-        if draw(st.sampled_from(range(4))) == 0:
+        if draw(st.sampled_from(range(8))) == 0:
             at = draw(st.integers(0, len(data)))
             data = data[:at] + draw(bad_bytes) + data[at:]
         return data
@@ -186,9 +201,11 @@ def documents(fields: dict[str, list[str]], tables: tuple[str, ...] = ()) -> st.
     return build()
 
 
-request_paths = st.sampled_from(["requests/deploy-prod-1.toml", "requests/Deploy.toml", "requests/.toml", ""]) \
-    | st.text(max_size=30)
-decision_paths = st.sampled_from(["approvals/deploy-prod-1/bob.toml", ""]) | st.text(max_size=30)
+_request_path = st.just("requests/deploy-prod-1.toml")
+request_paths = st.one_of(_request_path, _request_path, _request_path,
+                          st.sampled_from(["requests/Deploy.toml", "requests/.toml", ""]), st.text(max_size=30))
+_decision_path = st.just("approvals/deploy-prod-1/bob.toml")
+decision_paths = st.one_of(_decision_path, _decision_path, _decision_path, st.text(max_size=30))
 requests = st.tuples(documents(REQUEST_FIELDS), request_paths)
 decisions = st.tuples(documents(DECISION_FIELDS), decision_paths)
 policies = documents({}, tuple(tables_text))
