@@ -145,6 +145,8 @@ def run(target: Target, examples: int, budget: float, master_seed: int, slow: fl
             message = str(exc).splitlines()[0] if str(exc) else ""
             findings.append(Finding(target.name, f"{key[0]}: {message[:200]}", key[1],
                                     last_failing.get(key)))
+        if calls == before:
+            break  # hypothesis has nothing more to generate
         generated += min(size, calls - before)
         run_index += 1
     signal.signal(signal.SIGALRM, previous)
