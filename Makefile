@@ -6,7 +6,7 @@ VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: venv test test-servers dist demo bench
+.PHONY: venv test test-servers dist demo bench fuzz
 
 venv: $(STAMP)
 
@@ -43,3 +43,7 @@ demo: venv
 
 bench: venv
 	$(VPY) benchmarks/bench.py
+
+# Not part of `make test`: >100,000 generated inputs, some minutes (FUZZ_ARGS="--scale 0.1" for a quick look).
+fuzz: venv
+	$(VPY) -m fuzz $(FUZZ_ARGS)

@@ -106,7 +106,9 @@ class CommitParts(NamedTuple):
 
 def _ident(value: bytes) -> tuple[str, int]:
     """`Name <email> 1700000000 +0000` -> (email, timestamp)."""
-    match = re.match(rb"^.*<([^<>]*)> (-?[0-9]+) [-+][0-9]{4}$", value)
+    # At most 11 digits and no sign (git writes none): every such time is a datetime
+    # (up to year 5138), so no ValueError or OverflowError escapes as anything but this.
+    match = re.match(rb"^.*<([^<>]*)> ([0-9]{1,11}) [-+][0-9]{4}$", value)
     if not match:
         raise MalformedCommit("malformed identity line")
     return match.group(1).decode("utf-8", "replace"), int(match.group(2))

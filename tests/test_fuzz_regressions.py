@@ -1,0 +1,68 @@
+"""Inputs `make fuzz` found, kept as tests once fixed.
+
+split_commit let a ValueError out for an identity time beyond the calendar
+(`year 33658 is out of range`) or longer than int() reads (4,300 digits):
+such a commit must be malformed, its documented refusal, not an unexpected
+error that refuses the whole push without saying which commit is wrong.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from helpers import Clone, Keys, git
+from hookkit import BranchWriter
+from test_hook import APPROVALS, World, golden, refused  # noqa: F401 - golden is a fixture
+
+from gitjit.signatures import MalformedCommit, split_commit
+
+TREE = b"tree 4b825dc642cb6eb9a060e54bf8d69288fbee4904\n"
+
+
+def _commit(author_time: bytes, committer_time: bytes) -> bytes:
+    return (TREE + b"author A U Thor <a@example.com> " + author_time + b" +0000\n"
+            b"committer A U Thor <a@example.com> " + committer_time + b" +0000\n\nmessage\n")
+
+
+@pytest.mark.parametrize("author_time, committer_time", [
+    (b"0", b"999999999999"),  # year 33658
+    (b"0", b"-62135596801"),  # before year 1
+    (b"0", b"9" * 5000),  # beyond int()'s 4,300 digits
+    (b"9" * 5000, b"0"),
+    (b"-1", b"0"),  # git writes no sign
+])
+def test_an_identity_time_out_of_range_is_a_malformed_commit(author_time: bytes, committer_time: bytes):
+    with pytest.raises(MalformedCommit, match="malformed identity line"):
+        split_commit(_commit(author_time, committer_time))
+
+
+def test_the_latest_identity_time_still_reads():
+    parts = split_commit(_commit(b"99999999999", b"99999999999"))
+    assert parts.committer_time.year == 5138
+
+
+@pytest.fixture
+def world(golden: Path, tmp_path: Path, keys: Keys) -> World:  # noqa: F811 - over test_hook's, file:// only
+    server = tmp_path / "server.git"
+    shutil.copytree(golden / "server.git", server, symlinks=True)
+    alice_path = tmp_path / "alice-main"
+    shutil.copytree(golden / (golden / "alice-path").read_text(), alice_path, symlinks=True)
+    alice = Clone(alice_path, keys["alice"], keys)
+    return World(keys, tmp_path, server, server.as_uri(), alice, BranchWriter(alice))
+
+
+def test_a_pushed_commit_with_a_time_beyond_the_calendar_is_refused_as_malformed(world: World):
+    world.writer.request(world.alice.head(), sign=False)
+    raw = world.writer.git("cat-file", "commit", "HEAD").stdout
+    forged = re.sub(r"^(committer .*> )[0-9]+ ", r"\g<1>999999999999 ", raw, count=1, flags=re.MULTILINE)
+    assert forged != raw
+    commit = git("hash-object", "-t", "commit", "-w", "--literally", "--stdin", cwd=world.alice.path,
+                 env=world.keys.env, input=forged).stdout.strip()
+    world.alice.git("update-ref", APPROVALS, commit)
+    before = world.refs()
+    line = refused(world.push(world.alice, "approvals"), APPROVALS, f"commit {commit[:12]}", "malformed identity line")
+    assert "unexpected error" not in line
+    assert world.refs() == before
