@@ -56,7 +56,13 @@ def load_toml(data: bytes | str, path: str) -> dict:
     import tomllib  # here: a push that reads requests from the snapshot never pays for it
 
     try:
-        return tomllib.loads(data.decode("utf-8") if isinstance(data, bytes) else data)
+        text = data.decode("utf-8") if isinstance(data, bytes) else data
+        problem = _too_dotted(text)
+        if problem is None:
+            document = tomllib.loads(text)
+            problem = _out_of_range(document)
+            if problem is None:
+                return document
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         problem = str(exc)
     except RecursionError:
@@ -64,6 +70,69 @@ def load_toml(data: bytes | str, path: str) -> dict:
     except Exception as exc:  # noqa: BLE001 - fail closed: whatever else the parser raises on hostile input
         problem = f"{type(exc).__name__}: {exc}".split(";")[0]  # not Python's advice on raising its limit
     raise BadInput(f"{path}: not valid TOML: {_first_line(problem)}")
+
+
+MAX_KEY_DOTS = 32  # dots outside strings on one line: a dotted key or table header this deep is refused
+_INT64 = 1 << 63
+_QUOTES = ('"""', "'''", '"', "'")
+
+
+def _too_dotted(text: str) -> str | None:
+    """Refuses keys dotted deeper than MAX_KEY_DOTS before tomllib sees them.
+
+    tomllib's time and memory grow with the square of a dotted key's depth (a
+    16 KiB request of `a.a.a...` took 0.7 s and 270 MiB, a 60 KiB policy more than
+    3 GiB). A key or table header sits on one line, so counting the dots outside
+    strings and comments on each line bounds every key's depth; a legitimate
+    gitjit file has at most a few on a line.
+    """
+    if text.count(".") <= MAX_KEY_DOTS:
+        return None  # the common case: nothing to scan
+    dots, line, i, n = 0, 1, 0, len(text)
+    quote = ""  # the delimiter of the string we are in, if any
+    while i < n:
+        c = text[i]
+        if quote:
+            if c == "\\" and quote[0] == '"':
+                i += 2  # an escape in a basic string: the next character is never a delimiter
+                continue
+            if text.startswith(quote, i):
+                i, quote = i + len(quote), ""
+                continue
+            line += c == "\n"
+            i += 1
+            continue
+        if c == "\n":
+            dots, line = 0, line + 1
+        elif c == "#":
+            end = text.find("\n", i)
+            i = n if end < 0 else end
+            continue
+        elif c in "\"'":
+            quote = next(q for q in _QUOTES if text.startswith(q, i))
+            i += len(quote)
+            continue
+        elif c == ".":
+            dots += 1
+            if dots > MAX_KEY_DOTS:
+                return f"line {line} has more than {MAX_KEY_DOTS} dots outside strings (a key nested too deeply)"
+        i += 1
+    return None
+
+
+def _out_of_range(document: object) -> str | None:
+    """TOML integers are 64-bit: a larger one (hex of thousands of digits parses) is refused,
+    so that no message ever has to print it (Python refuses to print an int that long)."""
+    pending = [document]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, dict):
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+        elif type(value) is int and not -_INT64 <= value < _INT64:
+            return "an integer beyond 64 bits"
+    return None
 
 
 def _first_line(text: str) -> str:

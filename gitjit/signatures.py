@@ -106,12 +106,18 @@ class CommitParts(NamedTuple):
 
 def _ident(value: bytes) -> tuple[str, int]:
     """`Name <email> 1700000000 +0000` -> (email, timestamp)."""
-    # At most 11 digits and no sign (git writes none): every such time is a datetime
-    # (up to year 5138), so no ValueError or OverflowError escapes as anything but this.
-    match = re.match(rb"^.*<([^<>]*)> ([0-9]{1,11}) [-+][0-9]{4}$", value)
+    # A bounded number of digits, then the range every verifier can read as a date
+    # (years 1970 to 9999): no ValueError or OverflowError escapes as anything but this.
+    match = re.match(rb"^.*<([^<>]*)> (-?[0-9]{1,20}) [-+][0-9]{4}$", value)
     if not match:
         raise MalformedCommit("malformed identity line")
-    return match.group(1).decode("utf-8", "replace"), int(match.group(2))
+    seconds = int(match.group(2))
+    if not 0 <= seconds <= _LAST_SECOND:
+        raise MalformedCommit(f"time {seconds} is outside years 1970 to 9999 (malformed identity line)")
+    return match.group(1).decode("utf-8", "replace"), seconds
+
+
+_LAST_SECOND = 253402300799  # 9999-12-31T23:59:59Z
 
 
 def split_commit(raw: bytes) -> CommitParts:

@@ -66,3 +66,43 @@ def test_a_pushed_commit_with_a_time_beyond_the_calendar_is_refused_as_malformed
     line = refused(world.push(world.alice, "approvals"), APPROVALS, f"commit {commit[:12]}", "malformed identity line")
     assert "unexpected error" not in line
     assert world.refs() == before
+
+
+# The TOML readers: a hex integer of thousands of digits parses, and Python then
+# refuses to print it in the error message (ValueError); a key dotted thousands
+# deep costs tomllib time and memory quadratic in its depth.
+
+def _refused_as_bad_toml(data: bytes, path: str = "requests/x.toml") -> str:
+    import time
+
+    from gitjit.errors import BadInput
+    from gitjit.policy import load_policy_document
+    from gitjit.records import parse_request
+
+    started = time.monotonic()
+    reader = load_policy_document if path == "policy.toml" else parse_request
+    with pytest.raises(BadInput) as caught:
+        reader(data, path)
+    assert time.monotonic() - started < 1.0, "a bounded refusal, not a slow parse"
+    return str(caught.value)
+
+
+def test_an_integer_beyond_64_bits_is_bad_input_not_an_unprintable_value():
+    assert "an integer beyond 64 bits" in _refused_as_bad_toml(b"gitjit = 0x" + b"f" * 3600)
+    assert "an integer beyond 64 bits" in _refused_as_bad_toml(b"gitjit = 1\nx = [[0x" + b"f" * 40 + b"]]\n")
+
+
+@pytest.mark.parametrize("path", ["requests/x.toml", "policy.toml"])
+def test_a_key_dotted_thousands_deep_is_refused_before_tomllib_sees_it(path: str):
+    deep_key = b"gitjit = 1\n" + b"a." * 8000 + b"b = 1\n"
+    deep_table = b"gitjit = 1\n[" + b"a." * 8000 + b"b]\n"
+    for data in (deep_key, deep_table):
+        assert "dots outside strings" in _refused_as_bad_toml(data, path)
+
+
+def test_dots_in_strings_and_comments_are_not_keys():
+    from gitjit.records import load_toml
+
+    text = ('gitjit = 1\nreason = "' + "v1.2." * 100 + '"\nnote = \'\'\'' + "a." * 100 + "'''\n"
+            "# " + "." * 100 + "\nescaped = \"\\\"" + "." * 100 + "\"\n")
+    assert load_toml(text, "requests/x.toml")["reason"].startswith("v1.2.")
