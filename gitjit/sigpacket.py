@@ -65,8 +65,8 @@ def _dearmor(armored: bytes) -> bytes:
     except UnicodeDecodeError:
         raise _bad("armor holds non-ASCII bytes") from None
     lines = [line.removesuffix("\r") for line in text.split("\n")]
-    if lines and lines[-1] == "":
-        lines.pop()  # the final newline
+    while lines and lines[-1] == "":
+        lines.pop()  # the final newline, and the empty line libgit2 (pygit2) leaves after the signature
     if not lines or lines[0] != _BEGIN:
         raise _bad(f"armor does not start with {_BEGIN}")
     if lines[-1] != _END:

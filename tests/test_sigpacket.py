@@ -120,6 +120,20 @@ def test_signatures_git_makes_pass_and_give_back_their_packet(signed):
         assert check_signature_block(armor(packet)) == packet
 
 
+def test_a_signature_libgit2_wrote_passes(signed, tmp_path):
+    """pygit2 (libgit2) leaves an empty continuation line after the signature: git and gpg
+    accept the commit, and so does the structure check."""
+    import pygit2
+
+    repo = pygit2.init_repository(str(tmp_path / "lg2"), bare=True)
+    ident = pygit2.Signature("Alice", "alice@example.com", 1700000000, 0)
+    content = repo.create_commit_string(ident, ident, "m\n", repo.TreeBuilder().write(), [])
+    commit = repo.create_commit_with_signature(content, signed["alice"].decode(), "gpgsig")
+    block = split_commit(repo.odb.read(commit)[1]).signature
+    assert block.endswith(b"-----END PGP SIGNATURE-----\n\n")
+    assert check_signature_block(block) == check_signature_block(signed["alice"])
+
+
 def test_the_checksum_agrees_with_the_one_gpg_wrote(signed):
     block = signed["alice"].decode()
     line = next(l for l in block.splitlines() if l.startswith("="))
