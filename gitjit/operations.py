@@ -108,9 +108,9 @@ def _commit(trusted: TrustedBranch | None, branch: ApprovalsBranch, base: str | 
     try:
         refusals = trusted.extend([commit])
     except NotTrusted as exc:
-        raise BadInput(f"the new commit would not count: {exc}") from None
+        raise BadInput(f"the new commit would not count: {exc}", exc.code) from None
     if refusals:
-        raise BadInput(f"the new commit would not count: {refusals[0].reason}")
+        raise BadInput(f"the new commit would not count: {refusals[0].reason}", refusals[0].code)
     branch.advance(commit, local_before)
     if push:
         try:

@@ -456,9 +456,10 @@ def test_a_check_that_fails_in_the_middle_of_a_batch_fails_closed(forged, monkey
 
     reason = "signature could not be checked: gpg was killed"
     decision = next(d for d in failed["decisions"] if d[0] == carol)
-    assert decision[2].good is False and decision[2].reason == reason and decision[3] == reason
+    assert decision[2].good is False and decision[2].reason == reason and decision[2].code == "gpg-failed"
+    assert decision[3] == ("gpg-failed", reason)
     assert [r for r in failed["refusals"] if r[0] != carol] == reference["refusals"]
-    assert (carol, f"carol: {reason}") in failed["refusals"]
+    assert (carol, f"carol: {reason}", "gpg-failed") in failed["refusals"]
     # Refused when its signature was judged, in branch order: before erin's forgery, after the walk's.
     order = [r[0] for r in failed["refusals"]]
     assert order.index(carol) == order.index(commits["wrong-key"]) - 1 == len(order) - 2

@@ -304,7 +304,8 @@ def test_subkeys_are_known(keyring, keys):
     assert keys["subby"].sub_fpr in subby.subkeys
     now = datetime.now(timezone.utc)
     assert subby.problem_at(keys["subby"].sub_fpr, now) is None
-    assert "is not a subkey of" in subby.problem_at(keys["alice"].fpr, now)
+    problem = subby.problem_at(keys["alice"].fpr, now)
+    assert problem.code == "wrong-signer" and "is not a subkey of" in problem.text
 
 
 def test_revoked_flag_comes_from_the_key_material(keyring, keys):
@@ -312,7 +313,7 @@ def test_revoked_flag_comes_from_the_key_material(keyring, keys):
     assert ring.keys[keys["revoked"].fpr].revoked
     assert not ring.keys[keys["alice"].fpr].revoked
     problem = ring.keys[keys["revoked"].fpr].problem_at(keys["revoked"].fpr, datetime.now(timezone.utc))
-    assert problem == f"key {keys['revoked'].fpr[-16:]} is revoked"
+    assert problem == ("revoked-key", f"key {keys['revoked'].fpr[-16:]} is revoked")
 
 
 def test_expiry_is_judged_at_the_given_time(keyring, keys):
@@ -321,7 +322,8 @@ def test_expiry_is_judged_at_the_given_time(keyring, keys):
     now = datetime.now(timezone.utc)
     assert short.expires is not None and abs(short.expires - (now + timedelta(days=2)).timestamp()) < 3600
     assert short.problem_at(short.fingerprint, now) is None
-    assert "expired at" in short.problem_at(short.fingerprint, now + timedelta(days=3))
+    expired = short.problem_at(short.fingerprint, now + timedelta(days=3))
+    assert expired.code == "expired-key" and "expired at" in expired.text
     assert ring.keys[keys["alice"].fpr].expires is None
 
 

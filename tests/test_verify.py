@@ -643,10 +643,10 @@ def test_unreadable_key_file_writes_nothing(world, tmp_path):
 
 # -- JSON ------------------------------------------------------------------------------------------
 
-VERDICT_KEYS = {"action", "target", "at", "approved", "approved_by", "requests", "reasons"}
+VERDICT_KEYS = {"action", "target", "at", "approved", "approved_by", "requests", "reasons", "codes"}
 REQUEST_KEYS = {"id", "action", "target", "requested_by", "requesters", "reason", "created", "expires", "commit",
-                "state", "approved", "approvals", "rejections", "threshold", "decisions", "reasons"}
-DECISION_KEYS = {"person", "decision", "commit", "key", "signed_at", "counts", "reason"}
+                "state", "approved", "approvals", "rejections", "threshold", "decisions", "reasons", "codes"}
+DECISION_KEYS = {"person", "decision", "commit", "key", "signed_at", "counts", "reason", "code"}
 TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 
 
@@ -661,6 +661,7 @@ def test_verify_json_schema(world, keys):
     assert (data["action"], data["target"], data["at"], data["approved"], data["approved_by"]) == (
         "deploy", target, iso(at), False, None)
     assert data["reasons"] == [f"request {rid}: 1 of 2 approvals (bob)", f"request {rid}: dave: dave is not an approver of deploy"]
+    assert data["codes"] == ["pending", "not-approver"]
     [request] = data["requests"]
     assert set(request) == REQUEST_KEYS
     assert request["id"] == rid and request["state"] == "pending" and request["approved"] is False
@@ -672,7 +673,7 @@ def test_verify_json_schema(world, keys):
     bob, dave = request["decisions"]
     assert set(bob) == DECISION_KEYS
     assert bob == {"person": "bob", "decision": "approve", "commit": bob["commit"], "key": keys["bob"].fpr,
-                   "signed_at": bob["signed_at"], "counts": True, "reason": None}
+                   "signed_at": bob["signed_at"], "counts": True, "reason": None, "code": None}
     assert TIME.match(bob["signed_at"]) and len(bob["commit"]) == 40
     assert dave["counts"] is False and dave["reason"] == "dave is not an approver of deploy"
     world.approve("alice", rid)

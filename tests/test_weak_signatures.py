@@ -240,7 +240,7 @@ def test_the_keyring_keeps_each_keys_own_algorithm_and_size(weak: WeakWorld, tmp
     assert sub.algorithms == {weak.fpr["weaksub"]: (22, 255, "ed25519"), weak.subkey: (1, 1024, "")}
     now = datetime.now(UTC)
     assert sub.weakness(weak.fpr["weaksub"]) is None  # the primary is fine: the subkey that signs is not
-    assert sub.problem_at(weak.subkey, now) == f"weak signature: key {weak.subkey[-16:]}: RSA key of 1024 bits (2048 needed)"
+    assert sub.problem_at(weak.subkey, now) == ("weak-signature", f"weak signature: key {weak.subkey[-16:]}: RSA key of 1024 bits (2048 needed)")
     assert ring.keys[weak.fpr["rsa"]].problem_at(weak.fpr["rsa"], now) is None
     # what the cache keeps is what was built
     again = Keyring.load(tmp_path, "f" * 40)

@@ -184,6 +184,7 @@ def _decision_json(decision, verdict) -> dict:
         "commit": decision.commit,
         "counts": bool(judged and judged.counts),
         "reason": (judged.reason or None) if judged else "not judged",
+        "code": (judged.code or None) if judged else "not-checked",
     }
 
 
