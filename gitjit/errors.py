@@ -15,7 +15,8 @@ class GitjitError(Exception):
     """Base of every error gitjit raises on purpose."""
 
     code = R.INTERNAL
-    exit_code = 1
+    exit_code = 1  # the CLI's, decided from the class alone (cli.main)
+    lead = ""  # what the CLI's one-line message starts with
 
     def __init__(self, message: str = "", code: str | None = None):
         super().__init__(message)
@@ -25,6 +26,10 @@ class GitjitError(Exception):
     @property
     def reason(self) -> R.Reason:
         return R.Reason(self.code, str(self))
+
+    def describe(self) -> str:
+        """The one line the CLI prints (after "gitjit: ")."""
+        return self.lead + str(self)
 
 
 class BadInput(GitjitError):
@@ -38,6 +43,7 @@ class NotTrusted(GitjitError):
     """The approvals branch does not authenticate from its pinned root."""
 
     code = R.NOT_TRUSTED
+    lead = "the approvals branch is not trusted: "
 
 
 class BadPolicy(NotTrusted):
@@ -49,3 +55,10 @@ class BadPolicy(NotTrusted):
 
     code = R.BAD_POLICY
     exit_code = 2
+    lead = "bad policy on the approvals branch: "
+
+
+class GitFailed(GitjitError):
+    """git could not be run, or failed where the cause is not the caller's input (a fetch, a push)."""
+
+    code = R.GIT_FAILED

@@ -91,7 +91,7 @@ class RefRefusal(NamedTuple):
     code: str = R.INTERNAL  # the reason's code (gitjit.reasons)
 
     @classmethod
-    def of(cls, ref: str, reason: Reason) -> "RefRefusal":
+    def of(cls, ref: str, reason: Reason) -> RefRefusal:
         return cls(ref, reason.text, reason.code)
 
     def line(self) -> str:

@@ -25,8 +25,8 @@ import os
 import re
 from datetime import datetime, timezone
 
-from .errors import GitjitError, NotTrusted
 from . import reasons as R
+from .errors import GitjitError, NotTrusted
 from .names import FINGERPRINT_RE, from_timestamp
 from .reasons import Reason
 from .tuples import NamedTuple
@@ -222,7 +222,7 @@ class SignatureCheck(NamedTuple):
     code: str = ""  # the reason's code (gitjit.reasons); empty when good
 
     @classmethod
-    def refused(cls, reason: Reason) -> "SignatureCheck":
+    def refused(cls, reason: Reason) -> SignatureCheck:
         return cls(False, reason.text, code=reason.code)
 
     def to_json(self) -> dict:

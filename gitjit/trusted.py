@@ -70,7 +70,7 @@ class Refusal(NamedTuple):
     code: str  # the reason's code (gitjit.reasons)
 
     @classmethod
-    def of(cls, commit: str, reason: Reason) -> "Refusal":
+    def of(cls, commit: str, reason: Reason) -> Refusal:
         return cls(commit, reason.text, reason.code)
 
 
@@ -761,8 +761,8 @@ class TrustedBranch:
     def commit_parts(self, commit_id: str) -> CommitParts:
         try:
             return split_commit(self.branch.raw_object(commit_id))
-        except (MalformedCommit, KeyError, ValueError) as exc:
-            raise NotTrusted(f"commit {commit_id[:12]} can no longer be read: {exc}") from None
+        except (MalformedCommit, MissingObject, ValueError) as exc:
+            raise NotTrusted(f"commit {commit_id[:12]} can no longer be read: {exc}", R.MISSING_OBJECT) from None
 
     def policy_state(self, commit_id: str) -> PolicyState:
         """The policy set by one of the branch's authorized policy commits, with its keyring."""
@@ -773,7 +773,7 @@ class TrustedBranch:
             tree = self.branch.tree(self.branch.commit(commit_id).tree)
             try:
                 policy = self._read_policy(tree[POLICY_FILE].id, commit_id)
-            except (KeyError, BadInput) as exc:
+            except (KeyError, BadInput) as exc:  # KeyError: no policy.toml in the tree (a dict miss)
                 raise NotTrusted(f"the policy at {commit_id[:12]} can no longer be read: {exc}") from None
             state = self._states[commit_id] = PolicyState(policy, self.keyring_for(tree), commit_id)
         return state
