@@ -2,7 +2,7 @@
 
 The text is for people and may change; the code is for programs (JSON
 consumers, tests) and never does. Codes are lower-case kebab words, never
-reused for another meaning; docs/format.md, section "Reason codes", lists
+reused for another meaning; docs/format.md, section 9.1, lists
 them all. Every code below has its one-line meaning in the comment beside it.
 """
 

@@ -582,7 +582,7 @@ class TrustedBranch:
         try:
             request = parse_request(self._record_bytes(change), change.path)
         except BadInput as exc:
-            self.refusals.append(Refusal.of(commit_id, exc.reason))
+            self.refusals.append(Refusal.of(commit_id, _record_problem(exc)))
             return
         policy = self.state.policy
         problem = None
@@ -626,7 +626,7 @@ class TrustedBranch:
         try:
             entry.decision = parse_decision(self._record_bytes(change), change.path)
         except BadInput as exc:
-            entry.problem = exc.reason
+            entry.problem = _record_problem(exc)
         if entry.problem is None:
             entry.problem = self._witness_problem(parts.committer_time, "committed", entry.state.policy.clock_skew)
         if entry.problem is None and earlier:
@@ -891,6 +891,11 @@ def _verdict(job: tuple[str, CommitParts, Keyring]) -> SignatureCheck:
         return TrustedBranch._verify_one(job)
     except Exception as exc:
         return SignatureCheck.refused(Reason(R.GPG_FAILED, f"signature could not be checked: {exc}"))
+
+
+def _record_problem(exc: BadInput) -> Reason:
+    """Why a request or decision file does not count: too large, or malformed."""
+    return Reason(R.MALFORMED_RECORD if exc.code == R.BAD_INPUT else exc.code, str(exc))
 
 
 def _json_rows(documents: dict[str, dict]) -> list[tuple[str, str]]:

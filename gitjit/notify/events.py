@@ -153,6 +153,7 @@ class PushEvents:
             "decision": _decision_json(decision, verdict) if decision is not None else None,
             "rules": self._rules(entry, verdict),
             "reasons": list(verdict.reasons),
+            "codes": list(verdict.codes),
             "commands": commands(request.id, request.target, entry.blob, self.branch.name),
         }
         return event
