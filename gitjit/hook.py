@@ -478,7 +478,7 @@ class PushCheck:
         try:
             return self.branch.reader.peel_to_commit(object_id)
         except MissingObject:
-            raise NotTrusted(f"object {object_id[:12]} is missing from the repository") from None
+            raise NotTrusted(f"object {object_id[:12]} is missing from the repository", R.MISSING_OBJECT) from None
 
     # -- pinning -------------------------------------------------------------
 
