@@ -48,7 +48,7 @@ def lines_with(pubkey: int = 22, digest: int = 8) -> list[tuple[str, str]]:
                                           ("x", "hash algorithm 'x'"), ("\u00b2", "hash algorithm '\u00b2'")])
 def test_a_digest_outside_the_accepted_set_does_not_count(digest, name):
     check = judge_status(lines_with(digest=digest), 0)
-    assert not check.good
+    assert not check.good and check.code == "weak-signature"
     assert check.reason == f"weak signature: {name} digest (SHA-224, SHA-256, SHA-384 or SHA-512 needed)"
 
 
@@ -62,7 +62,8 @@ def test_the_sha2_digests_count(digest):
                                           ("rsa", "algorithm 'rsa'")])
 def test_a_public_key_algorithm_outside_the_accepted_set_does_not_count(pubkey, name):
     check = judge_status(lines_with(pubkey=pubkey), 0)
-    assert not check.good and check.reason == f"weak signature: {name} signatures are not accepted"
+    assert not check.good and check.code == "weak-signature"
+    assert check.reason == f"weak signature: {name} signatures are not accepted"
 
 
 @pytest.mark.parametrize("pubkey", [1, 3, 17, 19, 22])
@@ -215,7 +216,8 @@ def test_a_weak_decision_is_refused_by_the_hook_and_does_not_count_in_verify(wea
     verdict = weak.verify(target)  # the clone has the decision the server refused
     assert verdict.returncode == 1, verdict.stderr
     decisions = json.loads(verdict.stdout)["requests"][0]["decisions"]
-    assert [(d["person"], d["counts"], d["reason"]) for d in decisions] == [(person, False, expected[len(person) + 2:])]
+    assert [(d["person"], d["counts"], d["code"], d["reason"]) for d in decisions] == [
+        (person, False, "weak-signature", expected[len(person) + 2:])]
 
 
 def test_the_same_rsa_2048_key_with_sha_2_counts(weak: WeakWorld):
