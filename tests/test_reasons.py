@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import re
 import subprocess
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-
 from helpers import REPO_ROOT
 from world import World, iso, template_world, utc
 
@@ -202,7 +201,7 @@ def test_hook_refusals_carry_codes(world: World, tmp_path: Path):
     subprocess.run(["git", "clone", "--quiet", "--bare", str(world.path), str(server)], check=True,
                    env=world.env("alice"))
     tip = world.tip()
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     deleted = pre_receive(str(server), [f"{tip} {'0' * 40} refs/heads/approvals"], now, guarded=False)
     assert [(r.code, r.reason) for r in deleted] == [("branch-deleted", "the approvals branch may not be deleted")]
     unreadable = pre_receive(str(server), ["not a ref update"], now, guarded=False)
