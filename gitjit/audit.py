@@ -31,6 +31,7 @@ import subprocess
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from . import reasons as R
 from .branch import ApprovalsBranch
 from .errors import BadInput, NotTrusted
 from .gitread import HEX40
@@ -102,9 +103,10 @@ class RefusedCommit:
     commit: str
     reason: str
     committed_at: datetime | None
+    code: str = R.LAYOUT
 
     def to_json(self) -> dict:
-        return {"commit": self.commit, "reason": self.reason, "committed_at": _time(self.committed_at)}
+        return {"commit": self.commit, "reason": self.reason, "code": self.code, "committed_at": _time(self.committed_at)}
 
 
 @dataclass(frozen=True)
@@ -112,9 +114,10 @@ class NotTrustedAt:
     commit: str | None  # the first commit that failed authentication, when known
     reason: str
     unchecked: int  # commits after the authenticated part, not checked
+    code: str = R.NOT_TRUSTED
 
     def to_json(self) -> dict:
-        return {"commit": self.commit, "reason": self.reason, "unchecked_commits": self.unchecked}
+        return {"commit": self.commit, "reason": self.reason, "code": self.code, "unchecked_commits": self.unchecked}
 
 
 @dataclass(frozen=True)
@@ -181,11 +184,11 @@ def audit(branch: ApprovalsBranch, at: datetime, since: datetime | None = None, 
         chain = branch.first_parent_chain(tip)
     except NotTrusted as exc:  # a merge, or a missing commit: nothing can be authenticated
         return AuditReport(at, since, ref, tip, pinned, pinned is not None, 0,
-                           NotTrustedAt(None, str(exc), 0), (), (), ())
+                           NotTrustedAt(None, str(exc), 0, exc.code), (), (), ())
     if pinned is not None and chain[0] != pinned:
         reason = f"the approvals branch starts at {chain[0][:12]}, not at the pinned root {pinned[:12]}"
         return AuditReport(at, since, ref, tip, pinned, True, len(chain),
-                           NotTrustedAt(chain[0], reason, len(chain)), (), (), ())
+                           NotTrustedAt(chain[0], reason, len(chain), R.BAD_ROOT), (), (), ())
 
     trusted, failure = _authenticate(branch, chain)
     if failure is None and pinned is None and root is None:
@@ -207,7 +210,7 @@ def audit(branch: ApprovalsBranch, at: datetime, since: datetime | None = None, 
             continue
         requests.append(_request_audit(trusted, entry, at, times, signatures))
     order = {c: i for i, c in enumerate(chain)}
-    refusals = tuple(RefusedCommit(r.commit, r.reason, times[r.commit])
+    refusals = tuple(RefusedCommit(r.commit, r.reason, times[r.commit], r.code)
                      for r in sorted(trusted.refusals, key=lambda r: order[r.commit]) if in_window(r.commit))
     return AuditReport(at, since, ref, tip, chain[0], pinned is not None, len(chain), failure,
                        policy_changes, tuple(requests), refusals)
@@ -231,7 +234,7 @@ def _authenticate(branch: ApprovalsBranch, chain: list[str]) -> tuple[TrustedBra
         whole.save()
         return whole, None
     except NotTrusted as exc:
-        reason = str(exc)
+        reason, code = str(exc), exc.code
         reached = whole.count  # the failing commit is the last applied one or the next
     # Again, up to the failure: first everything surely before it, then one commit at a time.
     partial = TrustedBranch(branch, chain[0])
@@ -240,7 +243,7 @@ def _authenticate(branch: ApprovalsBranch, chain: list[str]) -> tuple[TrustedBra
         try:
             partial.extend(chain[:done])
         except NotTrusted:  # not the same outcome twice: trust nothing (fail closed)
-            return TrustedBranch(branch, chain[0]), NotTrustedAt(chain[0], reason, len(chain))
+            return TrustedBranch(branch, chain[0]), NotTrustedAt(chain[0], reason, len(chain), code)
     for index in range(done, len(chain)):
         try:
             partial.extend([chain[index]])
@@ -248,8 +251,8 @@ def _authenticate(branch: ApprovalsBranch, chain: list[str]) -> tuple[TrustedBra
             trusted = TrustedBranch(branch, chain[0])
             if index:
                 trusted.extend(chain[:index])  # a clean copy: `partial` holds the failing commit half-applied
-            return trusted, NotTrustedAt(chain[index], str(exc), len(chain) - index)
-    return TrustedBranch(branch, chain[0]), NotTrustedAt(chain[0], reason, len(chain))
+            return trusted, NotTrustedAt(chain[index], str(exc), len(chain) - index, exc.code)
+    return TrustedBranch(branch, chain[0]), NotTrustedAt(chain[0], reason, len(chain), code)
 
 
 def _resume(branch: ApprovalsBranch, chain: list[str]) -> TrustedBranch | None:
@@ -374,7 +377,7 @@ def _signature(trusted: TrustedBranch, commit_id: str, keyring) -> SignatureChec
     try:
         parts = split_commit(trusted.branch.raw_object(commit_id))
     except MalformedCommit as exc:
-        return SignatureCheck(False, str(exc))
+        return SignatureCheck.refused(exc.reason)
     return trusted.check_signature(commit_id, parts, keyring)
 
 

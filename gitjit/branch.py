@@ -15,7 +15,7 @@ import subprocess
 import threading
 from collections.abc import Iterator
 
-from .errors import BadInput, NotTrusted
+from .errors import BadInput, GitFailed, GitjitError, NotTrusted
 from .gitread import (
     CommitObject,
     GitReader,
@@ -26,6 +26,7 @@ from .gitread import (
 )
 from .limits import MAX_CHANGES
 from .names import FULL_COMMIT_RE, check_name
+from .reasons import MISSING_OBJECT, NOT_LINEAR
 from .tuples import NamedTuple
 
 DEFAULT_BRANCH = "approvals"
@@ -147,7 +148,10 @@ def cache_setting(path: str, key: str) -> str | None:
     return None
 
 
-def run_git(repo, *args: str, input: bytes | None = None, check: bool = True) -> subprocess.CompletedProcess:
+def run_git(repo, *args: str, input: bytes | None = None, check: bool = True,
+            failure: type[GitjitError] = GitFailed) -> subprocess.CompletedProcess:
+    """git's result; where it fails (and `check`), `failure`: GitFailed unless the caller knows
+    the cause is its user's input (BadInput)."""
     try:
         result = subprocess.run(
             ["git", "--git-dir", git_dir(repo), *args],
@@ -155,9 +159,9 @@ def run_git(repo, *args: str, input: bytes | None = None, check: bool = True) ->
             capture_output=True,
         )
     except OSError as exc:
-        raise BadInput(f"cannot run git: {exc}") from None
+        raise GitFailed(f"cannot run git: {exc}") from None
     if check and result.returncode != 0:
-        raise BadInput(f"git {args[0]} failed: {git_failure(result.stderr, result.returncode)}")
+        raise failure(f"git {args[0]} failed: {git_failure(result.stderr, result.returncode)}")
     return result
 
 
@@ -224,25 +228,25 @@ class ApprovalsBranch:
         try:
             return self.reader.commit(commit_id)
         except MissingObject:
-            raise NotTrusted(f"commit {str(commit_id)[:12]} is missing from the repository") from None
+            raise NotTrusted(f"commit {str(commit_id)[:12]} is missing from the repository", MISSING_OBJECT) from None
 
     def raw_object(self, object_id: str) -> bytes:
         try:
             return self.reader.object(object_id)[1]
         except MissingObject:
-            raise NotTrusted(f"object {str(object_id)[:12]} is missing from the repository") from None
+            raise NotTrusted(f"object {str(object_id)[:12]} is missing from the repository", MISSING_OBJECT) from None
 
     def blob(self, object_id: str) -> bytes:
         try:
             return self.reader.blob(object_id)
         except MissingObject:
-            raise NotTrusted(f"{str(object_id)[:12]} is not a file in the repository") from None
+            raise NotTrusted(f"{str(object_id)[:12]} is not a file in the repository", MISSING_OBJECT) from None
 
     def tree(self, tree_id: str) -> dict[str, TreeEntry]:
         try:
             return {entry.name: entry for entry in self.reader.tree(tree_id)}
         except MissingObject:
-            raise NotTrusted(f"tree {str(tree_id)[:12]} is missing from the repository") from None
+            raise NotTrusted(f"tree {str(tree_id)[:12]} is missing from the repository", MISSING_OBJECT) from None
 
     def first_parent_chain(self, tip: str, stop: str | None = None) -> list[str]:
         """Commit ids from the root (or just after `stop`) to `tip`, oldest first.
@@ -260,9 +264,9 @@ class ApprovalsBranch:
         None when `stop` is not on `tip`'s first-parent chain or a merge is in
         the way; with `strict`, NotTrusted saying which.
         """
-        def fail(reason: str):
+        def fail(reason: str, code: str = MISSING_OBJECT):
             if strict:
-                raise NotTrusted(reason)
+                raise NotTrusted(reason, code)
             return None
 
         try:
@@ -270,15 +274,15 @@ class ApprovalsBranch:
         except MissingObject:
             return fail(f"commit {str(tip)[:12]} is missing from the repository")
         if not walk:
-            return fail(f"{tip[:12]} does not descend from {str(stop)[:12]}")
+            return fail(f"{tip[:12]} does not descend from {str(stop)[:12]}", NOT_LINEAR)
         for commit_id, parents in walk:
             if len(parents) > 1:
-                return fail(f"commit {commit_id[:12]} is a merge: the approvals branch must be linear")
+                return fail(f"commit {commit_id[:12]} is a merge: the approvals branch must be linear", NOT_LINEAR)
         oldest_parents = walk[-1][1]
         if stop is None and oldest_parents:
             return fail(f"cannot walk the history of {tip[:12]} to its root")
         if stop is not None and oldest_parents != (stop,):
-            return fail(f"{tip[:12]} does not descend from {stop[:12]}")
+            return fail(f"{tip[:12]} does not descend from {stop[:12]}", NOT_LINEAR)
         return [commit_id for commit_id, _ in reversed(walk)]
 
     def changes(self, commit_ids: list[str]) -> Iterator[tuple[str, list[Change]]]:
@@ -367,12 +371,12 @@ class ApprovalsBranch:
             args += ["-p", parent]
         if sign:
             args.insert(1, "-S")
-        result = run_git(self.repo, *args)
+        result = run_git(self.repo, *args, failure=BadInput)  # the user's signing set-up, mostly
         return result.stdout.decode().strip()
 
     def advance(self, new: str, local_before: str | None) -> None:
         """Moves the local branch to `new`, refusing if it moved since `local_before` was read."""
-        run_git(self.repo, "update-ref", "-m", "gitjit", self.ref, new, local_before or ZERO)
+        run_git(self.repo, "update-ref", "-m", "gitjit", self.ref, new, local_before or ZERO, failure=BadInput)
 
     def push(self, commit_id: str) -> None:
         run_git(self.repo, "push", "--quiet", self.remote, f"{commit_id}:{self.ref}")

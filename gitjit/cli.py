@@ -17,7 +17,7 @@ import typer
 
 from . import cli_gate, cli_hook, cli_notify, operations, render
 from .branch import ApprovalsBranch, open_repository
-from .errors import BadInput, BadPolicy, GitjitError, NotTrusted
+from .errors import BadInput, GitjitError
 from .names import FULL_COMMIT_RE, parse_time, utc_now
 from .trusted import TrustedBranch
 from .verdicts import judge_request, verify as verify_action
@@ -218,14 +218,8 @@ cli_notify.register(app)  # gitjit notify status / flush (SPEC s.14)
 def main(argv: List[str] | None = None) -> None:
     try:
         app(args=argv, prog_name="gitjit")
-    except BadInput as exc:
-        _fail(str(exc), 2)
-    except BadPolicy as exc:
-        _fail(f"bad policy on the approvals branch: {exc}", 2)
-    except NotTrusted as exc:
-        _fail(f"the approvals branch is not trusted: {exc}", 1)
-    except GitjitError as exc:
-        _fail(str(exc), 1)
+    except GitjitError as exc:  # the one place exit codes are decided: by the error's kind (errors.py)
+        _fail(exc.describe(), exc.exit_code)
     except Exception as exc:  # fail closed, on one line
         if os.environ.get("GITJIT_DEBUG"):
             raise

@@ -34,7 +34,7 @@ from typing import Callable
 
 from . import operations
 from .branch import ApprovalsBranch, run_git
-from .errors import BadInput, GitjitError, NotTrusted
+from .errors import BadInput, GitFailed, GitjitError, NotTrusted
 from .names import FULL_COMMIT_RE, parse_duration, utc_now
 from .records import Decision, render_decision
 from .trusted import TrustedBranch
@@ -207,8 +207,8 @@ def prepare(branch: ApprovalsBranch, action: str, target_rev: str, reason: str, 
     check_remote(branch)
     try:
         fetch(branch)
-    except BadInput as exc:  # unreachable, or no approvals branch there: not approved, nothing written
-        raise GitjitError(f"cannot fetch {branch.ref} from {branch.remote}: {exc}") from None
+    except GitFailed as exc:  # unreachable, or no approvals branch there: not approved, nothing written
+        raise GitFailed(f"cannot fetch {branch.ref} from {branch.remote}: {exc}") from None
     tip = branch.ref_target(branch.remote_ref)
     trusted = TrustedBranch.load(branch, tip=tip, root=root)
     now = utc_now()
@@ -220,8 +220,8 @@ def prepare(branch: ApprovalsBranch, action: str, target_rev: str, reason: str, 
         request_id = record.id
         try:
             fetch(branch)  # the pushed request, as the remote has it
-        except BadInput as exc:  # something was written: this is no bad input
-            raise GitjitError(f"pushed request {request_id}, then could not fetch it back: {exc}") from None
+        except GitFailed as exc:  # something was written: say what
+            raise GitFailed(f"pushed request {request_id}, then could not fetch it back: {exc}") from None
         trusted = TrustedBranch.load(branch, tip=branch.ref_target(branch.remote_ref), root=root)
         if request_id not in trusted.requests:
             raise NotTrusted(f"request {request_id} was pushed but is not on {branch.remote_ref}")

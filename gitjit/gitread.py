@@ -22,13 +22,20 @@ import re
 import subprocess
 import threading
 
+from .errors import GitjitError
+from .reasons import MISSING_OBJECT
 from .tuples import NamedTuple
 
 HEX40 = re.compile(r"^[0-9a-f]{40}\Z")
 
 
-class MissingObject(KeyError):
-    """An object the repository does not have (or not of the expected type)."""
+class MissingObject(GitjitError):
+    """An object the repository does not have (or not of the expected type).
+
+    Not a `KeyError`: a missing git object is never confused with a plain dict miss.
+    """
+
+    code = MISSING_OBJECT
 
 
 class CommitObject(NamedTuple):

@@ -59,6 +59,9 @@ import sys
 from collections.abc import Iterable
 from datetime import datetime
 
+from . import reasons as R
+from .errors import GitjitError
+from .reasons import Reason
 from .tuples import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -85,13 +88,20 @@ class RefRefusal(NamedTuple):
 
     ref: str
     reason: str
+    code: str = R.INTERNAL  # the reason's code (gitjit.reasons)
+
+    @classmethod
+    def of(cls, ref: str, reason: Reason) -> RefRefusal:
+        return cls(ref, reason.text, reason.code)
 
     def line(self) -> str:
         return f"gitjit: {self.ref} refused: {_one_line(self.reason)}"
 
 
-class BadPushLine(Exception):
-    pass
+class BadPushLine(GitjitError):
+    """A ref update line, or a symbolic ref it names, that the hook cannot take as it is."""
+
+    code = R.BAD_PUSH_LINE
 
 
 def parse_lines(lines: Iterable[str]) -> list[RefUpdate]:
@@ -141,7 +151,7 @@ def pre_receive(repo_path_or_env, lines: Iterable[str], now: datetime,
     try:
         updates = parse_lines(lines)
     except BadPushLine as exc:
-        return [RefRefusal("(push)", str(exc))]
+        return [RefRefusal.of("(push)", exc.reason)]
     if not updates:
         return []
     try:
@@ -151,7 +161,7 @@ def pre_receive(repo_path_or_env, lines: Iterable[str], now: datetime,
         push_id = push_id or os.environ.get("GITJIT_PUSH_ID") or str(os.getppid())
         check = PushCheck(repo, now, push_id if guarded else None)
     except Exception as exc:  # fail closed: no ref passes unjudged
-        return [RefRefusal(u.ref, _unexpected(exc)) for u in updates]
+        return [RefRefusal.of(u.ref, _unexpected(exc)) for u in updates]
     refusals = check.run(updates)
     if notes is not None:
         notes.extend(check.notes)
@@ -229,7 +239,7 @@ class PushCheck:
         try:
             updates = self._resolve(updates)
         except BadPushLine as exc:
-            return [RefRefusal(u.ref, str(exc)) for u in updates]
+            return [RefRefusal.of(u.ref, exc.reason) for u in updates]
         refusals: list[RefRefusal] = []
         mine = [u for u in updates if u.ref == self.branch.ref]
         tags = [u for u in updates if u.ref.startswith(TAGS)]
@@ -237,12 +247,12 @@ class PushCheck:
             return self._issue_tickets(updates)  # other refs pass, without authenticating anything
         self.moves_branch = bool(mine)
         if len(mine) > 1:
-            return [RefRefusal(u.via or u.ref, "the push moves the approvals branch twice (through a symbolic ref)")
-                    for u in mine]
+            return [RefRefusal(u.via or u.ref, "the push moves the approvals branch twice (through a symbolic ref)",
+                               R.BAD_PUSH_LINE) for u in mine]
         try:
             self._load_before()
         except Exception as exc:
-            return [RefRefusal(u.via or u.ref, _unexpected(exc)) for u in mine + tags]
+            return [RefRefusal.of(u.via or u.ref, _unexpected(exc)) for u in mine + tags]
         if mine and self.before is not None:
             for update in tags:  # judged before the push's own commits extend the view
                 self._guarded(self._note_early_approval, update)
@@ -250,15 +260,15 @@ class PushCheck:
         for update in mine:
             reason = self._guarded(self._judge_branch, update)
             if reason:
-                refusals.append(RefRefusal(update.via or update.ref, reason))
+                refusals.append(RefRefusal.of(update.via or update.ref, reason))
         for update in tags:
             reason = self._guarded(self._judge_tag, update)
             if reason:
-                refusals.append(RefRefusal(update.via or update.ref, reason))
+                refusals.append(RefRefusal.of(update.via or update.ref, reason))
         if not refusals:
             reason = self._guarded(self._pin_root)
             if reason:
-                refusals.append(RefRefusal(mine[0].ref if mine else tags[0].ref, reason))
+                refusals.append(RefRefusal.of(mine[0].ref if mine else tags[0].ref, reason))
         if not refusals:
             refusals = self._issue_tickets(updates)
         if not refusals and mine and self.after is not None:
@@ -302,7 +312,8 @@ class PushCheck:
             waiting = [t for t in tickets if t.verdict in ("need", "pin")]
             if waiting:
                 return [RefRefusal(t.ref, f"cannot record what this push needs to land ({exc}); "
-                                   f"push the approvals branch first, then the tag") for t in waiting]
+                                   f"push the approvals branch first, then the tag", R.APPROVALS_NOT_LANDED)
+                        for t in waiting]
         return []
 
     def _save_snapshot(self) -> None:
@@ -317,7 +328,7 @@ class PushCheck:
             pass  # a snapshot that cannot be written only costs the next push time
 
     @staticmethod
-    def _guarded(judge, *args) -> str | None:
+    def _guarded(judge, *args) -> Reason | None:
         try:
             return judge(*args)
         except Exception as exc:  # fail closed, on one line
@@ -325,7 +336,6 @@ class PushCheck:
 
     def _load_before(self) -> None:
         """The approvals branch as the server has it now, authenticated from the pin."""
-        from .errors import GitjitError
         from .trusted import TrustedBranch
 
         if self.current is None:
@@ -342,18 +352,17 @@ class PushCheck:
 
     # -- rule 1: the approvals branch ----------------------------------------
 
-    def _judge_branch(self, update: RefUpdate) -> str | None:
-        from .errors import GitjitError
+    def _judge_branch(self, update: RefUpdate) -> Reason | None:
         from .trusted import TrustedBranch
 
         branch = self.branch
         if update.new is None:
             self.after, self.after_error = None, "the approvals branch update is refused"
-            return "the approvals branch may not be deleted"
+            return Reason(R.BRANCH_DELETED, "the approvals branch may not be deleted")
         if update.old != self.current:
             self.after, self.after_error = None, "the approvals branch update is refused"
-            return (f"the push expects {branch.ref} at {_short(update.old)}, the server has it at "
-                    f"{_short(self.current)}: fetch and push again")
+            return Reason(R.BRANCH_MOVED, f"the push expects {branch.ref} at {_short(update.old)}, the server has it at "
+                                          f"{_short(self.current)}: fetch and push again")
         if update.old == update.new:
             return None
         try:
@@ -363,23 +372,24 @@ class PushCheck:
                 if not branch.is_ancestor(update.old, update.new):
                     branch.commit(update.new)  # a missing object refuses as such
                     how = "rewind" if branch.is_ancestor(update.new, update.old) else "rewrite"
-                    return (f"the approvals branch may not be rewound or rewritten: this push would {how} it "
-                            f"({update.old[:12]} is not an ancestor of {update.new[:12]})")
+                    return Reason(R.BRANCH_REWOUND,
+                                  f"the approvals branch may not be rewound or rewritten: this push would {how} it "
+                                  f"({update.old[:12]} is not an ancestor of {update.new[:12]})")
                 if self.before is None:
-                    return self.before_error or "the server's approvals branch cannot be read"
+                    return Reason(R.NOT_TRUSTED, self.before_error or "the server's approvals branch cannot be read")
                 chain = branch.first_parent_chain(update.new, stop=update.old)
                 trusted = self.before
             trusted.witness = self.now  # the pushed commits are judged against the server's clock (docs/format.md, 7.1)
             refusals = trusted.extend(chain)
         except GitjitError as exc:
             self.after, self.after_error = None, "the approvals branch update is refused"
-            return str(exc)
+            return exc.reason
         self.after, self.after_error = trusted, None
         if refusals:
             shown = [f"commit {r.commit[:12]}: {r.reason}" for r in refusals[:_MAX_REASONS]]
             if len(refusals) > _MAX_REASONS:
                 shown.append(f"and {len(refusals) - _MAX_REASONS} more commits that do not count")
-            return "; ".join(shown)
+            return Reason(refusals[0].code, "; ".join(shown))  # the first commit's code: the one shown first
         return None
 
     def _root_view(self, new: str) -> tuple["TrustedBranch", list[str]]:
@@ -395,10 +405,10 @@ class PushCheck:
 
     # -- rule 2: protected tags ----------------------------------------------
 
-    def _judge_tag(self, update: RefUpdate) -> str | None:
+    def _judge_tag(self, update: RefUpdate) -> Reason | None:
         name = update.ref[len(TAGS):]
         if self.after_error:
-            return f"cannot tell whether tag {name} is protected: {self.after_error}"
+            return Reason(R.NOT_TRUSTED, f"cannot tell whether tag {name} is protected: {self.after_error}")
         if self.after is None:
             return None  # no approvals branch and no pinned root: no policy protects any tag yet
         policies = [p for p in (self.before_policy, self.after.policy) if p]
@@ -407,7 +417,7 @@ class PushCheck:
             return None
         if update.old is not None:
             what = "deleted" if update.new is None else "moved"
-            return f"tag {name} is protected by action {', '.join(protected)} and may not be {what}"
+            return Reason(R.TAG_PROTECTED, f"tag {name} is protected by action {', '.join(protected)} and may not be {what}")
         return self._judge_new_tag(name, update.new)
 
     def _note_early_approval(self, update: RefUpdate) -> None:
@@ -426,7 +436,7 @@ class PushCheck:
         if commit is not None:
             self.early[update.ref] = {a for a in actions if verify(self.before, a, commit, self.now).approved}
 
-    def _judge_new_tag(self, name: str, new: str) -> str | None:
+    def _judge_new_tag(self, name: str, new: str) -> Reason | None:
         from .verdicts import verify
 
         trusted = self.after
@@ -435,8 +445,9 @@ class PushCheck:
             return None
         commit = self._peel(new)
         if commit is None:
-            return f"tag {name} does not point at a commit"
-        failed, notes = [], []
+            return Reason(R.TAG_NOT_APPROVED, f"tag {name} does not point at a commit")
+        failed: list[str] = []
+        notes: list[str] = []
         for action in actions:
             verdict = verify(trusted, action, commit, self.now)
             if verdict.approved:
@@ -446,14 +457,15 @@ class PushCheck:
             else:
                 failed.append(describe_verdict(verdict, len(actions) > 1))
         if failed:
-            return "; ".join(failed)
+            return Reason(R.TAG_NOT_APPROVED, "; ".join(failed))
         ref = TAGS + name
         if self.moves_branch and not set(actions) <= self.early.get(ref, set()):
             # Approved only by decisions arriving in this push: they must land first.
             if self.push_id is None:
-                return (f"tag {name} is approved only by decisions in this same push, and this server has no "
-                        f"gitjit reference-transaction hook to make sure they land before the tag: push the "
-                        f"approvals branch first, then the tag (or run 'gitjit hook install' on the server)")
+                return Reason(R.APPROVALS_NOT_LANDED,
+                              f"tag {name} is approved only by decisions in this same push, and this server has no "
+                              f"gitjit reference-transaction hook to make sure they land before the tag: push the "
+                              f"approvals branch first, then the tag (or run 'gitjit hook install' on the server)")
             self.needs[ref] = trusted.tip
             notes = [f"{note}, provided {self.branch.ref} lands at {trusted.tip[:12]} first" for note in notes]
         self.notes.extend(notes)
@@ -466,11 +478,11 @@ class PushCheck:
         try:
             return self.branch.reader.peel_to_commit(object_id)
         except MissingObject:
-            raise NotTrusted(f"object {object_id[:12]} is missing from the repository") from None
+            raise NotTrusted(f"object {object_id[:12]} is missing from the repository", R.MISSING_OBJECT) from None
 
     # -- pinning -------------------------------------------------------------
 
-    def _pin_root(self) -> str | None:
+    def _pin_root(self) -> Reason | None:
         """Pins the accepted branch's root in `gitjit.root`, where no root is pinned yet.
 
         Where this push moves the branch and the guard is installed, the
@@ -496,8 +508,8 @@ class PushCheck:
 
                 run_git(self.repo, "config", "gitjit.root", root)
             elif pinned != root:
-                return (f"another push pinned gitjit.root to {pinned[:12]} meanwhile; this branch starts at "
-                        f"{root[:12]}")
+                return Reason(R.BAD_ROOT, f"another push pinned gitjit.root to {pinned[:12]} meanwhile; "
+                                          f"this branch starts at {root[:12]}")
         self.pin = root
         return None
 
@@ -562,12 +574,10 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-def _unexpected(exc: BaseException) -> str:
-    from .errors import GitjitError
-
+def _unexpected(exc: BaseException) -> Reason:
     if isinstance(exc, GitjitError):
-        return str(exc)
-    return f"unexpected error: {type(exc).__name__}: {exc}"
+        return exc.reason
+    return Reason(R.INTERNAL, f"unexpected error: {type(exc).__name__}: {exc}")
 
 
 def main(repo: str | None = None) -> int:
@@ -581,7 +591,7 @@ def main(repo: str | None = None) -> int:
     except Exception as exc:  # fail closed
         if os.environ.get("GITJIT_DEBUG"):
             raise
-        refusals, notes = [RefRefusal("(push)", _unexpected(exc))], []
+        refusals, notes = [RefRefusal.of("(push)", _unexpected(exc))], []
     out = sys.stderr
     for note in notes if not refusals else ():
         out.write(_printable(note) + "\n")

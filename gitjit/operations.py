@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from .branch import ApprovalsBranch
-from .errors import BadInput, GitjitError, NotTrusted
+from .errors import BadInput, GitFailed, NotTrusted
 from .limits import MAX_KEY_FILE_BYTES
 from .names import FINGERPRINT_RE, check_name, parse_duration
 from .policy import POLICY_FILE, render_initial_policy, render_person
@@ -108,15 +108,15 @@ def _commit(trusted: TrustedBranch | None, branch: ApprovalsBranch, base: str | 
     try:
         refusals = trusted.extend([commit])
     except NotTrusted as exc:
-        raise BadInput(f"the new commit would not count: {exc}") from None
+        raise BadInput(f"the new commit would not count: {exc}", exc.code) from None
     if refusals:
-        raise BadInput(f"the new commit would not count: {refusals[0].reason}")
+        raise BadInput(f"the new commit would not count: {refusals[0].reason}", refusals[0].code)
     branch.advance(commit, local_before)
     if push:
         try:
             branch.push(commit)
-        except BadInput as exc:  # the commit is made: this is no bad input, and something was written
-            raise GitjitError(f"committed {commit[:12]} on {branch.ref}, but {exc}; "
+        except GitFailed as exc:  # the commit is made: say so, and how to push it
+            raise GitFailed(f"committed {commit[:12]} on {branch.ref}, but {exc}; "
                               f"push it later with 'git push {branch.remote} {branch.name}'") from None
     return Written(commit, message, push), trusted
 

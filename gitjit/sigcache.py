@@ -42,7 +42,7 @@ from typing import Callable, Sequence
 from .signatures import CommitParts, Keyring, SignatureCheck
 
 FILE_NAME = "signatures.jsonl"
-FORMAT = 2  # 2: verdicts reached before weak algorithms were refused are checked again
+FORMAT = 3  # 2: verdicts reached before weak algorithms were refused are checked again; 3: reason codes
 _HEX40 = re.compile(r"^[0-9a-f]{40}$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 

@@ -25,8 +25,10 @@ import os
 import re
 from datetime import datetime, timezone
 
-from .errors import NotTrusted
+from . import reasons as R
+from .errors import GitjitError, NotTrusted
 from .names import FINGERPRINT_RE, from_timestamp
+from .reasons import Reason
 from .tuples import NamedTuple
 
 SIGNATURE_HEADERS = (b"gpgsig", b"gpgsig-sha256")
@@ -44,6 +46,9 @@ FATAL_STATUS = {
     "FAILURE": "gpg reported a failure",
     "ERROR": "gpg reported an error",
 }
+FATAL_CODES = {"BADSIG": R.BAD_SIGNATURE, "NO_PUBKEY": R.UNKNOWN_KEY, "EXPSIG": R.EXPIRED_SIGNATURE,
+               "EXPKEYSIG": R.EXPIRED_KEY, "REVKEYSIG": R.REVOKED_KEY, "ERRSIG": R.GPG_FAILED,
+               "FAILURE": R.GPG_FAILED, "ERROR": R.GPG_FAILED}
 # Weak algorithms never count (SPEC s.2; docs/decisions.md, "Weak signatures").
 # OpenPGP's algorithm numbers (RFC 4880 s.9), as in VALIDSIG and gpg's key listings.
 HASHES = {1: "MD5", 2: "SHA-1", 3: "RIPEMD-160", 8: "SHA-256", 9: "SHA-384", 10: "SHA-512", 11: "SHA-224"}
@@ -77,12 +82,16 @@ _IMPORT_TIMEOUT = 60  # seconds: a gpg that hangs fails the build instead of the
 _uncached: dict[str, Keyring] = {}  # entries this process built outside the cache, by their cache path
 
 
-class MalformedCommit(Exception):
+class MalformedCommit(GitjitError):
     """A commit object that must not count, whatever its signature says."""
 
+    code = R.MALFORMED_COMMIT
 
-class GpgFailure(Exception):
+
+class GpgFailure(GitjitError):
     """GnuPG gave no verdict: it could not run to its end."""
+
+    code = R.GPG_FAILED
 
 
 def _gpg_timeout() -> float:
@@ -95,6 +104,8 @@ def _gpg_timeout() -> float:
 
 class KeyringError(NotTrusted):
     """No keyring could be built for a `keys/` tree: nothing checked with it counts, this run."""
+
+    code = R.KEYRING_FAILED
 
 
 class CommitParts(NamedTuple):
@@ -180,29 +191,30 @@ class KeyInfo(NamedTuple):
     subkeys: dict[str, tuple[int | None, bool]]  # fpr -> (expires, revoked)
     algorithms: dict[str, tuple[int, int, str]]  # fpr of the key and each subkey -> (algorithm, bits, curve)
 
-    def weakness(self, signing_key: str) -> str | None:
+    def weakness(self, signing_key: str) -> Reason | None:
         """Why `signing_key` (this key or a subkey: each has its own size) is too weak to count."""
         material = self.algorithms.get(signing_key)
         if material is None:
-            return f"weak signature: the algorithm of key {signing_key[-16:]} is unknown"
+            return Reason(R.WEAK_SIGNATURE, f"weak signature: the algorithm of key {signing_key[-16:]} is unknown")
         problem = key_weakness(*material)
-        return f"weak signature: key {signing_key[-16:]}: {problem}" if problem else None
+        return Reason(R.WEAK_SIGNATURE, f"weak signature: key {signing_key[-16:]}: {problem}") if problem else None
 
-    def problem_at(self, signing_key: str, now: datetime) -> str | None:
+    def problem_at(self, signing_key: str, now: datetime) -> Reason | None:
         """Why this key cannot sign at `now`, judged from the key material."""
         short = self.fingerprint[-16:]
         if self.revoked:
-            return f"key {short} is revoked"
+            return Reason(R.REVOKED_KEY, f"key {short} is revoked")
         if self.expires is not None and now.timestamp() >= self.expires:
-            return f"key {short} expired at {from_timestamp(self.expires):%Y-%m-%d %H:%M}Z"
+            return Reason(R.EXPIRED_KEY, f"key {short} expired at {from_timestamp(self.expires):%Y-%m-%d %H:%M}Z")
         if signing_key != self.fingerprint:
             if signing_key not in self.subkeys:
-                return f"signing key {signing_key[-16:]} is not a subkey of {short}"
+                return Reason(R.WRONG_SIGNER, f"signing key {signing_key[-16:]} is not a subkey of {short}")
             expires, revoked = self.subkeys[signing_key]
             if revoked:
-                return f"signing subkey {signing_key[-16:]} is revoked"
+                return Reason(R.REVOKED_KEY, f"signing subkey {signing_key[-16:]} is revoked")
             if expires is not None and now.timestamp() >= expires:
-                return f"signing subkey {signing_key[-16:]} expired at {from_timestamp(expires):%Y-%m-%d %H:%M}Z"
+                return Reason(R.EXPIRED_KEY, f"signing subkey {signing_key[-16:]} expired at "
+                                             f"{from_timestamp(expires):%Y-%m-%d %H:%M}Z")
         return self.weakness(signing_key)
 
 
@@ -215,11 +227,17 @@ class SignatureCheck(NamedTuple):
     primary_key: str | None = None  # VALIDSIG's last field
     created: datetime | None = None  # the signature creation time S
     expires: datetime | None = None  # the signature's own expiry (VALIDSIG), None when it has none
+    code: str = ""  # the reason's code (gitjit.reasons); empty when good
+
+    @classmethod
+    def refused(cls, reason: Reason) -> SignatureCheck:
+        return cls(False, reason.text, code=reason.code)
 
     def to_json(self) -> dict:
         return {
             "good": self.good,
             "reason": self.reason,
+            "code": self.code,
             "signing_key": self.signing_key,
             "primary_key": self.primary_key,
             "created": self.created.timestamp() if self.created else None,
@@ -232,6 +250,7 @@ class SignatureCheck(NamedTuple):
         return cls(
             good=bool(data["good"]),
             reason=data.get("reason", ""),
+            code=data.get("code", "" if data["good"] else R.NOT_CHECKED),
             signing_key=data.get("signing_key"),
             primary_key=data.get("primary_key"),
             created=from_timestamp(int(created)) if created is not None else None,
@@ -242,7 +261,8 @@ class SignatureCheck(NamedTuple):
 def judge_status(lines: list[tuple[str, str]], returncode: int | None) -> SignatureCheck:
     """The verdict from GnuPG's status lines and exit code, nothing else."""
     if returncode is not None and returncode < 0:  # whatever it said before dying is no verdict
-        return SignatureCheck(False, f"signature could not be checked: gpg was killed by signal {-returncode}")
+        return SignatureCheck.refused(
+            Reason(R.GPG_FAILED, f"signature could not be checked: gpg was killed by signal {-returncode}"))
     counts: dict[str, int] = {}
     for keyword, _ in lines:
         counts[keyword] = counts.get(keyword, 0) + 1
@@ -250,35 +270,37 @@ def judge_status(lines: list[tuple[str, str]], returncode: int | None) -> Signat
         value = next((v for keyword, v in lines if keyword == fatal), None)
         if value is not None:
             key = value.split()[0] if value.split() else "?"
-            return SignatureCheck(False, f"{reason} {key}")
+            return SignatureCheck.refused(Reason(FATAL_CODES[fatal], f"{reason} {key}"))
     if counts.get("NEWSIG", 0) > 1 or counts.get("GOODSIG", 0) > 1 or counts.get("VALIDSIG", 0) > 1:
-        return SignatureCheck(False, "more than one signature")
+        return SignatureCheck.refused(Reason(R.MALFORMED_SIGNATURE, "more than one signature"))
     if returncode != 0 and not counts.get("GOODSIG") and not counts.get("VALIDSIG"):
-        return SignatureCheck(False, f"signature could not be checked: gpg exited with {returncode} without a verdict")
+        return SignatureCheck.refused(
+            Reason(R.GPG_FAILED, f"signature could not be checked: gpg exited with {returncode} without a verdict"))
     if counts.get("GOODSIG") != 1 or counts.get("VALIDSIG") != 1:
-        return SignatureCheck(False, "no good signature")
+        return SignatureCheck.refused(Reason(R.MALFORMED_SIGNATURE, "no good signature"))
     if returncode != 0:
-        return SignatureCheck(False, f"gpg exited with {returncode}")
+        return SignatureCheck.refused(Reason(R.GPG_FAILED, f"gpg exited with {returncode}"))
     good_key = next(value for keyword, value in lines if keyword == "GOODSIG").split()[0].upper()
     fields = next(value for keyword, value in lines if keyword == "VALIDSIG").split()
     if len(fields) < 10:
-        return SignatureCheck(False, "VALIDSIG without a primary-key fingerprint")
+        return SignatureCheck.refused(Reason(R.MALFORMED_SIGNATURE, "VALIDSIG without a primary-key fingerprint"))
     signing_key, timestamp, sig_class, primary = fields[0].upper(), fields[2], fields[8], fields[9].upper()
     if not (FINGERPRINT_RE.match(signing_key) and FINGERPRINT_RE.match(primary)):
-        return SignatureCheck(False, "VALIDSIG carries a malformed fingerprint")
+        return SignatureCheck.refused(Reason(R.MALFORMED_SIGNATURE, "VALIDSIG carries a malformed fingerprint"))
     if not signing_key.endswith(good_key):
-        return SignatureCheck(False, "GOODSIG and VALIDSIG name different keys")
+        return SignatureCheck.refused(Reason(R.MALFORMED_SIGNATURE, "GOODSIG and VALIDSIG name different keys"))
     if sig_class != "00":
-        return SignatureCheck(False, f"signature class {sig_class} is not a binary document signature")
+        return SignatureCheck.refused(
+            Reason(R.MALFORMED_SIGNATURE, f"signature class {sig_class} is not a binary document signature"))
     weak = _weak_algorithms(fields[6], fields[7])
     if weak:
-        return SignatureCheck(False, weak)
+        return SignatureCheck.refused(Reason(R.WEAK_SIGNATURE, weak))
     created = _parse_status_time(timestamp)
     if created is None:
-        return SignatureCheck(False, f"unreadable signature time {timestamp!r}")
+        return SignatureCheck.refused(Reason(R.MALFORMED_SIGNATURE, f"unreadable signature time {timestamp!r}"))
     expires = None if fields[3] in ("", "0") else _parse_status_time(fields[3])
     if fields[3] not in ("", "0") and expires is None:
-        return SignatureCheck(False, f"unreadable signature expiry {fields[3]!r}")
+        return SignatureCheck.refused(Reason(R.MALFORMED_SIGNATURE, f"unreadable signature expiry {fields[3]!r}"))
     return SignatureCheck(True, "", signing_key, primary, created, expires)
 
 
@@ -354,12 +376,12 @@ class Keyring:
         try:
             check_signature_block(signature)  # GnuPG never sees anything but one signature packet
         except MalformedSignature as exc:
-            return SignatureCheck(False, str(exc)), []
+            return SignatureCheck.refused(Reason(R.MALFORMED_SIGNATURE, str(exc))), []
         try:
             lines, returncode = self._status_lines(payload, signature, at)
             return self._strong_enough(judge_status(lines, returncode)), lines
         except Exception as exc:  # fail closed: any error means "does not count"
-            return SignatureCheck(False, f"signature could not be checked: {exc}"), []
+            return SignatureCheck.refused(Reason(R.GPG_FAILED, f"signature could not be checked: {exc}")), []
 
     def _strong_enough(self, check: SignatureCheck) -> SignatureCheck:
         """A good verdict stands only if the key that signed is not weak (judged from its material)."""
@@ -367,9 +389,10 @@ class Keyring:
             return check
         key = self.keys.get(check.primary_key or "")
         if key is None:
-            return SignatureCheck(False, f"key {check.primary_key} is missing from the keyring's key list")
+            return SignatureCheck.refused(
+                Reason(R.KEY_MISSING, f"key {check.primary_key} is missing from the keyring's key list"))
         weakness = key.weakness(check.signing_key or "")
-        return SignatureCheck(False, weakness) if weakness else check
+        return SignatureCheck.refused(weakness) if weakness else check
 
     def verify_when_made(self, payload: bytes, signature: bytes) -> SignatureCheck:
         """GnuPG's verdict as of the signature's own creation time.

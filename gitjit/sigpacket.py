@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import binascii
 
+from .reasons import MALFORMED_SIGNATURE
 from .signatures import MalformedCommit
 
 MAX_ARMORED = 8192  # an RSA-4096 signature with gpg's usual subpackets is under 1 KiB armored
@@ -41,6 +42,8 @@ _PREFIX = "signature is not one OpenPGP signature packet: "
 
 class MalformedSignature(MalformedCommit):
     """A commit signature that is not one armored OpenPGP signature packet."""
+
+    code = MALFORMED_SIGNATURE
 
 
 def _bad(detail: str) -> MalformedSignature:

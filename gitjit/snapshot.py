@@ -35,7 +35,7 @@ import sqlite3
 from .tuples import NamedTuple
 
 FILE_NAME = "trusted.sqlite"
-FORMAT = "gitjit-trusted-4"  # 4: weak signatures no longer count (signatures.py)
+FORMAT = "gitjit-trusted-5"  # 4: weak signatures no longer count (signatures.py); 5: reason codes
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -45,7 +45,7 @@ CREATE INDEX IF NOT EXISTS requests_by_target ON requests (action, target);
 CREATE TABLE IF NOT EXISTS decisions (
     commit_id TEXT PRIMARY KEY, request_id TEXT NOT NULL, position INTEGER NOT NULL, row TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS decisions_by_request ON decisions (request_id);
-CREATE TABLE IF NOT EXISTS refusals (commit_id TEXT PRIMARY KEY, position INTEGER NOT NULL, reason TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS refusals (commit_id TEXT PRIMARY KEY, position INTEGER NOT NULL, reason TEXT NOT NULL, code TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS policy_changes (
     commit_id TEXT PRIMARY KEY, position INTEGER NOT NULL, signer TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS policy_documents (blob_id TEXT PRIMARY KEY, document TEXT NOT NULL);
@@ -154,8 +154,9 @@ class Snapshot:
             return None
         return document if isinstance(document, dict) else None
 
-    def refusals(self, limit: int) -> list[tuple[str, str]]:
-        return self._rows("SELECT commit_id, reason FROM refusals WHERE position < ? ORDER BY position", (limit,))
+    def refusals(self, limit: int) -> list[tuple[str, str, str]]:
+        return self._rows("SELECT commit_id, reason, code FROM refusals WHERE position < ? ORDER BY position",
+                          (limit,))
 
     def policy_changes(self, limit: int) -> list[tuple[str, str]]:
         return self._rows("SELECT commit_id, signer FROM policy_changes WHERE position < ? ORDER BY position", (limit,))
@@ -194,7 +195,7 @@ class Snapshot:
                     db.execute(f"DELETE FROM {table} WHERE position >= ?", (keep,))
                 db.executemany("INSERT INTO requests VALUES (?, ?, ?, ?, ?)", rows["requests"])
                 db.executemany("INSERT INTO decisions VALUES (?, ?, ?, ?)", rows["decisions"])
-                db.executemany("INSERT INTO refusals VALUES (?, ?, ?)", rows["refusals"])
+                db.executemany("INSERT INTO refusals VALUES (?, ?, ?, ?)", rows["refusals"])
                 db.executemany("INSERT INTO policy_changes VALUES (?, ?, ?)", rows["policy_changes"])
                 db.executemany("INSERT OR REPLACE INTO policy_documents VALUES (?, ?)", rows.get("policy_documents", []))
                 db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", [

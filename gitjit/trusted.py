@@ -35,8 +35,10 @@ from .errors import BadInput, BadPolicy, NotTrusted
 from .gitread import CommitObject, TreeEntry
 from .gitread import MissingObject
 from .limits import MAX_CHANGES, MAX_RECORD_BYTES, SHOWN_CHANGES, list_some, max_bytes_for, size_problem
+from . import reasons as R
 from .names import describe_age, format_time, from_timestamp, is_valid_name
 from .policy import POLICY_FILE, Policy, load_policy_document, policy_from_document
+from .reasons import Reason
 from .records import Decision, Request, parse_decision, parse_request, request_path
 from .signatures import FATAL_STATUS, CommitParts, Keyring, MalformedCommit, SignatureCheck, split_commit
 from .snapshot import Head, Snapshot
@@ -65,6 +67,11 @@ class Refusal(NamedTuple):
 
     commit: str
     reason: str
+    code: str  # the reason's code (gitjit.reasons)
+
+    @classmethod
+    def of(cls, commit: str, reason: Reason) -> Refusal:
+        return cls(commit, reason.text, reason.code)
 
 
 class _Entry:
@@ -131,7 +138,7 @@ class RequestEntry(_Entry):
         found = {self.signer(trusted), self.state.policy.person_with_email(self.author_email)}
         return {p for p in found if p}
 
-    def unknown_requester(self, trusted: TrustedBranch) -> str | None:
+    def unknown_requester(self, trusted: TrustedBranch) -> Reason | None:
         """Why nobody can be excluded as this request's requester, or None (docs/format.md, section 6.3).
 
         Where self-approval is not allowed, a request nobody is known to have
@@ -139,9 +146,11 @@ class RequestEntry(_Entry):
         own author, who only had to leave their email off it.
         """
         if not self.signed:
-            return "request is unsigned: with self_approval = false the requester must be known"
+            return Reason(R.UNKNOWN_REQUESTER,
+                          "request is unsigned: with self_approval = false the requester must be known")
         if self.signer(trusted) is None:
-            return "request's signature counts for nobody: with self_approval = false the requester must be known"
+            return Reason(R.UNKNOWN_REQUESTER,
+                          "request's signature counts for nobody: with self_approval = false the requester must be known")
         return None
 
 
@@ -153,7 +162,7 @@ class DecisionEntry(_Entry):
 
     def __init__(self, person: str, request_id: str, commit: str, position: int, state_commit: str,
                  owner: "TrustedBranch", decision: Decision | None = None, signature: SignatureCheck | None = None,
-                 problem: str | None = None, _parts: CommitParts | None = None, _state: "PolicyState | None" = None):
+                 problem: Reason | None = None, _parts: CommitParts | None = None, _state: "PolicyState | None" = None):
         self.person = person
         self.request_id = request_id
         self.commit = commit
@@ -361,7 +370,7 @@ class TrustedBranch:
         trusted._snapshot = snapshot
         trusted.requests = RequestIndex(trusted, snapshot, count)
         trusted.decisions = DecisionIndex(trusted, snapshot, count)
-        trusted.refusals = [Refusal(c, r) for c, r in snapshot.refusals(count)]
+        trusted.refusals = [Refusal(c, r, code) for c, r, code in snapshot.refusals(count)]
         trusted.policy_changes = [tuple(p) for p in snapshot.policy_changes(count)]
         if not trusted.policy_changes:
             raise NotTrusted("the snapshot of the approvals branch holds no policy")
@@ -387,7 +396,7 @@ class TrustedBranch:
                           json.dumps(_request_row(e))) for e in self.requests._added.values()],
             "decisions": [(e.commit, e.request_id, e.position, json.dumps(_decision_row(e)))
                           for entries in self.decisions._added.values() for e in entries],
-            "refusals": [(r.commit, positions[r.commit], r.reason) for r in self.refusals if r.commit in positions],
+            "refusals": [(r.commit, positions[r.commit], r.reason, r.code) for r in self.refusals if r.commit in positions],
             "policy_changes": [(c, positions[c], s) for c, s in self.policy_changes if c in positions],
             "policy_documents": _json_rows(self._policy_documents),
         }
@@ -423,14 +432,14 @@ class TrustedBranch:
         parents = list(commit.parents)
         if self.tip is None:
             if commit_id != self.root or parents:
-                raise NotTrusted(f"commit {commit_id[:12]} is not the pinned root")
+                raise NotTrusted(f"commit {commit_id[:12]} is not the pinned root", R.BAD_ROOT)
         elif parents != [self.tip]:
-            raise NotTrusted(f"commit {commit_id[:12]} does not extend {self.tip[:12]} linearly")
+            raise NotTrusted(f"commit {commit_id[:12]} does not extend {self.tip[:12]} linearly", R.NOT_LINEAR)
         try:
             parts = split_commit(self.branch.raw_object(commit_id))
         except (MalformedCommit, ValueError) as exc:  # ValueError: a committer time beyond years 1970-9999
             parts = None
-            malformed = str(exc)
+            malformed = Reason(exc.code if isinstance(exc, MalformedCommit) else R.MALFORMED_COMMIT, str(exc))
         position = self.count
         self.tip, self.count = commit_id, self.count + 1
         self._applied[commit_id] = position
@@ -447,15 +456,17 @@ class TrustedBranch:
             self._apply_policy_change(commit, parts, changes)
             return
         if parts is None:
-            self.refusals.append(Refusal(commit_id, malformed))
+            self.refusals.append(Refusal.of(commit_id, malformed))
             return
         if len(changes) != 1 or changes[0].status != "A":
             what = list_some([f"{c.status} {c.path}" for c in changes[:SHOWN_CHANGES]], total) or "nothing"
-            self.refusals.append(Refusal(commit_id, f"a commit must add exactly one file; this one changes {what}"))
+            self.refusals.append(Refusal(commit_id, f"a commit must add exactly one file; this one changes {what}",
+                                         R.LAYOUT))
             return
         change = changes[0]
         if not change.is_regular_file:
-            self.refusals.append(Refusal(commit_id, f"{change.path} is not a regular file (mode {change.new_mode})"))
+            self.refusals.append(Refusal(commit_id, f"{change.path} is not a regular file (mode {change.new_mode})",
+                                         R.LAYOUT))
             return
         segments = change.path.split("/")
         if len(segments) == 2 and segments[0] == "requests" and segments[1].endswith(".toml"):
@@ -463,7 +474,7 @@ class TrustedBranch:
         elif len(segments) == 3 and segments[0] == "approvals" and segments[2].endswith(".toml"):
             self._apply_decision(commit_id, position, parts, change, pending)
         else:
-            self.refusals.append(Refusal(commit_id, f"{change.path} is outside the approvals branch layout"))
+            self.refusals.append(Refusal(commit_id, f"{change.path} is outside the approvals branch layout", R.LAYOUT))
 
     def _moves_policy(self, commit: CommitObject) -> bool:
         """Whether `policy.toml` or `keys/` differ from the parent's, read from the two top-level trees."""
@@ -482,7 +493,7 @@ class TrustedBranch:
             if change.status != "D":  # before any file is read
                 too_large = size_problem(change.path, self._blob_size(change.new_id), max_bytes_for(change.path))
                 if too_large:
-                    raise BadPolicy(f"policy commit {commit_id[:12]}: {too_large}")
+                    raise BadPolicy(f"policy commit {commit_id[:12]}: {too_large}", R.TOO_LARGE)
         tree = self.branch.tree(commit.tree)
         policy_blob = tree.get(POLICY_FILE)
         if policy_blob is None or policy_blob.is_tree:
@@ -504,22 +515,23 @@ class TrustedBranch:
     def _authorize(self, commit_id: str, parts: CommitParts, authority: PolicyState, what: str) -> str:
         """The admin of `authority` who signed this policy commit, or NotTrusted (section 5.2)."""
         if parts.signature is None:
-            raise NotTrusted(f"{what} {commit_id[:12]} is not signed")
+            raise NotTrusted(f"{what} {commit_id[:12]} is not signed", R.UNAUTHORIZED_POLICY_CHANGE)
         check = self.check_signature(commit_id, parts, authority.keyring)
-        if not check.good and check.reason.startswith(FATAL_STATUS["EXPKEYSIG"]):
+        if not check.good and check.code == R.EXPIRED_KEY and check.reason.startswith(FATAL_STATUS["EXPKEYSIG"]):
             check = self._judged_when_made(commit_id, parts, authority) or check
         signer = authority.key_owner(check)
         if not check.good:
-            raise NotTrusted(f"{what} {commit_id[:12]}: {check.reason}")
+            raise NotTrusted(f"{what} {commit_id[:12]}: {check.reason}", R.UNAUTHORIZED_POLICY_CHANGE)
         if signer is None or signer not in authority.policy.admins:
             raise NotTrusted(f"{what} {commit_id[:12]} is signed by key {check.primary_key}, "
-                             f"which is not an admin's key in the policy in force")
+                             f"which is not an admin's key in the policy in force", R.UNAUTHORIZED_POLICY_CHANGE)
         key = authority.keyring.keys.get(check.primary_key)
-        problem = key.problem_at(check.signing_key, check.created) if key else "key material is missing"
+        problem = key.problem_at(check.signing_key, check.created) if key else Reason(R.KEY_MISSING, "key material is missing")
         if problem:
-            raise NotTrusted(f"{what} {commit_id[:12]}: {problem} when it signed")
+            raise NotTrusted(f"{what} {commit_id[:12]}: {problem} when it signed", R.UNAUTHORIZED_POLICY_CHANGE)
         if abs(check.created - parts.committer_time) > authority.policy.clock_skew:
-            raise NotTrusted(f"{what} {commit_id[:12]}: signature time and committer time disagree")
+            raise NotTrusted(f"{what} {commit_id[:12]}: signature time and committer time disagree",
+                             R.UNAUTHORIZED_POLICY_CHANGE)
         return signer
 
     def _judged_when_made(self, commit_id: str, parts: CommitParts, authority: PolicyState) -> SignatureCheck | None:
@@ -555,36 +567,36 @@ class TrustedBranch:
         """A request or decision file, read only when within MAX_RECORD_BYTES (BadInput otherwise)."""
         too_large = size_problem(change.path, self._blob_size(change.new_id), MAX_RECORD_BYTES)
         if too_large:
-            raise BadInput(too_large)
+            raise BadInput(too_large, R.TOO_LARGE)
         return self.branch.blob(change.new_id)
 
-    def _witness_problem(self, when: datetime | None, what: str, skew: timedelta) -> str | None:
+    def _witness_problem(self, when: datetime | None, what: str, skew: timedelta) -> Reason | None:
         """A commit of this push dated ahead of the server's clock (docs/format.md, section 7.1)."""
         if self.witness is None or when is None or when <= self.witness + skew:
             return None
         ahead = describe_age(when - self.witness, nearest=True)
-        return f"{what} {ahead} in the future ({format_time(when)}), by the server's clock"
+        return Reason(R.FUTURE, f"{what} {ahead} in the future ({format_time(when)}), by the server's clock")
 
     def _apply_request(self, commit_id: str, position: int, parts: CommitParts, change: Change,
                        pending: list) -> None:
         try:
             request = parse_request(self._record_bytes(change), change.path)
         except BadInput as exc:
-            self.refusals.append(Refusal(commit_id, str(exc)))
+            self.refusals.append(Refusal.of(commit_id, _record_problem(exc)))
             return
         policy = self.state.policy
         problem = None
         late = self._witness_problem(parts.committer_time, "committed", policy.clock_skew)
         if late:
-            problem = f"{change.path}: {late}"
+            problem = late.prefixed(change.path)
         elif request.id in self.requests:
-            problem = f"request {request.id} already exists"
+            problem = Reason(R.DUPLICATE_REQUEST, f"request {request.id} already exists")
         elif request.action not in policy.actions:
-            problem = f"{change.path}: action {request.action!r} is not in the policy"
+            problem = Reason(R.UNKNOWN_ACTION, f"{change.path}: action {request.action!r} is not in the policy")
         elif request.expires - request.created > policy.max_ttl:
-            problem = f"{change.path}: asks to live longer than max_ttl"
+            problem = Reason(R.TTL_TOO_LONG, f"{change.path}: asks to live longer than max_ttl")
         if problem:
-            self.refusals.append(Refusal(commit_id, problem))
+            self.refusals.append(Refusal.of(commit_id, problem))
             return
         entry = RequestEntry(request, commit_id, change.new_id, position, parts.author_email,
                              parts.signature is not None, self.state.commit, self, _parts=parts, _state=self.state)
@@ -593,7 +605,7 @@ class TrustedBranch:
             signer = entry.signer(self)
             if not action.may_request(signer):
                 who = signer or "an unsigned or unknown-key commit"
-                self.refusals.append(Refusal(commit_id, f"{who} may not request {request.action}"))
+                self.refusals.append(Refusal(commit_id, f"{who} may not request {request.action}", R.NOT_A_REQUESTER))
                 return
         self.requests.add(entry)
         if entry.signed and entry._signature is None:
@@ -604,7 +616,7 @@ class TrustedBranch:
         _, request_id, file_name = change.path.split("/")
         person = file_name[: -len(".toml")]
         if not (is_valid_name(request_id) and is_valid_name(person)):
-            self.refusals.append(Refusal(commit_id, f"{change.path} is not a valid decision path"))
+            self.refusals.append(Refusal(commit_id, f"{change.path} is not a valid decision path", R.LAYOUT))
             return
         entry = DecisionEntry(person, request_id, commit_id, position, self.state.commit, self,
                               _parts=parts, _state=self.state)
@@ -614,34 +626,36 @@ class TrustedBranch:
         try:
             entry.decision = parse_decision(self._record_bytes(change), change.path)
         except BadInput as exc:
-            entry.problem = str(exc)
+            entry.problem = _record_problem(exc)
         if entry.problem is None:
             entry.problem = self._witness_problem(parts.committer_time, "committed", entry.state.policy.clock_skew)
         if entry.problem is None and earlier:
-            entry.problem = f"{person} already decided on {request_id} in commit {earlier[0][:12]}"
+            entry.problem = Reason(R.DUPLICATE_DECISION,
+                                   f"{person} already decided on {request_id} in commit {earlier[0][:12]}")
         if entry.problem is None:
             entry.problem = self._binding_problem(entry, request)
         if entry.problem is None and parts.signature is None:
-            entry.problem = "decision commit is not signed"
+            entry.problem = Reason(R.NOT_SIGNED, "decision commit is not signed")
         if entry.problem is None:
             pending.append(entry)
         else:
-            self.refusals.append(Refusal(commit_id, f"{person}: {entry.problem}"))
+            self.refusals.append(Refusal.of(commit_id, entry.problem.prefixed(person)))
 
-    def _binding_problem(self, entry: DecisionEntry, request: RequestEntry | None) -> str | None:
+    def _binding_problem(self, entry: DecisionEntry, request: RequestEntry | None) -> Reason | None:
         decision = entry.decision
         if request is None:
-            return f"request {entry.request_id} does not exist before this decision"
+            return Reason(R.NO_SUCH_REQUEST, f"request {entry.request_id} does not exist before this decision")
         if decision.request != request.request.id:
-            return f"decision names request {decision.request!r}, its path {request.request.id!r}"
+            return Reason(R.WRONG_REQUEST, f"decision names request {decision.request!r}, its path {request.request.id!r}")
         if decision.request_blob != request.blob:
-            return "decision is bound to another version of the request (request_blob differs)"
+            return Reason(R.WRONG_BLOB, "decision is bound to another version of the request (request_blob differs)")
         if decision.target != request.request.target:
-            return f"decision is for target {decision.target[:12]}, the request for {request.request.target[:12]}"
+            return Reason(R.WRONG_TARGET, f"decision is for target {decision.target[:12]}, "
+                                          f"the request for {request.request.target[:12]}")
         policy = entry.state.policy
         action = policy.actions.get(request.request.action)
         if action is None or entry.person not in action.approvers:
-            return f"{entry.person} is not an approver of {request.request.action}"
+            return Reason(R.NOT_APPROVER, f"{entry.person} is not an approver of {request.request.action}")
         return None
 
     def _check_pending_signatures(self, pending: "_PendingChecks") -> None:
@@ -656,35 +670,36 @@ class TrustedBranch:
                 entry._signature = check
                 late = check.good and self._witness_problem(check.created, "signed", entry.state.policy.clock_skew)
                 if late:
-                    self.refusals.append(Refusal(entry.commit, f"{request_path(entry.request.id)}: {late}"))
+                    self.refusals.append(Refusal.of(entry.commit, late.prefixed(request_path(entry.request.id))))
         for entry, check in zip(pending.entries, checks):
             if isinstance(entry, DecisionEntry):
                 entry.signature = check
                 entry.problem = self._signature_problem(entry, check)
                 if entry.problem is not None:
-                    self.refusals.append(Refusal(entry.commit, f"{entry.person}: {entry.problem}"))
+                    self.refusals.append(Refusal.of(entry.commit, entry.problem.prefixed(entry.person)))
 
-    def _signature_problem(self, entry: DecisionEntry, check: SignatureCheck) -> str | None:
+    def _signature_problem(self, entry: DecisionEntry, check: SignatureCheck) -> Reason | None:
         if not check.good:
-            return check.reason
+            return Reason(check.code or R.NOT_CHECKED, check.reason)
         owner = entry.state.key_owner(check)
         if owner is None:
-            return f"signature by key {check.primary_key}, which is not in the policy with its keys/ file"
+            return Reason(R.UNKNOWN_KEY,
+                          f"signature by key {check.primary_key}, which is not in the policy with its keys/ file")
         if owner != entry.person:
-            return f"signed by {owner}'s key, not {entry.person}'s"
+            return Reason(R.WRONG_SIGNER, f"signed by {owner}'s key, not {entry.person}'s")
         request = self.requests[entry.request_id]
         skew = entry.state.policy.clock_skew
         late = self._witness_problem(check.created, "signed", skew)
         if late:
             return late
         if abs(check.created - entry.parts.committer_time) > skew:
-            return "signature time and committer time disagree by more than clock_skew"
+            return Reason(R.CLOCK_SKEW, "signature time and committer time disagree by more than clock_skew")
         if check.created < request.request.created - skew:
-            return "signed before the request was created"
+            return Reason(R.SIGNED_BEFORE_REQUEST, "signed before the request was created")
         action = entry.state.policy.actions[request.request.action]
         if not action.self_approval:
             if entry.person in request.requesters(self):
-                return f"{entry.person} requested it: self-approval is not allowed for {action.name}"
+                return Reason(R.SELF_APPROVAL, f"{entry.person} requested it: self-approval is not allowed for {action.name}")
             return request.unknown_requester(self)
         return None
 
@@ -729,7 +744,7 @@ class TrustedBranch:
     def _verify_one(job: tuple[str, CommitParts, Keyring]) -> SignatureCheck:
         _, parts, keyring = job
         if parts.signature is None:
-            return SignatureCheck(False, "not signed")
+            return SignatureCheck.refused(Reason(R.NOT_SIGNED, "not signed"))
         return keyring.verify(parts.payload, parts.signature)
 
     # -- lookups -------------------------------------------------------------
@@ -746,8 +761,8 @@ class TrustedBranch:
     def commit_parts(self, commit_id: str) -> CommitParts:
         try:
             return split_commit(self.branch.raw_object(commit_id))
-        except (MalformedCommit, KeyError, ValueError) as exc:
-            raise NotTrusted(f"commit {commit_id[:12]} can no longer be read: {exc}") from None
+        except (MalformedCommit, MissingObject, ValueError) as exc:
+            raise NotTrusted(f"commit {commit_id[:12]} can no longer be read: {exc}", R.MISSING_OBJECT) from None
 
     def policy_state(self, commit_id: str) -> PolicyState:
         """The policy set by one of the branch's authorized policy commits, with its keyring."""
@@ -758,7 +773,7 @@ class TrustedBranch:
             tree = self.branch.tree(self.branch.commit(commit_id).tree)
             try:
                 policy = self._read_policy(tree[POLICY_FILE].id, commit_id)
-            except (KeyError, BadInput) as exc:
+            except (KeyError, BadInput) as exc:  # KeyError: no policy.toml in the tree (a dict miss)
                 raise NotTrusted(f"the policy at {commit_id[:12]} can no longer be read: {exc}") from None
             state = self._states[commit_id] = PolicyState(policy, self.keyring_for(tree), commit_id)
         return state
@@ -856,7 +871,8 @@ class _PendingChecks:
                 try:
                     results[index] = future.result()
                 except Exception as exc:  # fail closed
-                    results[index] = SignatureCheck(False, f"signature could not be checked: {exc}")
+                    results[index] = SignatureCheck.refused(
+                        Reason(R.GPG_FAILED, f"signature could not be checked: {exc}"))
         computed = [i for i, found in enumerate(self._found) if found is None]
         if computed:
             self._cache.store([(self._jobs[i], results[i]) for i in computed])
@@ -874,7 +890,12 @@ def _verdict(job: tuple[str, CommitParts, Keyring]) -> SignatureCheck:
     try:
         return TrustedBranch._verify_one(job)
     except Exception as exc:
-        return SignatureCheck(False, f"signature could not be checked: {exc}")
+        return SignatureCheck.refused(Reason(R.GPG_FAILED, f"signature could not be checked: {exc}"))
+
+
+def _record_problem(exc: BadInput) -> Reason:
+    """Why a request or decision file does not count: too large, or malformed."""
+    return Reason(R.MALFORMED_RECORD if exc.code == R.BAD_INPUT else exc.code, str(exc))
 
 
 def _json_rows(documents: dict[str, dict]) -> list[tuple[str, str]]:
@@ -914,7 +935,7 @@ def _decision_row(entry: DecisionEntry) -> dict:
     d = entry.decision
     return {
         "person": entry.person, "request_id": entry.request_id, "commit": entry.commit, "position": entry.position,
-        "state_commit": entry.state_commit, "problem": entry.problem,
+        "state_commit": entry.state_commit, "problem": list(entry.problem) if entry.problem else None,
         "decision": [d.request, d.request_blob, d.target, d.decision, d.comment] if d else None,
         "signature": entry.signature.to_json() if entry.signature else None,
     }
@@ -924,4 +945,4 @@ def _decision_from_row(row: dict, owner: "TrustedBranch") -> DecisionEntry:
     return DecisionEntry(row["person"], row["request_id"], row["commit"], row["position"], row["state_commit"], owner,
                          decision=Decision(*row["decision"]) if row["decision"] else None,
                          signature=SignatureCheck.from_json(row["signature"]) if row["signature"] else None,
-                         problem=row["problem"])
+                         problem=Reason(*row["problem"]) if row["problem"] else None)

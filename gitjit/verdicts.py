@@ -27,8 +27,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from . import reasons as R
 from .errors import BadInput
 from .names import describe_age, format_duration, format_time
+from .reasons import Reason
 from .trusted import DecisionEntry, RequestEntry, TrustedBranch
 from .tuples import NamedTuple
 
@@ -43,6 +45,7 @@ class DecisionVerdict(NamedTuple):
     signed_at: datetime | None
     counts: bool
     reason: str  # why it does not count; empty when it counts
+    code: str = ""  # the reason's code (gitjit.reasons); empty when it counts
 
     def to_json(self) -> dict:
         return {
@@ -53,6 +56,7 @@ class DecisionVerdict(NamedTuple):
             "signed_at": format_time(self.signed_at) if self.signed_at else None,
             "counts": self.counts,
             "reason": self.reason or None,
+            "code": self.code or None,
         }
 
 
@@ -72,6 +76,7 @@ class RequestVerdict(NamedTuple):
     threshold: int
     decisions: tuple[DecisionVerdict, ...]
     reasons: tuple[str, ...]  # why it is not approved; empty when approved
+    codes: tuple[str, ...] = ()  # the code of each of `reasons`, in the same order
 
     @property
     def approved(self) -> bool:
@@ -95,6 +100,7 @@ class RequestVerdict(NamedTuple):
             "threshold": self.threshold,
             "decisions": [d.to_json() for d in self.decisions],
             "reasons": list(self.reasons),
+            "codes": list(self.codes),
         }
 
 
@@ -105,6 +111,7 @@ class Verdict(NamedTuple):
     approved_by: str | None  # the id of a request that is approved
     requests: tuple[RequestVerdict, ...]
     reasons: tuple[str, ...]
+    codes: tuple[str, ...] = ()  # the code of each of `reasons`, in the same order
 
     @property
     def approved(self) -> bool:
@@ -119,59 +126,61 @@ class Verdict(NamedTuple):
             "approved_by": self.approved_by,
             "requests": [r.to_json() for r in self.requests],
             "reasons": list(self.reasons),
+            "codes": list(self.codes),
         }
 
 
 def judge_decision(trusted: TrustedBranch, entry: DecisionEntry, request: RequestEntry, now: datetime) -> DecisionVerdict:
     check = entry.signature
 
-    def verdict(reason: str) -> DecisionVerdict:
+    def verdict(reason: Reason | None) -> DecisionVerdict:
         return DecisionVerdict(
             person=entry.person,
             decision=entry.decision.decision if entry.decision else None,
             commit=entry.commit,
             key=check.primary_key if check else None,
             signed_at=check.created if check else None,
-            counts=not reason,
-            reason=reason,
+            counts=reason is None,
+            reason=reason.text if reason else "",
+            code=reason.code if reason else "",
         )
 
     if entry.problem is not None or check is None or not check.good:
-        return verdict(entry.problem or "signature was not checked")
+        return verdict(entry.problem or Reason(R.NOT_CHECKED, "signature was not checked"))
     policy = trusted.policy
     action = policy.actions.get(request.request.action)
     if action is None:
-        return verdict(f"action {request.request.action} is no longer in the policy")
+        return verdict(Reason(R.UNKNOWN_ACTION, f"action {request.request.action} is no longer in the policy"))
     if entry.person not in action.approvers:
-        return verdict(f"{entry.person} is no longer an approver of {action.name}")
+        return verdict(Reason(R.NOT_APPROVER, f"{entry.person} is no longer an approver of {action.name}"))
     if not action.self_approval:
         if entry.person in request.requesters(trusted):
-            return verdict(f"{entry.person} requested it: self-approval is not allowed for {action.name}")
+            return verdict(Reason(R.SELF_APPROVAL,
+                                  f"{entry.person} requested it: self-approval is not allowed for {action.name}"))
         unknown = request.unknown_requester(trusted)
         if unknown:
             return verdict(unknown)
     if trusted.state.key_owner(check) != entry.person:
         # an admin takes a stolen key out of the policy (they cannot revoke it): its decisions stop counting
-        return verdict(f"key {check.primary_key[-16:]} is no longer {entry.person}'s in the policy")
+        return verdict(Reason(R.WRONG_SIGNER, f"key {check.primary_key[-16:]} is no longer {entry.person}'s in the policy"))
     for keyring in (entry.state.keyring, trusted.state.keyring):
         key = keyring.keys.get(check.primary_key)
         if key is None:
             if keyring is entry.state.keyring:
-                return verdict(f"key {check.primary_key} is missing from keys/")
+                return verdict(Reason(R.KEY_MISSING, f"key {check.primary_key} is missing from keys/"))
             continue
         problem = key.problem_at(check.signing_key, now)
         if problem:
             return verdict(problem)
     if check.expires is not None and now >= check.expires:
-        return verdict(f"signature expired at {format_time(check.expires)}")
+        return verdict(Reason(R.EXPIRED_SIGNATURE, f"signature expired at {format_time(check.expires)}"))
     skew = policy.clock_skew
     if check.created > now + skew:
-        return verdict(f"signed in the future ({format_time(check.created)})")
+        return verdict(Reason(R.FUTURE, f"signed in the future ({format_time(check.created)})"))
     if entry.approves and now - check.created > action.freshness:
-        return verdict(
-            f"approval is {describe_age(now - check.created)} old, freshness is {format_duration(action.freshness)}"
-        )
-    return verdict("")
+        return verdict(Reason(R.STALE, f"approval is {describe_age(now - check.created)} old, "
+                                       f"freshness is {format_duration(action.freshness)}"))
+    return verdict(None)
 
 
 def judge_request(trusted: TrustedBranch, entry: RequestEntry, now: datetime) -> RequestVerdict:
@@ -182,27 +191,27 @@ def judge_request(trusted: TrustedBranch, entry: RequestEntry, now: datetime) ->
     rejections = tuple(sorted({d.person for d in decisions if d.counts and d.decision == "reject"}))
     threshold = action.threshold if action else 0
     skew = trusted.policy.clock_skew
-    reasons = [f"{d.person}: {d.reason}" for d in decisions if not d.counts]
+    reasons = [Reason(d.code, f"{d.person}: {d.reason}") for d in decisions if not d.counts]
     unknown = entry.unknown_requester(trusted) if action is not None and not action.self_approval else None
     if action is None:
         state = PENDING
-        reasons.insert(0, f"action {request.action} is no longer in the policy")
+        reasons.insert(0, Reason(R.UNKNOWN_ACTION, f"action {request.action} is no longer in the policy"))
     elif rejections:
         state = REJECTED
-        reasons.insert(0, f"rejected by {', '.join(rejections)}")
+        reasons.insert(0, Reason(R.REJECTED, f"rejected by {', '.join(rejections)}"))
     elif now >= request.expires:
         state = EXPIRED
-        reasons.insert(0, f"request expired at {format_time(request.expires)}")
+        reasons.insert(0, Reason(R.EXPIRED, f"request expired at {format_time(request.expires)}"))
     elif now < request.created - skew:
         state = NOT_YET_VALID
-        reasons.insert(0, f"request is valid only from {format_time(request.created)}")
+        reasons.insert(0, Reason(R.NOT_YET_VALID, f"request is valid only from {format_time(request.created)}"))
     elif len(approvals) >= threshold:
         state = APPROVED
         reasons = []
     else:
         state = PENDING
         who = f" ({', '.join(approvals)})" if approvals else ""
-        reasons.insert(0, f"{len(approvals)} of {threshold} approvals{who}")
+        reasons.insert(0, Reason(R.PENDING, f"{len(approvals)} of {threshold} approvals{who}"))
         if unknown and not decisions:
             reasons.insert(1, unknown)  # with decisions, each of them says it
     return RequestVerdict(
@@ -220,7 +229,8 @@ def judge_request(trusted: TrustedBranch, entry: RequestEntry, now: datetime) ->
         rejections=rejections,
         threshold=threshold,
         decisions=decisions,
-        reasons=tuple(reasons),
+        reasons=tuple(r.text for r in reasons),
+        codes=tuple(r.code for r in reasons),
     )
 
 
@@ -232,8 +242,10 @@ def verify(trusted: TrustedBranch, action: str, target: str, now: datetime) -> V
     approved = next((v.id for v in verdicts if v.approved), None)
     if approved:
         reasons: tuple[str, ...] = ()
+        codes: tuple[str, ...] = ()
     elif not verdicts:
-        reasons = (f"no request for {action} on {target[:12]}",)
+        reasons, codes = (f"no request for {action} on {target[:12]}",), (R.NO_REQUEST,)
     else:
         reasons = tuple(f"request {v.id}: {r}" for v in verdicts for r in v.reasons)
-    return Verdict(action, target, now, approved, verdicts, reasons)
+        codes = tuple(c for v in verdicts for c in v.codes)
+    return Verdict(action, target, now, approved, verdicts, reasons, codes)

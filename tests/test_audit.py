@@ -96,12 +96,12 @@ def test_an_honest_history_audits_clean(honest, keys):
     assert set(decisions) == {"bob", "carol"}
     for person, d in decisions.items():
         assert d["signer"] == person and d["key"] == keys[person].fpr and d["decision"] == "approve"
-        assert d["signed_at"] and d["committed_at"] and d["counts"] is False and "old, freshness is 1h" in d["reason"]
+        assert d["signed_at"] and d["committed_at"] and d["counts"] is False and d["code"] == "stale"
 
     now = audit_json(carol, "--at", datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), check=0)
     fresh = {r["id"]: r for r in now["requests"]}
     assert fresh[deploy]["state"] == "approved" and fresh[deploy]["approvals"] == ["bob", "carol"]
-    assert all(d["counts"] and d["reason"] is None for d in fresh[deploy]["decisions"])
+    assert all(d["counts"] and d["reason"] is None and d["code"] is None for d in fresh[deploy]["decisions"])
     assert fresh[quick]["state"] == "pending"
 
     text = carol.gitjit("audit", "--at", AT, check=0).stdout
@@ -114,11 +114,11 @@ def test_forged_commits_are_reported_with_their_reasons_and_exit_1(forged, keys)
     assert report["trusted"] is True and report["ok"] is False
     assert [r["commit"] for r in report["refusals"]] == list(commits.values())  # in branch order
     reasons = {r["commit"]: r["reason"] for r in report["refusals"]}
-    assert reasons == {
-        commits["unsigned"]: "bob: decision commit is not signed",
-        commits["non-approver"]: "dave: dave is not an approver of quick",
-        commits["wrong-key"]: "erin: signed by carol's key, not erin's",
-        commits["layout"]: "notes.txt is outside the approvals branch layout",
+    assert {r["commit"]: r["code"] for r in report["refusals"]} == {
+        commits["unsigned"]: "not-signed",
+        commits["non-approver"]: "not-approver",
+        commits["wrong-key"]: "wrong-signer",
+        commits["layout"]: "layout",
     }
     by_id = {r["id"]: r for r in report["requests"]}
     assert by_id[quick]["approvals"] == [] and by_id[quick]["state"] == "expired"
@@ -127,7 +127,7 @@ def test_forged_commits_are_reported_with_their_reasons_and_exit_1(forged, keys)
     # The signer of a refused decision is still named: dave signed his own, carol signed erin's.
     assert (decisions["dave"]["signer"], decisions["dave"]["key"]) == ("dave", keys["dave"].fpr)
     assert (decisions["erin"]["signer"], decisions["erin"]["key"]) == ("carol", keys["carol"].fpr)
-    assert decisions["erin"]["reason"] == "signed by carol's key, not erin's"
+    assert decisions["erin"]["code"] == "wrong-signer"
     assert {d["counts"] for d in decisions.values()} == {False}
 
     text = erin.gitjit("audit", "--at", AT, check=1).stdout
@@ -167,6 +167,7 @@ def test_an_unauthorized_policy_change_makes_the_branch_not_trusted(honest, keys
     report = audit_json(bob, check=1)
     assert report["trusted"] is False and report["ok"] is False
     assert report["not_trusted"]["commit"] == bad
+    assert report["not_trusted"]["code"] == "unauthorized-policy-change"
     assert "not an admin's key" in report["not_trusted"]["reason"]
     assert report["not_trusted"]["unchecked_commits"] == 2
     # What was authenticated before it is still reported; nothing after it is.
@@ -185,7 +186,7 @@ def test_a_branch_that_is_not_from_the_pinned_root_is_not_trusted(honest):
     carol = team.clone("carol")
     other = carol.head("refs/remotes/origin/approvals~1")
     report = audit_json(carol, "--root", other, check=1)
-    assert report["trusted"] is False and "not at the pinned root" in report["not_trusted"]["reason"]
+    assert report["trusted"] is False and report["not_trusted"]["code"] == "bad-root"
     assert report["requests"] == [] and report["policy_changes"] == []
 
 
@@ -197,7 +198,7 @@ def test_a_merge_on_the_branch_is_not_trusted(honest):
     erin.git("update-ref", BRANCH, merge)
     report = audit_json(erin, check=1)
     assert report["trusted"] is False and report["not_trusted"]["commit"] is None
-    assert "is a merge" in report["not_trusted"]["reason"]
+    assert report["not_trusted"]["code"] == "not-linear" and "is a merge" in report["not_trusted"]["reason"]
     assert "NOT TRUSTED" in erin.gitjit("audit", check=1).stdout
 
 
@@ -456,9 +457,10 @@ def test_a_check_that_fails_in_the_middle_of_a_batch_fails_closed(forged, monkey
 
     reason = "signature could not be checked: gpg was killed"
     decision = next(d for d in failed["decisions"] if d[0] == carol)
-    assert decision[2].good is False and decision[2].reason == reason and decision[3] == reason
+    assert decision[2].good is False and decision[2].reason == reason and decision[2].code == "gpg-failed"
+    assert decision[3] == ("gpg-failed", reason)
     assert [r for r in failed["refusals"] if r[0] != carol] == reference["refusals"]
-    assert (carol, f"carol: {reason}") in failed["refusals"]
+    assert (carol, f"carol: {reason}", "gpg-failed") in failed["refusals"]
     # Refused when its signature was judged, in branch order: before erin's forgery, after the walk's.
     order = [r[0] for r in failed["refusals"]]
     assert order.index(carol) == order.index(commits["wrong-key"]) - 1 == len(order) - 2
@@ -570,8 +572,8 @@ def test_a_gnupg_failure_does_not_stick_through_the_snapshot(in_process_audit, m
     (erin.path / ".git" / "gitjit" / "signatures.jsonl").unlink()
     monkeypatch.setattr(sigcache, "_open_caches", {})  # no good verdict kept: GnuPG is asked again
     failed = report(cold=True)  # and saved, with carol's decision refused
-    reasons = {r["commit"]: r["reason"] for r in failed["refusals"]}
-    assert reasons[carol] == "carol: signature could not be checked: gpg was killed"
+    reasons = {r["commit"]: (r["code"], r["reason"]) for r in failed["refusals"]}
+    assert reasons[carol] == ("gpg-failed", "carol: signature could not be checked: gpg was killed")
     monkeypatch.setattr(Keyring, "_status_lines", real)
     walks = len(walked)
     assert report() == honest and len(walked) == walks + 1  # walked again from the root

@@ -448,18 +448,19 @@ def test_missing_objects_and_bad_input_refuse(world: World, keys: Keys):
     now = datetime.now(timezone.utc)
     missing = "1234567" * 5 + "89abc"
     refusals, _ = _run_hook(world.server, [LINE.format(old=ZERO, new=missing, ref="refs/tags/v7.0")], now)
-    assert "missing" in refusals[0].reason
+    assert refusals[0].code == "missing-object" and "missing" in refusals[0].reason
     tip = world.refs()[APPROVALS]
     refusals, _ = _run_hook(world.server, [LINE.format(old=tip, new=missing, ref=APPROVALS)], now)
-    assert "missing" in refusals[0].reason
+    assert refusals[0].code == "missing-object" and "missing" in refusals[0].reason
     tag = LINE.format(old=world.alice.head(), new=world.alice.head(), ref="refs/tags/v7.0")
     assert _run_hook(world.server, [tag], now)[0] == []  # a protected tag that does not change passes
     refusals, _ = _run_hook(world.server, ["not a ref update"], now)
-    assert refusals and "unreadable ref update line" in refusals[0].reason
+    assert refusals and refusals[0].code == "bad-push-line" and "unreadable ref update line" in refusals[0].reason
     git("config", "gitjit.branch", "Not A Name", cwd=world.server, env=keys.env)
     line = LINE.format(old=ZERO, new=world.alice.head(), ref="refs/tags/v7.0")
     refusals, _ = _run_hook(world.server, [line], now)
-    assert [r.ref for r in refusals] == ["refs/tags/v7.0"] and "not a valid name" in refusals[0].reason
+    assert [r.ref for r in refusals] == ["refs/tags/v7.0"] and refusals[0].code == "bad-input"
+    assert "not a valid name" in refusals[0].reason
 
 
 def test_untrusted_server_branch_refuses_tags_and_branch_updates(world: World, keys: Keys):

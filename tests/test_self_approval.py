@@ -85,6 +85,7 @@ def test_cli_verify_says_why_an_unsigned_request_never_counts(world):
     data = world.json("erin", "verify", "deploy", "--target", target, check=1)
     assert data["approved"] is False
     assert f"request {rid}: alice: {UNKNOWN}" in data["reasons"]
+    assert data["codes"] == ["pending", "unknown-requester", "unknown-requester"]
 
 
 def test_a_request_signed_by_a_key_of_nobody_in_the_policy_never_counts(world):
@@ -95,7 +96,9 @@ def test_a_request_signed_by_a_key_of_nobody_in_the_policy_never_counts(world):
     world.hand_decision("bob", rid)
     reasons = world.decision_reasons("deploy", target)
     expected = "request's signature counts for nobody: with self_approval = false the requester must be known"
-    assert reasons == {"alice": expected, "bob": expected}
+    assert reasons == {"alice": expected, "bob": expected}  # the text tells this case from an unsigned request
+    codes = {d.person: d.code for r in world.verdict("deploy", target).requests for d in r.decisions}
+    assert codes == {"alice": "unknown-requester", "bob": "unknown-requester"}
     world.gitjit("erin", "verify", "deploy", "--target", target, check=1)
 
 
@@ -104,6 +107,7 @@ def test_an_unsigned_request_without_decisions_says_so_in_its_reasons(world):
     world.hand_request("erin", "deploy", target, sign=False)
     data = world.json("erin", "verify", "deploy", "--target", target, check=1)
     assert data["requests"][0]["reasons"] == ["0 of 2 approvals", UNKNOWN]
+    assert data["requests"][0]["codes"] == ["pending", "unknown-requester"]
 
 
 def test_a_signed_request_by_a_known_person_still_counts(world):

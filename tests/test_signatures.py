@@ -178,7 +178,7 @@ def good_lines(signing: str = FPR, primary: str = FPR, when: str = "1795658298",
 
 def test_good_signature():
     check = judge_status(good_lines(), 0)
-    assert check.good and check.reason == ""
+    assert check.good and check.reason == "" and check.code == ""
     assert check.signing_key == FPR and check.primary_key == FPR
     assert check.created == datetime.fromtimestamp(1795658298, timezone.utc)
 
@@ -196,6 +196,11 @@ def test_iso_signature_time():
 def test_trust_level_plays_no_part():
     lines = [l for l in good_lines() if not l[0].startswith("TRUST_")] + [("TRUST_NEVER", "0 pgp")]
     assert judge_status(lines, 0).good
+
+
+FATAL_CODES = {"BADSIG": "bad-signature", "ERRSIG": "gpg-failed", "NO_PUBKEY": "unknown-key",
+               "EXPSIG": "expired-signature", "EXPKEYSIG": "expired-key", "REVKEYSIG": "revoked-key",
+               "FAILURE": "gpg-failed", "ERROR": "gpg-failed"}
 
 
 @pytest.mark.parametrize(
@@ -216,7 +221,8 @@ def test_fatal_status_lines_mean_not_good(keyword, value, reason):
         lines = good_lines()
         lines.insert(position, (keyword, value))
         check = judge_status(lines, 0)
-        assert not check.good and check.reason.startswith(reason)
+        assert not check.good and check.code == FATAL_CODES[keyword]
+        assert check.reason.startswith(reason)  # which of gpg's failures: the codes group them
         assert check.primary_key is None
 
 
@@ -242,26 +248,27 @@ def test_fatal_status_lines_mean_not_good(keyword, value, reason):
 )
 def test_anything_but_exactly_one_good_valid_signature_is_not_good(change, reason):
     check = judge_status(change(good_lines()), 0)
-    assert not check.good
+    assert not check.good and check.code == "malformed-signature"
     assert reason in check.reason
 
 
 @pytest.mark.parametrize("returncode", [1, 2, None])
 def test_nonzero_exit_is_not_good(returncode):
     check = judge_status(good_lines(), returncode)
-    assert not check.good and "gpg exited with" in check.reason
+    assert not check.good and check.code == "gpg-failed" and "gpg exited with" in check.reason
 
 
 def test_a_killed_gpg_gave_no_verdict_whatever_it_printed():
     for lines in (good_lines(), [], [("NEWSIG", "")]):
         check = judge_status(lines, -9)
-        assert not check.good and check.reason == "signature could not be checked: gpg was killed by signal 9"
+        assert not check.good and check.code == "gpg-failed"
+        assert check.reason == "signature could not be checked: gpg was killed by signal 9"
 
 
 def test_an_exit_without_status_lines_is_no_verdict_not_a_bad_signature():
     for lines in ([], [("NEWSIG", "")], [("KEY_CONSIDERED", f"{FPR} 0")]):
         check = judge_status(lines, 2)
-        assert not check.good
+        assert not check.good and check.code == "gpg-failed"
         assert check.reason == "signature could not be checked: gpg exited with 2 without a verdict"
 
 
@@ -304,7 +311,8 @@ def test_subkeys_are_known(keyring, keys):
     assert keys["subby"].sub_fpr in subby.subkeys
     now = datetime.now(timezone.utc)
     assert subby.problem_at(keys["subby"].sub_fpr, now) is None
-    assert "is not a subkey of" in subby.problem_at(keys["alice"].fpr, now)
+    problem = subby.problem_at(keys["alice"].fpr, now)
+    assert problem.code == "wrong-signer" and "is not a subkey of" in problem.text
 
 
 def test_revoked_flag_comes_from_the_key_material(keyring, keys):
@@ -312,7 +320,7 @@ def test_revoked_flag_comes_from_the_key_material(keyring, keys):
     assert ring.keys[keys["revoked"].fpr].revoked
     assert not ring.keys[keys["alice"].fpr].revoked
     problem = ring.keys[keys["revoked"].fpr].problem_at(keys["revoked"].fpr, datetime.now(timezone.utc))
-    assert problem == f"key {keys['revoked'].fpr[-16:]} is revoked"
+    assert problem == ("revoked-key", f"key {keys['revoked'].fpr[-16:]} is revoked")
 
 
 def test_expiry_is_judged_at_the_given_time(keyring, keys):
@@ -321,7 +329,8 @@ def test_expiry_is_judged_at_the_given_time(keyring, keys):
     now = datetime.now(timezone.utc)
     assert short.expires is not None and abs(short.expires - (now + timedelta(days=2)).timestamp()) < 3600
     assert short.problem_at(short.fingerprint, now) is None
-    assert "expired at" in short.problem_at(short.fingerprint, now + timedelta(days=3))
+    expired = short.problem_at(short.fingerprint, now + timedelta(days=3))
+    assert expired.code == "expired-key" and "expired at" in expired.text
     assert ring.keys[keys["alice"].fpr].expires is None
 
 
@@ -376,7 +385,7 @@ def test_keyring_is_isolated_from_the_users_keyring(keyring, repos, keys, monkey
     # erin's key is in the user's keyring (GNUPGHOME), not in this keyring: it does not count
     monkeypatch.setenv("GNUPGHOME", str(keys.home))
     check = verify_commit(ring, repos["erin"], signed_commit(repos["erin"]))
-    assert not check.good and check.reason.startswith("signature by unknown key")
+    assert not check.good and check.code == "unknown-key"
 
 
 def test_tampered_payload_is_a_bad_signature(keyring, alice_commit):
@@ -384,14 +393,14 @@ def test_tampered_payload_is_a_bad_signature(keyring, alice_commit):
     _, _, data = alice_commit
     parts = split_commit(data)
     check = ring.verify(parts.payload.replace(b"subject", b"subjecT"), parts.signature)
-    assert not check.good and check.reason.startswith("bad signature")
+    assert not check.good and check.code == "bad-signature"
 
 
 def test_revoked_key_signature_does_not_count(keyring, keys, tmp_path):
     ring, _, _ = keyring
     revoked = make_clone(tmp_path, keys["revoked"], keys)
     check = verify_commit(ring, revoked, signed_commit(revoked))
-    assert not check.good and check.reason.startswith("signature by a revoked key")
+    assert not check.good and check.code == "revoked-key"
 
 
 def test_two_signatures_in_one_signature_block_do_not_count(keyring, keys, alice_commit):
@@ -404,7 +413,7 @@ def test_two_signatures_in_one_signature_block_do_not_count(keyring, keys, alice
         input=payload, capture_output=True, env=keys.env, check=True)
     check = ring.verify(payload, proc.stdout)
     # refused before GnuPG sees it (sigpacket.py); judge_status refuses it too (tested above)
-    assert not check.good and check.reason.startswith("signature is not one OpenPGP signature packet: ")
+    assert not check.good and check.code == "malformed-signature"
     assert "after the signature packet" in check.reason
 
 
@@ -419,7 +428,7 @@ def test_unknown_key_is_reported_as_such_though_gpg_says_errsig_first():
     key = FPR[-16:]
     lines = [("NEWSIG", ""), ("ERRSIG", f"{key} 22 8 00 1795658298 9 {FPR}"), ("NO_PUBKEY", key)]
     check = judge_status(lines, 2)
-    assert not check.good and check.reason == f"signature by unknown key {key}"
+    assert not check.good and (check.code, check.reason) == ("unknown-key", f"signature by unknown key {key}")
 
 
 # -- faults: gpg killed, failing or hanging (a wrapper around the real gpg) ----------------
@@ -447,7 +456,7 @@ def test_a_gpg_that_dies_gives_no_verdict_not_a_bad_signature(keyring, alice_com
     monkeypatch.setenv("GITJIT_GPG", faulty_gpg(tmp_path, on_verify))
     faulty = Keyring.load(cache, "a" * 40)  # a fresh keyring object picks its gpg binary anew
     check = faulty.verify(parts.payload, parts.signature)
-    assert not check.good and check.reason == reason
+    assert not check.good and (check.code, check.reason) == ("gpg-failed", reason)
     assert check.primary_key is None and check.created is None
 
 
@@ -460,7 +469,8 @@ def test_a_gpg_that_hangs_is_killed_at_the_time_limit(keyring, alice_commit, tmp
     started = time.monotonic()
     check = Keyring.load(cache, "a" * 40).verify(parts.payload, parts.signature)
     assert time.monotonic() - started < 5
-    assert not check.good and check.reason == "signature could not be checked: gpg timed out after 0.5 s"
+    assert not check.good and check.code == "gpg-failed"
+    assert check.reason == "signature could not be checked: gpg timed out after 0.5 s"
     pid = int(marker.read_text())
     with pytest.raises(ProcessLookupError):  # killed, not left behind
         os.kill(pid, 0)
@@ -480,7 +490,7 @@ def test_a_malformed_signature_never_reaches_gpg(keyring, alice_commit, tmp_path
     monkeypatch.setenv("GITJIT_GPG", faulty_gpg(tmp_path, f'touch "{tmp_path / "verified"}"'))
     faulty = Keyring.load(cache, "a" * 40)
     check = faulty.verify(parts.payload, parts.signature.replace(b"\n=", b"\n=AAAA\n=", 1))
-    assert not check.good and check.reason.startswith("signature is not one OpenPGP signature packet: ")
+    assert not check.good and check.code == "malformed-signature"
     assert not (tmp_path / "verified").exists()
     assert faulty.verify(parts.payload, parts.signature).good  # the wrapper passes a good one through
     assert (tmp_path / "verified").exists()

@@ -36,6 +36,12 @@ def approved_request(world: World, action: str = "deploy", approvers=("alice", "
     return target, rid
 
 
+def why(world: World, action: str, target: str, at=None) -> dict[str, str]:
+    """person -> the code of why their decision does not count ('' when it counts), over every request."""
+    verdict = world.verdict(action, target, at)
+    return {d.person: d.code for r in verdict.requests for d in r.decisions}
+
+
 def cli_verify(world: World, action: str, target: str, expect: int, *args: str, person: str = "dave"):
     return world.gitjit(person, "verify", action, "--target", target, *args, check=expect)
 
@@ -51,7 +57,7 @@ def test_happy_path(world):
     assert verdict.approved and verdict.approved_by == rid and verdict.reasons == ()
     request = verdict.requests[0]
     assert request.approvals == ("alice", "bob") and request.threshold == 2 and request.requesters == ("carol",)
-    assert all(d.counts and d.reason == "" for d in request.decisions)
+    assert all(d.counts and d.reason == "" and d.code == "" for d in request.decisions)
     # the same request says nothing about another action or another commit
     assert not world.verdict("selfok", target).approved
     assert not world.verdict("deploy", world.target()).approved
@@ -95,7 +101,8 @@ def test_the_same_person_twice_is_one_approval(world):
     # decision files are immutable: bob cannot add a second one, only (try to) rewrite his
     path = f"approvals/{rid}/bob.toml"
     world.commit_on_branch("bob", {path: world.show(path).replace('comment = ""', 'comment = "again"')})
-    assert world.trusted().refusals[-1].reason == f"a commit must add exactly one file; this one changes M {path}"
+    refusal = world.trusted().refusals[-1]
+    assert (refusal.code, refusal.reason) == ("layout", f"a commit must add exactly one file; this one changes M {path}")
     assert "1 of 2 approvals (bob)" in cli_verify(world, "deploy", target, 1).stdout
     # and the CLI refuses to write a second decision
     assert "would not count" in world.gitjit("bob", "approve", rid, check=2).stderr
@@ -125,8 +132,7 @@ def test_requesters_own_approval_does_not_count(world):
     assert world.snapshot().refs == before.refs
     # ... and written by hand it does not count
     world.hand_decision("carol", rid)
-    reasons = world.decision_reasons("deploy", target)
-    assert reasons == {"bob": "", "carol": "carol requested it: self-approval is not allowed for deploy"}
+    assert why(world, "deploy", target) == {"bob": "", "carol": "self-approval"}
     assert "1 of 2 approvals (bob)" in cli_verify(world, "deploy", target, 1).stdout
 
 
@@ -144,10 +150,10 @@ def test_unsigned_request_makes_the_author_email_the_requester(world):
     world.hand_decision("alice", rid)  # `gitjit approve` refuses to write it: it would not count
     verdict = world.verdict("deploy", target)
     assert verdict.requests[0].requesters == ("bob",)
-    reasons = world.decision_reasons("deploy", target)
-    assert reasons["bob"] == "bob requested it: self-approval is not allowed for deploy"
+    codes = why(world, "deploy", target)
+    assert codes["bob"] == "self-approval"
     # docs/format.md, 6.3: with self_approval = false an unsigned request never counts (its author email is not authenticated)
-    assert reasons["alice"] == "request is unsigned: with self_approval = false the requester must be known"
+    assert codes["alice"] == "unknown-requester"
     assert not verdict.approved
 
 
@@ -177,9 +183,8 @@ def test_person_outside_the_policy(world, keys):
     # erin's key is nowhere in the policy or keys/: neither her own file nor one in alice's name counts
     world.hand_decision("erin", rid)
     world.hand_decision("erin", rid, as_person="alice")
-    reasons = world.decision_reasons("deploy", target)
-    assert reasons["erin"] == "erin is not an approver of deploy"
-    assert reasons["alice"] == f"signature by unknown key {keys['erin'].fpr[-16:]}"
+    codes = why(world, "deploy", target)
+    assert (codes["erin"], codes["alice"]) == ("not-approver", "unknown-key")
     out = cli_verify(world, "deploy", target, 1).stdout
     assert f"alice: signature by unknown key {keys['erin'].fpr[-16:]}" in out
     assert "1 of 2 approvals (bob)" in out
@@ -191,7 +196,7 @@ def test_person_who_is_not_an_approver_of_the_action(world):
     world.approve("bob", rid)
     assert "dave is not an approver of deploy" in world.gitjit("dave", "approve", rid, check=2).stderr
     world.hand_decision("dave", rid)
-    assert world.decision_reasons("deploy", target)["dave"] == "dave is not an approver of deploy"
+    assert why(world, "deploy", target)["dave"] == "not-approver"
     assert not world.verdict("deploy", target).approved
 
 
@@ -200,7 +205,7 @@ def test_decision_signed_with_another_persons_key(world, keys):
     rid = world.request("dave", "deploy", target)
     world.approve("bob", rid)
     world.hand_decision("bob", rid, as_person="alice")  # approvals/<id>/alice.toml, signed by bob
-    assert world.decision_reasons("deploy", target)["alice"] == "signed by bob's key, not alice's"
+    assert why(world, "deploy", target)["alice"] == "wrong-signer"
     assert not world.verdict("deploy", target).approved
 
 
@@ -209,7 +214,7 @@ def test_unsigned_decision(world):
     rid = world.request("carol", "deploy", target)
     world.approve("bob", rid)
     world.hand_decision("alice", rid, sign=False)
-    assert world.decision_reasons("deploy", target)["alice"] == "decision commit is not signed"
+    assert why(world, "deploy", target)["alice"] == "not-signed"
     assert not world.verdict("deploy", target).approved
 
 
@@ -218,8 +223,7 @@ def test_decision_bound_to_another_target(world):
     rid = world.request("carol", "deploy", target)
     world.approve("bob", rid)
     world.hand_decision("alice", rid, target=other)
-    reason = world.decision_reasons("deploy", target)["alice"]
-    assert reason == f"decision is for target {other[:12]}, the request for {target[:12]}"
+    assert why(world, "deploy", target)["alice"] == "wrong-target"
     assert not world.verdict("deploy", target).approved
     assert not world.verdict("deploy", other).approved
 
@@ -230,7 +234,7 @@ def test_decision_bound_to_another_request_blob(world):
     world.approve("bob", rid)
     other_blob = world.blob_id("policy.toml")
     world.hand_decision("alice", rid, request_blob=other_blob)
-    assert "request_blob differs" in world.decision_reasons("deploy", target)["alice"]
+    assert why(world, "deploy", target)["alice"] == "wrong-blob"
     assert not world.verdict("deploy", target).approved
 
 
@@ -280,7 +284,7 @@ def test_tampered_decision_keeps_its_signature_but_does_not_count(world):
     assert b"gpgsig" in _raw(world, forged) and forged != signed
     world.git("update-ref", BRANCH, forged)
     assert world.git("verify-commit", forged, check=False).returncode != 0  # git agrees
-    assert world.decision_reasons("deploy", target)["alice"].startswith("bad signature")
+    assert why(world, "deploy", target)["alice"] == "bad-signature"
     assert not world.verdict("deploy", target).approved
 
 
@@ -295,7 +299,7 @@ def test_signature_copied_onto_another_commit_does_not_count(world):
     head, _, message = _raw(world, unsigned).partition(b"\n\n")
     forged = _write_commit(world, head + b"\n" + b"\n".join(signature_lines) + b"\n\n" + message)
     world.git("update-ref", BRANCH, forged)
-    assert world.decision_reasons("deploy", target)["alice"].startswith("bad signature")
+    assert why(world, "deploy", target)["alice"] == "bad-signature"
     assert not world.verdict("deploy", target).approved
 
 
@@ -305,8 +309,7 @@ def test_signature_time_must_agree_with_the_committer_time(world):
     world.approve("bob", rid)
     an_hour_ago = f"{int(utc(hours=-1).timestamp())} +0000"
     world.hand_decision("alice", rid, env={"GIT_COMMITTER_DATE": an_hour_ago})
-    reason = world.decision_reasons("deploy", target)["alice"]
-    assert reason == "signature time and committer time disagree by more than clock_skew"
+    assert why(world, "deploy", target)["alice"] == "clock-skew"
 
 
 def test_modified_request_does_not_change_what_was_approved(world):
@@ -315,7 +318,8 @@ def test_modified_request_does_not_change_what_was_approved(world):
     path = f"requests/{rid}.toml"
     world.commit_on_branch("carol", {path: world.show(path).replace(target, world.target())})
     trusted = world.trusted()
-    assert [r.reason for r in trusted.refusals] == [f"a commit must add exactly one file; this one changes M {path}"]
+    assert [(r.code, r.reason) for r in trusted.refusals] == [
+        ("layout", f"a commit must add exactly one file; this one changes M {path}")]
     assert trusted.requests[rid].request.target == target
     assert world.verdict("deploy", target).approved
 
@@ -348,8 +352,8 @@ def test_approval_signed_before_the_request_was_created(world):
     rid = world.hand_request("carol", "deploy", target, created=utc(hours=1), expires=utc(hours=5))
     world.hand_decision("alice", rid)
     world.hand_decision("bob", rid)
-    reasons = world.decision_reasons("deploy", target, at=utc(hours=1))
-    assert reasons == {"alice": "signed before the request was created", "bob": "signed before the request was created"}
+    codes = why(world, "deploy", target, at=utc(hours=1))
+    assert codes == {"alice": "signed-before-request", "bob": "signed-before-request"}
 
 
 def test_expired_request(world):
@@ -370,7 +374,7 @@ def test_request_not_valid_yet(world):
     world.approve("bob", rid)
     verdict = world.verdict("deploy", target, at=utc(hours=-2))
     assert verdict.requests[0].state == "not-yet-valid"
-    assert "is valid only from" in verdict.reasons[0]
+    assert verdict.codes[0] == "not-yet-valid"
 
 
 # -- vetoes ----------------------------------------------------------------------------------
@@ -386,7 +390,7 @@ def test_rejection_vetoes_and_does_not_go_stale(world):
     assert verdict.requests[0].state == "rejected" and verdict.requests[0].rejections == ("carol",)
     decision = {d.person: d for d in verdict.requests[0].decisions}
     assert decision["carol"].counts and decision["carol"].decision == "reject"
-    assert not decision["alice"].counts and "old, freshness is 1h" in decision["alice"].reason
+    assert not decision["alice"].counts and decision["alice"].code == "stale"
 
 
 def test_rejection_by_someone_who_may_not_decide_does_not_count(world):
@@ -422,7 +426,8 @@ def test_revoked_key_withdraws_its_approvals(world, keys):
     # and a decision made after the revocation is published never counts
     rid2 = world.request("carol", "ops", world.target())
     world.hand_decision("revoked", rid2)
-    assert world.trusted().refusals[-1].reason.startswith("revoked: signature by a revoked key")
+    refusal = world.trusted().refusals[-1]
+    assert refusal.code == "revoked-key" and refusal.reason.startswith("revoked: ")
 
 
 def test_signing_subkey_counts(world, keys):
@@ -643,10 +648,10 @@ def test_unreadable_key_file_writes_nothing(world, tmp_path):
 
 # -- JSON ------------------------------------------------------------------------------------------
 
-VERDICT_KEYS = {"action", "target", "at", "approved", "approved_by", "requests", "reasons"}
+VERDICT_KEYS = {"action", "target", "at", "approved", "approved_by", "requests", "reasons", "codes"}
 REQUEST_KEYS = {"id", "action", "target", "requested_by", "requesters", "reason", "created", "expires", "commit",
-                "state", "approved", "approvals", "rejections", "threshold", "decisions", "reasons"}
-DECISION_KEYS = {"person", "decision", "commit", "key", "signed_at", "counts", "reason"}
+                "state", "approved", "approvals", "rejections", "threshold", "decisions", "reasons", "codes"}
+DECISION_KEYS = {"person", "decision", "commit", "key", "signed_at", "counts", "reason", "code"}
 TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 
 
@@ -661,6 +666,7 @@ def test_verify_json_schema(world, keys):
     assert (data["action"], data["target"], data["at"], data["approved"], data["approved_by"]) == (
         "deploy", target, iso(at), False, None)
     assert data["reasons"] == [f"request {rid}: 1 of 2 approvals (bob)", f"request {rid}: dave: dave is not an approver of deploy"]
+    assert data["codes"] == ["pending", "not-approver"]
     [request] = data["requests"]
     assert set(request) == REQUEST_KEYS
     assert request["id"] == rid and request["state"] == "pending" and request["approved"] is False
@@ -672,9 +678,10 @@ def test_verify_json_schema(world, keys):
     bob, dave = request["decisions"]
     assert set(bob) == DECISION_KEYS
     assert bob == {"person": "bob", "decision": "approve", "commit": bob["commit"], "key": keys["bob"].fpr,
-                   "signed_at": bob["signed_at"], "counts": True, "reason": None}
+                   "signed_at": bob["signed_at"], "counts": True, "reason": None, "code": None}
     assert TIME.match(bob["signed_at"]) and len(bob["commit"]) == 40
     assert dave["counts"] is False and dave["reason"] == "dave is not an approver of deploy"
+    assert dave["code"] == "not-approver"
     world.approve("alice", rid)
     data = world.json("erin", "verify", "deploy", "--target", target)
     assert data["approved"] is True and data["approved_by"] == rid and data["reasons"] == []
@@ -727,10 +734,7 @@ def test_a_key_taken_out_of_the_policy_withdraws_its_approvals(world, keys):
     bob_fpr, carol_fpr = keys["bob"].fpr, keys["carol"].fpr
     world.edit_policy("alice", lambda t: t.replace(bob_fpr, keys["erin"].fpr).replace(f'"{carol_fpr}",', ""),
                       keys={"bob": keys["erin"].asc})
-    reasons = world.decision_reasons("deploy", target)
-    assert reasons["alice"] == ""
-    assert reasons["bob"] == f"key {bob_fpr[-16:]} is no longer bob's in the policy"
-    assert reasons["carol"] == f"key {carol_fpr[-16:]} is no longer carol's in the policy"
+    assert why(world, "deploy", target) == {"alice": "", "bob": "wrong-signer", "carol": "wrong-signer"}
     verdict = world.verdict("deploy", target)
     assert verdict.requests[0].state == "pending" and verdict.requests[0].approvals == ("alice",)
 
@@ -789,9 +793,9 @@ def test_decision_files_that_do_not_parse_do_not_count(world):
     world.commit_on_branch("bob", {f"approvals/{rid}/bob.toml": text})
     world.commit_on_branch("alice", {f"approvals/{rid}/alice.toml": decision_toml("another-id", blob, target)})
     world.commit_on_branch("dave", {f"approvals/{rid}/Dave.toml": decision_toml(rid, blob, target)})
-    reasons = world.decision_reasons("deploy", target)
-    assert reasons["bob"].endswith("signed_off: unknown key")
-    assert reasons["alice"] == f"decision names request 'another-id', its path '{rid}'"
+    codes = why(world, "deploy", target)
+    assert codes["bob"] == "malformed-record"
+    assert codes["alice"] == "wrong-request"
     assert refusals(world)[-1] == f"approvals/{rid}/Dave.toml is not a valid decision path"
 
 
@@ -805,7 +809,7 @@ def test_freshness_and_clock_skew_boundaries(world):
     signed = utc(world.json("erin", "status", rid)["requests"][0]["decisions"][0]["signed_at"])
     assert world.verdict("ops", target, at=signed + timedelta(days=4)).approved
     late = world.verdict("ops", target, at=signed + timedelta(days=4, seconds=1))
-    assert not late.approved and "bob: approval is 4d old, freshness is 4d" in late.reasons[-1]
+    assert not late.approved and late.codes[-1] == "stale" and ": bob: " in late.reasons[-1]
     created = world.trusted().requests[rid].request.created
     earliest = max(signed, created) - timedelta(minutes=5)  # within clock_skew of both
     assert world.verdict("ops", target, at=earliest).approved
@@ -879,8 +883,7 @@ def test_a_key_counts_only_from_its_owners_own_file(world, keys):
     target = world.target()
     rid = world.request("dave", "selfok", target)
     world.hand_decision("erin", rid, as_person="zed")
-    reason = world.decision_reasons("selfok", target)["zed"]
-    assert reason == f"signature by key {erin.fpr}, which is not in the policy with its keys/ file"
+    assert why(world, "selfok", target)["zed"] == "unknown-key"
     # once keys/zed.asc holds it, it counts
     world.commit_on_branch("alice", {"keys/zed.asc": erin.asc}, message="zed's key")
     world.hand_decision("erin", world.request("dave", "selfok", target), as_person="zed")

@@ -48,7 +48,7 @@ def lines_with(pubkey: int = 22, digest: int = 8) -> list[tuple[str, str]]:
                                           ("x", "hash algorithm 'x'"), ("\u00b2", "hash algorithm '\u00b2'")])
 def test_a_digest_outside_the_accepted_set_does_not_count(digest, name):
     check = judge_status(lines_with(digest=digest), 0)
-    assert not check.good
+    assert not check.good and check.code == "weak-signature"
     assert check.reason == f"weak signature: {name} digest (SHA-224, SHA-256, SHA-384 or SHA-512 needed)"
 
 
@@ -62,7 +62,8 @@ def test_the_sha2_digests_count(digest):
                                           ("rsa", "algorithm 'rsa'")])
 def test_a_public_key_algorithm_outside_the_accepted_set_does_not_count(pubkey, name):
     check = judge_status(lines_with(pubkey=pubkey), 0)
-    assert not check.good and check.reason == f"weak signature: {name} signatures are not accepted"
+    assert not check.good and check.code == "weak-signature"
+    assert check.reason == f"weak signature: {name} signatures are not accepted"
 
 
 @pytest.mark.parametrize("pubkey", [1, 3, 17, 19, 22])
@@ -215,7 +216,8 @@ def test_a_weak_decision_is_refused_by_the_hook_and_does_not_count_in_verify(wea
     verdict = weak.verify(target)  # the clone has the decision the server refused
     assert verdict.returncode == 1, verdict.stderr
     decisions = json.loads(verdict.stdout)["requests"][0]["decisions"]
-    assert [(d["person"], d["counts"], d["reason"]) for d in decisions] == [(person, False, expected[len(person) + 2:])]
+    assert [(d["person"], d["counts"], d["code"], d["reason"]) for d in decisions] == [
+        (person, False, "weak-signature", expected[len(person) + 2:])]
 
 
 def test_the_same_rsa_2048_key_with_sha_2_counts(weak: WeakWorld):
@@ -240,7 +242,7 @@ def test_the_keyring_keeps_each_keys_own_algorithm_and_size(weak: WeakWorld, tmp
     assert sub.algorithms == {weak.fpr["weaksub"]: (22, 255, "ed25519"), weak.subkey: (1, 1024, "")}
     now = datetime.now(UTC)
     assert sub.weakness(weak.fpr["weaksub"]) is None  # the primary is fine: the subkey that signs is not
-    assert sub.problem_at(weak.subkey, now) == f"weak signature: key {weak.subkey[-16:]}: RSA key of 1024 bits (2048 needed)"
+    assert sub.problem_at(weak.subkey, now) == ("weak-signature", f"weak signature: key {weak.subkey[-16:]}: RSA key of 1024 bits (2048 needed)")
     assert ring.keys[weak.fpr["rsa"]].problem_at(weak.fpr["rsa"], now) is None
     # what the cache keeps is what was built
     again = Keyring.load(tmp_path, "f" * 40)

@@ -153,6 +153,7 @@ class PushEvents:
             "decision": _decision_json(decision, verdict) if decision is not None else None,
             "rules": self._rules(entry, verdict),
             "reasons": list(verdict.reasons),
+            "codes": list(verdict.codes),
             "commands": commands(request.id, request.target, entry.blob, self.branch.name),
         }
         return event
@@ -184,6 +185,7 @@ def _decision_json(decision, verdict) -> dict:
         "commit": decision.commit,
         "counts": bool(judged and judged.counts),
         "reason": (judged.reason or None) if judged else "not judged",
+        "code": (judged.code or None) if judged else "not-checked",
     }
 
 
