@@ -10,8 +10,8 @@ then prints and records (benchmarks/results/latest.json) five figures:
    history (target: <= 1.3x);
 3. the hook's own rate on a push of 20,000 request commits at once
    (target: >= 1,000 commits/s);
-4. `gitjit audit` of 2,000 signed decisions, cold (target: >= 300
-   signatures/s) and again with nothing new (target: < 1 s);
+4. `gitjit audit` of 2,000 signed decisions and their 1,000 signed requests,
+   cold (target: >= 300 signatures/s) and again with nothing new (target: < 1 s);
 5. hostile pushes (issue 9), each judged by the installed hook: a decision
    whose signature is a ~15 KB nested compressed-packet stream, a 100 MB
    request file, one commit adding 200,000 files, a request with TOML nested
@@ -230,6 +230,9 @@ def figure_1_and_2(bench: Bench, runs: int, extra: int) -> dict:
     bench.git(long_, "push", "-q", str(long_server), f"{bulk_tip}:refs/heads/bench-objects")
     log(f"  pushing the objects: {time.perf_counter() - started:.1f} s")
     line = f"{base} {bulk_tip} refs/heads/approvals\n".encode()
+    # One push of 20,000 commits is above what a server takes by default (2,000): this
+    # one is the operator's one-off migration, so the limit is raised for it.
+    bench.git(long_server, "config", "gitjit.maxPushCommits", str(extra))
     hook_seconds = bench.timed(PY, "-m", "gitjit.hook", cwd=long_server, input=line)
     bench.git(long_server, "update-ref", "refs/heads/approvals", bulk_tip, base)
     bench.git(long_server, "update-ref", "-d", "refs/heads/bench-objects")
@@ -282,7 +285,8 @@ def figure_4(bench: Bench, decisions: int) -> dict:
                 f'expires = {(now + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")}\n').encode()
         blob = repo.create_blob(body)
         index.add(pygit2.IndexEntry(f"requests/{rid}.toml", blob, pygit2.enums.FileMode.BLOB))
-        payloads.append((index.write_tree(repo), f"gitjit: request {rid}\n", None))
+        # Signed by alice: where self_approval is false, an unsigned request never counts.
+        payloads.append((index.write_tree(repo), f"gitjit: request {rid}\n", "alice"))
         for name in ("bob", "carol"):
             decision = (f'gitjit = 1\nrequest = "{rid}"\nrequest_blob = "{blob}"\ntarget = "{target}"\n'
                         f'decision = "approve"\ncomment = ""\n').encode()
@@ -303,7 +307,8 @@ def figure_4(bench: Bench, decisions: int) -> dict:
         else:
             parent = repo.odb.write(pygit2.enums.ObjectType.COMMIT, content.encode())
     repo.references["refs/heads/approvals"].set_target(parent)
-    log(f"  made {len(payloads)} commits ({decisions} signed) in {time.perf_counter() - started:.1f} s")
+    signatures = sum(1 for _, _, signer in payloads if signer)  # the decisions and their requests
+    log(f"  made {len(payloads)} commits ({signatures} signed) in {time.perf_counter() - started:.1f} s")
 
     shutil.rmtree(repo_path / ".git" / "gitjit", ignore_errors=True)
     cold = bench.timed(PY, "-m", "gitjit", "audit", "--json", "--repo", str(repo_path))
@@ -311,13 +316,16 @@ def figure_4(bench: Bench, decisions: int) -> dict:
                              for _ in range(3))
     report = json.loads(bench.run(PY, "-m", "gitjit", "audit", "--json", "--repo", str(repo_path)).stdout)
     counted = sum(1 for r in report.get("requests", []) for d in r.get("decisions", []) if d.get("counts"))
-    log(f"  audit cold {cold:.2f} s ({decisions / cold:.0f} signatures/s), warm {warm:.2f} s, "
+    log(f"  audit cold {cold:.2f} s ({signatures / cold:.0f} signatures/s), warm {warm:.2f} s, "
         f"{counted} decisions counted")
+    if counted != decisions:
+        raise SystemExit(f"only {counted} of {decisions} decisions count: the scenario is broken")
     return {
         "audit_decisions": decisions,
+        "audit_signatures": signatures,
         "audit_decisions_counted": counted,
         "audit_cold_s": cold,
-        "audit_signatures_per_s": decisions / cold,
+        "audit_signatures_per_s": signatures / cold,
         "audit_warm_s": warm,
     }
 

@@ -72,6 +72,11 @@ if TYPE_CHECKING:  # pragma: no cover
 
 ZERO = "0" * 40
 TAGS = "refs/tags/"
+REPLACE = "refs/replace/"
+# What one push may bring, so that any push is judged in bounded time and memory
+# (about 0.5 ms and 24 KiB a commit); an operator raises them for a one-off migration.
+MAX_PUSH_COMMITS = 2000
+MAX_PUSH_TAGS = 1000
 _LINE_RE = re.compile(r"^([0-9a-f]{40}) ([0-9a-f]{40}) (refs/\S+)\Z")
 _MAX_REASONS = 3  # commit refusals shown per ref; the rest are counted
 
@@ -240,9 +245,19 @@ class PushCheck:
             updates = self._resolve(updates)
         except BadPushLine as exc:
             return [RefRefusal.of(u.ref, exc.reason) for u in updates]
-        refusals: list[RefRefusal] = []
+        refusals: list[RefRefusal] = [
+            RefRefusal(u.via or u.ref, "refs/replace/ refs make git show other content under an approved tag's "
+                       "name: this server does not take them", R.REPLACE_REF)
+            for u in updates if u.ref.startswith(REPLACE)]
         mine = [u for u in updates if u.ref == self.branch.ref]
         tags = [u for u in updates if u.ref.startswith(TAGS)]
+        if len(tags) > self._limit("gitjit.maxpushtags", MAX_PUSH_TAGS):
+            refusals += [RefRefusal(u.via or u.ref, f"this push updates {len(tags)} tags, more than this server "
+                                    f"takes at once ({self._limit('gitjit.maxpushtags', MAX_PUSH_TAGS)}, "
+                                    f"git config gitjit.maxPushTags): push them in smaller batches",
+                                    R.PUSH_TOO_LARGE) for u in tags]
+        if refusals:
+            return refusals
         if not mine and not tags:
             return self._issue_tickets(updates)  # other refs pass, without authenticating anything
         self.moves_branch = bool(mine)
@@ -274,6 +289,11 @@ class PushCheck:
         if not refusals and mine and self.after is not None:
             self._save_snapshot()
         return refusals
+
+    def _limit(self, key: str, default: int) -> int:
+        """A per-push limit from the server's git config (a value that is not a positive number: the default)."""
+        value = self.branch.config(key)
+        return int(value) if value and value.isdigit() and int(value) > 0 else default
 
     def _resolve(self, updates: list[RefUpdate]) -> list[RefUpdate]:
         """The refs that will move: a push to a symbolic ref moves its target (section 7.1)."""
@@ -379,6 +399,13 @@ class PushCheck:
                     return Reason(R.NOT_TRUSTED, self.before_error or "the server's approvals branch cannot be read")
                 chain = branch.first_parent_chain(update.new, stop=update.old)
                 trusted = self.before
+            limit = self._limit("gitjit.maxpushcommits", MAX_PUSH_COMMITS)
+            if len(chain) > limit:  # judged before any of them is read: every commit costs time and memory
+                self.after, self.after_error = None, "the approvals branch update is refused"
+                return Reason(R.PUSH_TOO_LARGE,
+                              f"this push adds {len(chain)} commits to the approvals branch, more than this server "
+                              f"judges in one push ({limit}, git config gitjit.maxPushCommits): push them in "
+                              f"smaller batches")
             trusted.witness = self.now  # the pushed commits are judged against the server's clock (docs/format.md, 7.1)
             refusals = trusted.extend(chain)
         except GitjitError as exc:
@@ -587,7 +614,7 @@ def main(repo: str | None = None) -> int:
 
         data = sys.stdin.buffer.read().decode("utf-8", "surrogateescape")
         notes: list[str] = []
-        refusals = pre_receive(repo, data.splitlines(), utc_now(), notes)
+        refusals = pre_receive(repo, data.split("\n"), utc_now(), notes)  # git's lines end in \n only
     except Exception as exc:  # fail closed
         if os.environ.get("GITJIT_DEBUG"):
             raise

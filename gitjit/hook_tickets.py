@@ -42,7 +42,7 @@ import time
 from .tuples import NamedTuple
 
 HEADER = "gitjit-ticket 1"
-STALE_AFTER = 3600  # seconds: a ticket older than this belongs to a receive-pack long gone
+STALE_AFTER = 3600  # seconds: a ticket older than this, whose receive-pack is gone, is removed
 
 
 class Ticket(NamedTuple):
@@ -98,10 +98,23 @@ def _sweep(folder: str, keep: str) -> None:
     for name in names:
         path = os.path.join(folder, name)
         try:
-            if path != keep and os.stat(path).st_mtime < limit:
+            if path != keep and os.stat(path).st_mtime < limit and not _alive(name):
                 os.unlink(path)
         except OSError:
             pass
+
+
+def _alive(name: str) -> bool:
+    """Whether the receive-pack a ticket is named after still runs (its ticket is then kept)."""
+    if not name.isdigit():
+        return False
+    try:
+        os.kill(int(name), 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # it exists, as another user's process
+    return True
 
 
 def _remove(path: str) -> None:

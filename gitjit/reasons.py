@@ -86,4 +86,6 @@ BRANCH_REWOUND = "branch-rewound"  # a push rewinds or rewrites the approvals br
 TAG_PROTECTED = "tag-protected"  # a push moves or deletes a protected tag
 TAG_NOT_APPROVED = "tag-not-approved"  # a protected tag's creation is not approved
 APPROVALS_NOT_LANDED = "approvals-not-landed"  # a tag approved only by this push's decisions, which may not land first
+REPLACE_REF = "replace-ref"  # a push creates or moves a refs/replace/ ref, which would change what a tag shows
+PUSH_TOO_LARGE = "push-too-large"  # more commits or tags in one push than the server takes (gitjit.maxPushCommits/maxPushTags)
 # A push adding approvals-branch commits that do not count is refused with the first such commit's code.

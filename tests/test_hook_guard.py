@@ -227,3 +227,81 @@ def _no_stray_gitjit_env(monkeypatch):
         monkeypatch.delenv(name, raising=False)
     yield
     os.environ.pop("GITJIT_PUSH_ID", None)
+
+
+# --------------------------------------------------------------------------
+# hostile pushes found by an attacker's review
+
+
+def test_a_replace_ref_is_refused(world: World, keys: Keys):
+    """`git replace A M` pushed as refs/replace/<A> would make `git show v1`, `git archive v1`
+    and any clone that fetches replace refs show M's content under A's approved name."""
+    alice = world.alice
+    target = alice.head()
+    evil = alice.commit_file("app.txt", "EVIL\n")
+    alice.git("replace", target, evil)
+    before = world.refs()
+    result = world.push(alice, f"refs/replace/{target}")
+    refused(result, f"refs/replace/{target}", "refs/replace/ refs make git show other content")
+    assert world.refs() == before
+
+
+def test_the_guard_is_not_fooled_by_a_replace_ref_on_the_server(world: World, keys: Keys):
+    """Were a replace ref on the server already (put there before the hook, or by hand), it
+    must not make the approvals branch look as if it held the tag's approvals."""
+    request_id, _ = _approvals_and_tag(world, "7.7")
+    tip, approvals = world.refs()[APPROVALS], world.alice.head("approvals")
+    # A fake commit standing in for the server's tip, with alice's unpushed approvals as its parent.
+    raw = git("cat-file", "commit", tip, cwd=world.server, env=keys.env).stdout
+    body = raw.split("\n", 1)[1]
+    fake = git("hash-object", "-t", "commit", "-w", "--stdin", cwd=world.server, env=keys.env,
+               input=f"tree {raw.split()[1]}\nparent {approvals}\n" + "\n".join(
+                   l for l in body.split("\n") if not l.startswith("parent "))).stdout.strip()
+    git("update-ref", f"refs/replace/{tip}", fake, cwd=world.server, env=keys.env)
+    _hook(world.server, "update", 'case "$1" in refs/heads/approvals) exit 1 ;; esac\n')
+    result = world.push(world.alice, "approvals", "v7.7")
+    assert result.returncode != 0
+    assert "refs/tags/v7.7" not in world.refs()
+    assert world.refs()[APPROVALS] == tip
+    assert request_id
+
+
+def test_a_push_of_more_commits_than_the_server_takes_is_refused_before_they_are_read(world: World, keys: Keys):
+    git("config", "gitjit.maxPushCommits", "3", cwd=world.server, env=keys.env)
+    for _ in range(4):
+        world.writer.request(world.alice.head())
+    before = world.refs()
+    refused(world.push(world.alice, "approvals"), APPROVALS, "adds 4 commits", "gitjit.maxPushCommits")
+    assert world.refs() == before
+    git("config", "gitjit.maxPushCommits", "4", cwd=world.server, env=keys.env)  # the operator raises it
+    accepted(world.push(world.alice, "approvals"))
+
+
+def test_a_push_of_more_tags_than_the_server_takes_is_refused(world: World, keys: Keys):
+    git("config", "gitjit.maxPushTags", "2", cwd=world.server, env=keys.env)
+    for name in ("release-a", "release-b", "release-c"):
+        world.alice.git("tag", name)
+    before = world.refs()
+    result = world.push(world.alice, "release-a", "release-b", "release-c")
+    assert result.returncode != 0 and "gitjit.maxPushTags" in result.stderr
+    assert world.refs() == before
+
+
+def test_only_a_newline_ends_a_ref_update_line(world: World):
+    """str.splitlines() also splits at U+2028: a tag named `v1.1<U+2028>x` must not be judged as
+    `v1.1`. The line is read whole, and a ref name git would not write is refused."""
+    import io
+    import sys as _sys
+
+    from gitjit import hook
+
+    line = f"{'0' * 40} {world.alice.head()} refs/tags/v1.1\u2028x\n".encode()
+    stdin, stderr = _sys.stdin, _sys.stderr
+    _sys.stdin = io.TextIOWrapper(io.BytesIO(line))
+    _sys.stderr = io.StringIO()
+    try:
+        code = hook.main(str(world.server))
+        said = _sys.stderr.getvalue()
+    finally:
+        _sys.stdin, _sys.stderr = stdin, stderr
+    assert code == 1 and "unreadable ref update line" in said

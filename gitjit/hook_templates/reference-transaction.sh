@@ -47,7 +47,8 @@ landed() {
     done <<LINES
 $lines
 LINES
-    git merge-base --is-ancestor "$1" "$2" 2>/dev/null
+    # --no-replace-objects: a refs/replace/ ref must not make a commit look like an ancestor
+    git --no-replace-objects merge-base --is-ancestor "$1" "$2" 2>/dev/null
 }
 
 refused=0
