@@ -12,7 +12,7 @@ import secrets
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from helpers import Clone, Keys, git
+from helpers import Clone, Keys, git, make_bare, make_clone
 
 ACTION = "deploy-prod"
 _ids = itertools.count()
@@ -115,3 +115,21 @@ def refs(bare: Path, env: dict) -> dict[str, str]:
 def objects(bare: Path, env: dict) -> str:
     """The server's object store, summed up (count and size of loose and packed objects)."""
     return git("count-objects", "-v", cwd=bare, env=env).stdout
+
+
+def make_golden(base: Path, keys: Keys) -> Path:
+    """A bare server with gitjit's hooks and alice's clone holding the approvals branch, both
+    pushed: `gitjit init` plus one admin-signed policy commit naming alice (admin), bob, carol
+    (approvers with alice) and dave (no role). Tests copy it (see test_hook.copy_world)."""
+    server = make_bare(base / "server.git", keys.env)
+    alice = make_clone(base, keys["alice"], keys)
+    alice.gitjit("hook", "install", "--repo", str(server), check=True)
+    alice.gitjit("init", "--admin", "alice", check=True)
+    writer = BranchWriter(alice)
+    files = {f"keys/{p}.asc": keys[p].asc for p in ("bob", "carol", "dave")}
+    files["policy.toml"] = policy_toml(keys)
+    writer.commit(files, "gitjit: policy with deploy-prod")
+    alice.git("worktree", "remove", "--force", str(writer.wt))
+    alice.git("push", "-q", str(server), "main", "approvals")
+    (base / "alice-path").write_text(alice.path.name)
+    return base

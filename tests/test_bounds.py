@@ -10,15 +10,15 @@ was installed by `gitjit hook install`, and the real CLI.
 
 from __future__ import annotations
 
-import shutil
 import time
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from helpers import Clone, Keys, git
-from hookkit import ACTION, BranchWriter, policy_toml, toml_time
+from helpers import Keys, git
+from hookkit import ACTION, policy_toml, toml_time
 from test_hook import World as Server
+from test_hook import copy_world
 from test_hook import golden, refused  # noqa: F401  (golden is a fixture)
 from world import World, template_world, utc
 
@@ -29,12 +29,7 @@ MAX_LINE = 400  # a refusal line, whatever the commit holds
 @pytest.fixture
 def server(golden: Path, tmp_path: Path, keys: Keys) -> Server:  # noqa: F811 (the fixture)
     """test_hook's server and alice's clone, over file:// only."""
-    server = tmp_path / "server.git"
-    shutil.copytree(golden / "server.git", server, symlinks=True)
-    alice_path = tmp_path / "alice-main"
-    shutil.copytree(golden / (golden / "alice-path").read_text(), alice_path, symlinks=True)
-    alice = Clone(alice_path, keys["alice"], keys)
-    return Server(keys, tmp_path, server, server.as_uri(), alice, BranchWriter(alice))
+    return copy_world(golden, tmp_path, keys)
 
 
 def refused_briefly(result, *fragments: str) -> str:

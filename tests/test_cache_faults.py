@@ -16,8 +16,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from helpers import GPG, Clone, Keys, git, make_bare, make_clone
-from hookkit import BranchWriter, policy_toml
+from helpers import GPG, Clone, Keys, git
+from hookkit import BranchWriter, make_golden, policy_toml
 
 from gitjit.signatures import Keyring
 
@@ -27,18 +27,7 @@ APPROVALS = "refs/heads/approvals"
 @pytest.fixture(scope="module")
 def golden(tmp_path_factory, keys: Keys) -> Path:
     """A server with the hook, the approvals branch (alice admin; bob, carol approvers) and its caches."""
-    base = tmp_path_factory.mktemp("faults")
-    server = make_bare(base / "server.git", keys.env)
-    alice = make_clone(base, keys["alice"], keys)
-    alice.gitjit("hook", "install", "--repo", str(server), check=True)
-    alice.gitjit("init", "--admin", "alice", check=True)
-    writer = BranchWriter(alice)
-    writer.commit({**{f"keys/{p}.asc": keys[p].asc for p in ("bob", "carol", "dave")},
-                   "policy.toml": policy_toml(keys)}, "gitjit: policy with deploy-prod")
-    alice.git("worktree", "remove", "--force", str(writer.wt))
-    alice.git("push", "-q", str(server), "main", "approvals")
-    (base / "alice-path").write_text(alice.path.name)
-    return base
+    return make_golden(tmp_path_factory.mktemp("faults"), keys)
 
 
 class Server:

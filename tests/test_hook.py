@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from helpers import REPO_ROOT, Clone, Keys, git, make_bare, make_clone
-from hookkit import ACTION, BranchWriter, objects, policy_toml, refs
+from hookkit import ACTION, BranchWriter, make_golden, objects, policy_toml, refs
 
 APPROVALS = "refs/heads/approvals"
 
@@ -33,19 +33,7 @@ APPROVALS = "refs/heads/approvals"
 @pytest.fixture(scope="session")
 def golden(tmp_path_factory, keys: Keys) -> Path:
     """A server with the hook and alice's clone with the approvals branch, both pushed."""
-    base = tmp_path_factory.mktemp("golden")
-    server = make_bare(base / "server.git", keys.env)
-    alice = make_clone(base, keys["alice"], keys)
-    alice.gitjit("hook", "install", "--repo", str(server), check=True)
-    alice.gitjit("init", "--admin", "alice", check=True)
-    writer = BranchWriter(alice)
-    files = {f"keys/{p}.asc": keys[p].asc for p in ("bob", "carol", "dave")}
-    files["policy.toml"] = policy_toml(keys)
-    writer.commit(files, "gitjit: policy with deploy-prod")
-    alice.git("worktree", "remove", "--force", str(writer.wt))
-    alice.git("push", "-q", str(server), "main", "approvals")
-    (base / "alice-path").write_text(alice.path.name)
-    return base
+    return make_golden(tmp_path_factory.mktemp("golden"), keys)
 
 
 @dataclass
@@ -71,15 +59,20 @@ class World:
         return git("config", "--get", key, cwd=self.server, env=self.keys.env, check=False).stdout.strip()
 
 
-@pytest.fixture(params=["file", "daemon"])
-def world(request, golden: Path, tmp_path: Path, keys: Keys) -> World:
+def copy_world(golden: Path, tmp_path: Path, keys: Keys, url: str | None = None) -> World:
+    """A fresh copy of the golden server and of alice's clone, the server reached at `url` (default file://)."""
     server = tmp_path / "server.git"
     shutil.copytree(golden / "server.git", server, symlinks=True)
     alice_path = tmp_path / "alice-main"
     shutil.copytree(golden / (golden / "alice-path").read_text(), alice_path, symlinks=True)
     alice = Clone(alice_path, keys["alice"], keys)
-    url = server.as_uri() if request.param == "file" else request.getfixturevalue("git_daemon") + server.name
-    return World(keys, tmp_path, server, url, alice, BranchWriter(alice))
+    return World(keys, tmp_path, server, url or server.as_uri(), alice, BranchWriter(alice))
+
+
+@pytest.fixture(params=["file", "daemon"])
+def world(request, golden: Path, tmp_path: Path, keys: Keys) -> World:
+    url = None if request.param == "file" else request.getfixturevalue("git_daemon") + "server.git"
+    return copy_world(golden, tmp_path, keys, url)
 
 
 def accepted(result: subprocess.CompletedProcess) -> None:

@@ -9,14 +9,14 @@ installed by `gitjit hook install` (test_hook's server).
 
 from __future__ import annotations
 
-import shutil
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from helpers import Clone, Keys
+from helpers import Keys
 from hookkit import ACTION, BranchWriter, toml_time
 from test_hook import World as Server
+from test_hook import copy_world
 from test_hook import golden, refused  # noqa: F401  (golden is a fixture)
 from world import World, template_world, utc
 
@@ -36,12 +36,7 @@ def world(template, tmp_path) -> World:
 @pytest.fixture
 def server(golden: Path, tmp_path: Path, keys: Keys) -> Server:  # noqa: F811 (the fixture)
     """test_hook's server and alice's clone, over file:// only."""
-    server = tmp_path / "server.git"
-    shutil.copytree(golden / "server.git", server, symlinks=True)
-    alice_path = tmp_path / "alice-main"
-    shutil.copytree(golden / (golden / "alice-path").read_text(), alice_path, symlinks=True)
-    alice = Clone(alice_path, keys["alice"], keys)
-    return Server(keys, tmp_path, server, server.as_uri(), alice, BranchWriter(alice))
+    return copy_world(golden, tmp_path, keys)
 
 
 def test_an_approver_cannot_approve_their_own_unsigned_request_through_the_hook(server: Server):

@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import REPO_ROOT, Clone, Keys, git, make_bare, make_clone
-from hookkit import BranchWriter, policy_toml
+from helpers import REPO_ROOT, Clone, Keys, git, make_bare
+from hookkit import BranchWriter, make_golden
 
 from gitjit.cachefiles import parse_shared, shared_mode
 
@@ -30,19 +30,8 @@ OTHER_USER = "gitjit-other"
 
 @pytest.fixture(scope="module")
 def golden(tmp_path_factory, keys: Keys) -> Path:
-    """A server with the hook and the approvals branch (alice admin; bob, carol approvers), pushed."""
-    base = tmp_path_factory.mktemp("shared")
-    server = make_bare(base / "server.git", keys.env)
-    alice = make_clone(base, keys["alice"], keys)
-    alice.gitjit("hook", "install", "--repo", str(server), check=True)
-    alice.gitjit("init", "--admin", "alice", check=True)
-    writer = BranchWriter(alice)
-    writer.commit({**{f"keys/{p}.asc": keys[p].asc for p in ("bob", "carol", "dave")},
-                   "policy.toml": policy_toml(keys)}, "gitjit: policy with deploy-prod")
-    alice.git("worktree", "remove", "--force", str(writer.wt))
-    alice.git("push", "-q", str(server), "main", "approvals")
-    (base / "alice-path").write_text(alice.path.name)
-    return base
+    """A server with the hook, the approvals branch (alice admin; bob, carol approvers) and its caches."""
+    return make_golden(tmp_path_factory.mktemp("shared"), keys)
 
 
 class Server:

@@ -9,14 +9,13 @@ whose hook was installed by `gitjit hook install`.
 
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 
 import pytest
-from helpers import GPG, Clone, Keys, git
-from hookkit import BranchWriter
+from helpers import GPG, Keys, git
 from test_hook import World as Server
+from test_hook import copy_world
 from test_hook import accepted, golden, refused  # noqa: F401  (golden is a fixture)
 
 TWO_DAYS = 2 * 86400
@@ -25,12 +24,7 @@ TWO_DAYS = 2 * 86400
 @pytest.fixture
 def server(golden: Path, tmp_path: Path, keys: Keys) -> Server:  # noqa: F811 (the fixture)
     """test_hook's server and alice's clone, over file:// only."""
-    server = tmp_path / "server.git"
-    shutil.copytree(golden / "server.git", server, symlinks=True)
-    alice_path = tmp_path / "alice-main"
-    shutil.copytree(golden / (golden / "alice-path").read_text(), alice_path, symlinks=True)
-    alice = Clone(alice_path, keys["alice"], keys)
-    return Server(keys, tmp_path, server, server.as_uri(), alice, BranchWriter(alice))
+    return copy_world(golden, tmp_path, keys)
 
 
 def future_gpg(tmp: Path, ahead: int) -> Path:
