@@ -21,9 +21,8 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from helpers import Clone, Keys, git, make_bare, make_clone
-from hookkit import BranchWriter, policy_toml
-
+from helpers import Clone, Keys, git, make_clone
+from hookkit import BranchWriter
 
 
 class Receiver:
@@ -111,19 +110,6 @@ def wait_for(predicate, timeout: float = 15.0, what: str = "condition"):
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
-def make_golden(base: Path, keys: Keys) -> None:
-    """The session's template: server.git with both hooks, alice's clone with the branch pushed."""
-    server = make_bare(base / "server.git", keys.env)
-    alice = make_clone(base, keys["alice"], keys)
-    alice.gitjit("hook", "install", "--repo", str(server), check=True)
-    alice.gitjit("init", "--admin", "alice", check=True)
-    writer = BranchWriter(alice)
-    files = {f"keys/{p}.asc": keys[p].asc for p in ("bob", "carol", "dave")}
-    files["policy.toml"] = policy_toml(keys)
-    writer.commit(files, "gitjit: policy with deploy-prod")
-    alice.git("worktree", "remove", "--force", str(writer.wt))
-    alice.git("push", "-q", str(server), "main", "approvals")
-    (base / "alice-path").write_text(alice.path.name)
 
 
 @dataclass

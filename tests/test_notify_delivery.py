@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from helpers import free_port
+from hookkit import make_golden
 from notifykit import (
     Listener,
     NotifyServer,
@@ -24,7 +25,6 @@ from notifykit import (
     accepted,
     command_log,
     logged_events,
-    make_golden,
     wait_for,
 )
 

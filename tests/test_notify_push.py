@@ -16,13 +16,12 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from hookkit import ACTION, BranchWriter
+from hookkit import ACTION, BranchWriter, make_golden
 from notifykit import (
     NotifyServer,
     accepted,
     command_log,
     logged_events,
-    make_golden,
     wait_for,
 )
 
