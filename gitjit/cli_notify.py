@@ -27,18 +27,7 @@ def register(app: typer.Typer) -> None:
         repo: Optional[str] = typer.Option(None, "--repo", help="The server repository (default: the current one)."),
     ) -> None:
         """The endpoints configured, and the notifications queued or failed."""
-        from .branch import open_repository
-        from .notify.config import ConfigError, read_config
-        from .notify.queue import Spool
-
-        git_dir = open_repository(repo)
-        try:
-            config = read_config(git_dir)
-        except ConfigError as exc:
-            from .errors import BadInput
-
-            raise BadInput(str(exc)) from None
-        spool = Spool(git_dir, config.shared)
+        _, config, spool = _open_spool(repo)
         pushes, queued, failed = spool.entries("pushes"), spool.entries("queued"), spool.entries("failed")
         if as_json:
             data = {"endpoints": [_endpoint_json(e) for e in config.endpoints],
@@ -55,18 +44,9 @@ def register(app: typer.Typer) -> None:
         repo: Optional[str] = typer.Option(None, "--repo", help="The server repository (default: the current one)."),
     ) -> None:
         """Send the queued notifications now; exit 1 if some remain queued or failed."""
-        from .branch import open_repository
-        from .errors import BadInput
-        from .notify.config import ConfigError, read_config
         from .notify.deliver import deliver_pending
-        from .notify.queue import Spool
 
-        git_dir = open_repository(repo)
-        try:
-            config = read_config(git_dir)
-        except ConfigError as exc:
-            raise BadInput(str(exc)) from None
-        spool = Spool(git_dir, config.shared)
+        git_dir, config, spool = _open_spool(repo)
         if retry_failed:
             lock = spool.lock(FLUSH_WAIT)
             if lock is None:
@@ -82,6 +62,23 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"delivered {result.delivered}, still queued {result.queued}, failed {failed}"
                    + (" (see gitjit notify status)" if result.queued or failed else ""))
         raise typer.Exit(1 if result.queued or failed else 0)
+
+
+
+def _open_spool(repo: Optional[str]):
+    """The server repository's git directory, its notification config and spool; a config
+    that does not read is bad input."""
+    from .branch import open_repository
+    from .errors import BadInput
+    from .notify.config import ConfigError, read_config
+    from .notify.queue import Spool
+
+    git_dir = open_repository(repo)
+    try:
+        config = read_config(git_dir)
+    except ConfigError as exc:
+        raise BadInput(str(exc)) from None
+    return git_dir, config, Spool(git_dir, config.shared)
 
 
 def _busy() -> int:
