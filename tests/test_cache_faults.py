@@ -16,29 +16,19 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from helpers import GPG, Clone, Keys, git
-from hookkit import BranchWriter, make_golden, policy_toml
+from helpers import GPG, Keys, git
+from hookkit import policy_toml
+from test_hook import copy_world, golden  # noqa: F401 - golden is a fixture
 
 from gitjit.signatures import Keyring
 
 APPROVALS = "refs/heads/approvals"
 
 
-@pytest.fixture(scope="module")
-def golden(tmp_path_factory, keys: Keys) -> Path:
-    """A server with the hook, the approvals branch (alice admin; bob, carol approvers) and its caches."""
-    return make_golden(tmp_path_factory.mktemp("faults"), keys)
-
-
 class Server:
-    def __init__(self, golden: Path, tmp: Path, keys: Keys):
-        self.keys = keys
-        self.path = tmp / "server.git"
-        shutil.copytree(golden / "server.git", self.path, symlinks=True)
-        clone = tmp / "alice"
-        shutil.copytree(golden / (golden / "alice-path").read_text(), clone, symlinks=True)
-        self.alice = Clone(clone, keys["alice"], keys)
-        self.writer = BranchWriter(self.alice)
+    def __init__(self, template: Path, tmp: Path, keys: Keys):
+        world = copy_world(template, tmp, keys)  # test_hook's server and alice's clone
+        self.keys, self.path, self.alice, self.writer = keys, world.server, world.alice, world.writer
         self.env = dict(keys.env)
 
     @property
@@ -68,7 +58,7 @@ class Server:
 
 
 @pytest.fixture
-def server(golden: Path, tmp_path: Path, keys: Keys) -> Server:
+def server(golden: Path, tmp_path: Path, keys: Keys) -> Server:  # noqa: F811 (the fixture)
     return Server(golden, tmp_path, keys)
 
 

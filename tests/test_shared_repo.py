@@ -20,29 +20,18 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import REPO_ROOT, Clone, Keys, git, make_bare
-from hookkit import BranchWriter, make_golden
+from helpers import REPO_ROOT, Keys, git, make_bare
+from test_hook import copy_world, golden  # noqa: F401 - golden is a fixture
 
 from gitjit.cachefiles import parse_shared, shared_mode
 
 OTHER_USER = "gitjit-other"
 
 
-@pytest.fixture(scope="module")
-def golden(tmp_path_factory, keys: Keys) -> Path:
-    """A server with the hook, the approvals branch (alice admin; bob, carol approvers) and its caches."""
-    return make_golden(tmp_path_factory.mktemp("shared"), keys)
-
-
 class Server:
-    def __init__(self, golden: Path, where: Path, keys: Keys):
-        self.keys = keys
-        self.path = where / "server.git"
-        shutil.copytree(golden / "server.git", self.path, symlinks=True)
-        clone = where / "alice"
-        shutil.copytree(golden / (golden / "alice-path").read_text(), clone, symlinks=True)
-        self.alice = Clone(clone, keys["alice"], keys)
-        self.writer = BranchWriter(self.alice)
+    def __init__(self, template: Path, where: Path, keys: Keys):
+        world = copy_world(template, where, keys)  # test_hook's server and alice's clone
+        self.keys, self.path, self.alice, self.writer = keys, world.server, world.alice, world.writer
 
     @property
     def cache(self) -> Path:
@@ -64,7 +53,7 @@ class Server:
 
 
 @pytest.fixture
-def server(golden: Path, tmp_path: Path, keys: Keys) -> Server:
+def server(golden: Path, tmp_path: Path, keys: Keys) -> Server:  # noqa: F811 (the fixture)
     return Server(golden, tmp_path, keys)
 
 
@@ -210,7 +199,7 @@ def shared_python(tmp_path_factory, other_user) -> str:
 
 
 @pytest.fixture
-def their_server(golden: Path, keys: Keys, other_user, shared_python):
+def their_server(golden: Path, keys: Keys, other_user, shared_python):  # noqa: F811 (the fixture)
     """A server owned by the other user, its hook run with `shared_python`, its $GIT_DIR/gitjit made by root."""
     uid, gid = other_user
     where = Path(tempfile.mkdtemp(prefix="gjsh", dir="/tmp"))
