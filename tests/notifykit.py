@@ -12,7 +12,6 @@ alice, bob and carol).
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 import subprocess
 import threading
@@ -123,12 +122,10 @@ class NotifyServer:
 
     @classmethod
     def from_golden(cls, golden: Path, tmp: Path, keys: Keys, url: str | None = None) -> NotifyServer:
-        server = tmp / "server.git"
-        shutil.copytree(golden / "server.git", server, symlinks=True)
-        alice_path = tmp / "alice-main"
-        shutil.copytree(golden / (golden / "alice-path").read_text(), alice_path, symlinks=True)
-        alice = Clone(alice_path, keys["alice"], keys)
-        return cls(keys, tmp, server, url or server.as_uri(), alice, BranchWriter(alice))
+        from test_hook import copy_world
+
+        world = copy_world(golden, tmp, keys, url)
+        return cls(keys, tmp, world.server, world.url, world.alice, world.writer)
 
     def configure(self, name: str, **settings: str) -> None:
         for key, value in settings.items():

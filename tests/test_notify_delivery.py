@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 from helpers import free_port
-from hookkit import make_golden
 from notifykit import (
     Listener,
     NotifyServer,
@@ -27,23 +26,17 @@ from notifykit import (
     logged_events,
     wait_for,
 )
-
-
-@pytest.fixture(scope="session")
-def golden(tmp_path_factory, keys) -> Path:
-    base = tmp_path_factory.mktemp("notify-delivery-golden")
-    make_golden(base, keys)
-    return base
+from test_hook import golden  # noqa: F401 - the session's golden server is a fixture
 
 
 @pytest.fixture(params=["file", "daemon"])
-def ns(request, golden: Path, tmp_path: Path, keys) -> NotifyServer:
+def ns(request, golden: Path, tmp_path: Path, keys) -> NotifyServer:  # noqa: F811 (the fixture)
     url = request.getfixturevalue("git_daemon") + "server.git" if request.param == "daemon" else None
     return NotifyServer.from_golden(golden, tmp_path, keys, url)
 
 
 @pytest.fixture
-def ns_file(golden: Path, tmp_path: Path, keys) -> NotifyServer:
+def ns_file(golden: Path, tmp_path: Path, keys) -> NotifyServer:  # noqa: F811 (the fixture)
     return NotifyServer.from_golden(golden, tmp_path, keys)
 
 

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from hookkit import ACTION, BranchWriter, make_golden
+from hookkit import ACTION, BranchWriter
 from notifykit import (
     NotifyServer,
     accepted,
@@ -24,17 +24,11 @@ from notifykit import (
     logged_events,
     wait_for,
 )
-
-
-@pytest.fixture(scope="session")
-def golden(tmp_path_factory, keys) -> Path:
-    base = tmp_path_factory.mktemp("notify-golden")
-    make_golden(base, keys)
-    return base
+from test_hook import golden  # noqa: F401 - the session's golden server is a fixture
 
 
 @pytest.fixture
-def ns(golden: Path, tmp_path: Path, keys) -> NotifyServer:
+def ns(golden: Path, tmp_path: Path, keys) -> NotifyServer:  # noqa: F811 (the fixture)
     return NotifyServer.from_golden(golden, tmp_path, keys)
 
 
