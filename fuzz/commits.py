@@ -1,4 +1,4 @@
-"""Raw commit objects for `gitjit.signatures.split_commit` (documented error: MalformedCommit).
+"""Raw commit objects for `gitjit.trust.signatures.split_commit` (documented error: MalformedCommit).
 
 Three kinds of input: commit objects assembled from real and hostile
 header lines (odd identities and timestamps, repeated and continued
@@ -109,7 +109,7 @@ commit_objects = st.one_of(assembled_commits(), mutated_commits(), st.binary(max
 
 
 def _load():
-    from gitjit.signatures import MalformedCommit, split_commit
+    from gitjit.trust.signatures import MalformedCommit, split_commit
 
     return split_commit, (MalformedCommit,)
 

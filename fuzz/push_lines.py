@@ -46,7 +46,7 @@ push_inputs = st.one_of(
 
 
 def _load():
-    from gitjit.hook import BadPushLine, parse_lines
+    from gitjit.server.pre_receive import BadPushLine, parse_lines
 
     return parse_lines, (BadPushLine,)
 

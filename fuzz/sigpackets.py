@@ -1,4 +1,4 @@
-"""Signature blocks for `gitjit.sigpacket.check_signature_block` (documented error: MalformedSignature).
+"""Signature blocks for `gitjit.trust.sigpacket.check_signature_block` (documented error: MalformedSignature).
 
 That module comes from another branch: the target imports it lazily and
 is skipped, saying so, where it is not there yet.
@@ -23,11 +23,11 @@ def _load():
     import importlib
 
     try:
-        module = importlib.import_module("gitjit.sigpacket")
+        module = importlib.import_module("gitjit.trust.sigpacket")
     except ModuleNotFoundError as exc:
-        if exc.name != "gitjit.sigpacket":
+        if exc.name != "gitjit.trust.sigpacket":
             raise  # the module is there but something it imports is not: that is a failure
-        raise Unavailable("gitjit.sigpacket not available") from None
+        raise Unavailable("gitjit.trust.sigpacket not available") from None
     return module.check_signature_block, (module.MalformedSignature,)
 
 

@@ -213,21 +213,21 @@ policies = documents({}, tuple(tables_text))
 
 def _load_request():
     from gitjit.errors import BadInput
-    from gitjit.records import parse_request
+    from gitjit.model.records import parse_request
 
     return (lambda args: parse_request(*args)), (BadInput,)
 
 
 def _load_decision():
     from gitjit.errors import BadInput
-    from gitjit.records import parse_decision
+    from gitjit.model.records import parse_decision
 
     return (lambda args: parse_decision(*args)), (BadInput,)
 
 
 def _load_policy():
     from gitjit.errors import BadInput, BadPolicy
-    from gitjit.policy import load_policy_document, policy_from_document
+    from gitjit.model.policy import load_policy_document, policy_from_document
 
     def load(data: bytes) -> object:
         return policy_from_document(load_policy_document(data, "policy.toml"), "policy.toml")

@@ -1,3 +1,3 @@
-from .cli import main
+from gitjit.cli.app import main
 
 main()

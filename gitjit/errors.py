@@ -2,13 +2,13 @@
 
 Each error carries a `code` from gitjit.reasons, set where the cause is
 known, and belongs to one of three kinds, which decide the CLI's exit code
-(in one place, cli.py): `BadInput` and `BadPolicy` are the caller's or the
+(in one place, cli/app.py): `BadInput` and `BadPolicy` are the caller's or the
 policy's fault (exit code 2, docs/format.md, section 8.2); `NotTrusted`
 means the approvals branch itself failed authentication (docs/format.md,
 section 5), a refusal (exit code 1), never a silent fallback.
 """
 
-from . import reasons as R
+from gitjit import reasons as R
 
 
 class GitjitError(Exception):

@@ -6,7 +6,7 @@ reused for another meaning; docs/format.md, section 9.1, lists
 them all. Every code below has its one-line meaning in the comment beside it.
 """
 
-from .tuples import NamedTuple
+from gitjit.namedtuple import NamedTuple
 
 
 class Reason(NamedTuple):

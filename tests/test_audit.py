@@ -268,9 +268,9 @@ def test_a_damaged_cache_is_ignored_and_checked_again(forged, tmp_path):
 # The cache in process, with the real keyring and GnuPG of a clone.
 
 def _jobs(clone):
-    from gitjit.branch import ApprovalsBranch
-    from gitjit.signatures import split_commit
-    from gitjit.trusted import TrustedBranch
+    from gitjit.git.branch import ApprovalsBranch
+    from gitjit.trust.signatures import split_commit
+    from gitjit.trust.trusted import TrustedBranch
 
     trusted = TrustedBranch.load(ApprovalsBranch(pygit2.Repository(str(clone.path))))
     entries = [d for ds in trusted.decisions.values() for d in ds] + list(trusted.requests.values())
@@ -279,8 +279,8 @@ def _jobs(clone):
 
 
 def test_cache_rules_in_process(forged, tmp_path):
-    from gitjit.sigcache import SignatureCache, _line
-    from gitjit.trusted import TrustedBranch
+    from gitjit.trust.cache.signatures import SignatureCache, _line
+    from gitjit.trust.trusted import TrustedBranch
 
     team, erin, deploy, quick, commits = forged
     trusted, jobs = _jobs(erin)
@@ -321,7 +321,7 @@ def test_cache_rules_in_process(forged, tmp_path):
 
 
 def test_judge_status_keeps_the_signature_expiry():
-    from gitjit.signatures import judge_status
+    from gitjit.trust.signatures import judge_status
 
     fpr = "A" * 40
     lines = [("NEWSIG", ""), ("GOODSIG", f"{fpr[-16:]} Someone"),
@@ -336,7 +336,7 @@ def test_judge_status_keeps_the_signature_expiry():
 # -- GnuPG while the walk goes on (trusted._PendingChecks) ----------------------------
 
 def _open_branch(clone):
-    from gitjit.branch import ApprovalsBranch, open_repository
+    from gitjit.git.branch import ApprovalsBranch, open_repository
 
     return ApprovalsBranch(open_repository(str(clone.path)))
 
@@ -345,8 +345,9 @@ def _walk(clone, monkeypatch, min_jobs: int, cold: bool = True) -> tuple[dict, l
     """The clone's branch authenticated from its root in this process, a thread pool checking
     signatures as soon as `min_jobs` wait (or never): its verdicts, and for each GnuPG check
     whether it ran on the main thread."""
-    from gitjit import sigcache, trusted as trusted_module
-    from gitjit.trusted import TrustedBranch
+    from gitjit.trust.cache import signatures as sigcache
+    from gitjit.trust import trusted as trusted_module
+    from gitjit.trust.trusted import TrustedBranch
 
     if cold:
         (clone.path / ".git" / "gitjit" / "signatures.jsonl").unlink(missing_ok=True)
@@ -375,7 +376,7 @@ def _walk(clone, monkeypatch, min_jobs: int, cold: bool = True) -> tuple[dict, l
 
 
 def test_checks_started_during_the_walk_give_the_verdicts_of_one_batch_at_its_end(forged, monkeypatch):
-    from gitjit import trusted as trusted_module
+    from gitjit.trust import trusted as trusted_module
 
     team, erin, deploy, quick, commits = forged
     in_pool_at_end: list[int] = []
@@ -399,7 +400,7 @@ def test_checks_started_during_the_walk_give_the_verdicts_of_one_batch_at_its_en
 
 
 def test_once_the_walk_is_over_its_thread_checks_what_the_pool_has_not_started(forged, monkeypatch):
-    from gitjit import trusted as trusted_module
+    from gitjit.trust import trusted as trusted_module
 
     team, erin, deploy, quick, commits = forged
     one_by_one, _ = _walk(erin, monkeypatch, min_jobs=10**6)
@@ -426,8 +427,8 @@ def test_once_the_walk_is_over_its_thread_checks_what_the_pool_has_not_started(f
 @pytest.mark.parametrize("pooled", [True, False], ids=["pooled", "one-by-one"])
 @pytest.mark.parametrize("where", ["gpg", "job"])
 def test_a_check_that_fails_in_the_middle_of_a_batch_fails_closed(forged, monkeypatch, pooled, where):
-    from gitjit.signatures import Keyring, split_commit
-    from gitjit.trusted import TrustedBranch
+    from gitjit.trust.signatures import Keyring, split_commit
+    from gitjit.trust.trusted import TrustedBranch
 
     team, erin, deploy, quick, commits = forged
     min_jobs = 1 if pooled else 10**6
@@ -474,9 +475,10 @@ def test_a_check_that_fails_in_the_middle_of_a_batch_fails_closed(forged, monkey
 
 
 def test_a_walk_stopped_by_an_untrusted_commit_stops_its_checks(honest, monkeypatch):
-    from gitjit import sigcache, trusted as trusted_module
+    from gitjit.trust.cache import signatures as sigcache
+    from gitjit.trust import trusted as trusted_module
     from gitjit.errors import NotTrusted
-    from gitjit.trusted import TrustedBranch
+    from gitjit.trust.trusted import TrustedBranch
 
     team, deploy, quick = honest
     bob = team.clone("bob")
@@ -508,10 +510,10 @@ def test_a_walk_stopped_by_an_untrusted_commit_stops_its_checks(honest, monkeypa
 def in_process_audit(forged, monkeypatch):
     """(erin's clone, report(cold=False) -> the audit's JSON, made in this process, the lengths
     of the walks it made): cold removes the snapshot first."""
-    from gitjit.audit import audit
-    from gitjit.names import parse_time
-    from gitjit.snapshot import FILE_NAME
-    from gitjit.trusted import TrustedBranch
+    from gitjit.commands.audit import audit
+    from gitjit.model.grammar import parse_time
+    from gitjit.trust.cache.snapshot import FILE_NAME
+    from gitjit.trust.trusted import TrustedBranch
 
     team, erin, deploy, quick, commits = forged
     at = parse_time(AT, "--at")
@@ -553,9 +555,9 @@ def test_an_audit_resumes_from_the_snapshot_and_reports_what_a_walk_from_the_roo
 
 
 def test_a_gnupg_failure_does_not_stick_through_the_snapshot(in_process_audit, monkeypatch):
-    from gitjit.signatures import Keyring, split_commit
+    from gitjit.trust.signatures import Keyring, split_commit
 
-    from gitjit import sigcache
+    from gitjit.trust.cache import signatures as sigcache
 
     erin, report, walked = in_process_audit
     honest = report(cold=True)
@@ -582,7 +584,7 @@ def test_a_gnupg_failure_does_not_stick_through_the_snapshot(in_process_audit, m
 def test_a_snapshot_verdict_that_has_expired_since_is_judged_again(in_process_audit):
     import sqlite3
 
-    from gitjit.snapshot import FILE_NAME
+    from gitjit.trust.cache.snapshot import FILE_NAME
 
     erin, report, walked = in_process_audit
     first = report(cold=True)
@@ -599,7 +601,7 @@ def test_a_snapshot_verdict_that_has_expired_since_is_judged_again(in_process_au
 
 
 def test_commits_read_in_one_go_are_those_git_reads_one_at_a_time(forged):
-    from gitjit.audit import _read_commits
+    from gitjit.commands.audit import _read_commits
 
     team, erin, deploy, quick, commits = forged
     branch = _open_branch(erin)

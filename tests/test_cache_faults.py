@@ -20,7 +20,7 @@ from helpers import GPG, Keys, git
 from hookkit import policy_toml
 from test_hook import copy_world, golden  # noqa: F401 - golden is a fixture
 
-from gitjit.signatures import Keyring
+from gitjit.trust.signatures import Keyring
 
 APPROVALS = "refs/heads/approvals"
 
@@ -128,7 +128,7 @@ def test_a_killed_import_refuses_that_push_and_the_next_push_builds_the_keyring(
 
 def test_a_killed_import_is_never_taken_for_a_key_file_without_keys(keys: Keys, tmp_path: Path, monkeypatch):
     """Directly against Keyring: the build is an error, nothing is cached, a later build succeeds."""
-    from gitjit.signatures import KeyringError
+    from gitjit.trust.signatures import KeyringError
 
     flag = tmp_path / "kill-imports"
     flag.touch()

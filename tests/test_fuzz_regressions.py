@@ -17,7 +17,7 @@ from helpers import Clone, Keys, git
 from hookkit import BranchWriter
 from test_hook import APPROVALS, World, golden, refused  # noqa: F401 - golden is a fixture
 
-from gitjit.signatures import MalformedCommit, split_commit
+from gitjit.trust.signatures import MalformedCommit, split_commit
 
 TREE = b"tree 4b825dc642cb6eb9a060e54bf8d69288fbee4904\n"
 
@@ -76,8 +76,8 @@ def _refused_as_bad_toml(data: bytes, path: str = "requests/x.toml") -> str:
     import time
 
     from gitjit.errors import BadInput
-    from gitjit.policy import load_policy_document
-    from gitjit.records import parse_request
+    from gitjit.model.policy import load_policy_document
+    from gitjit.model.records import parse_request
 
     started = time.monotonic()
     reader = load_policy_document if path == "policy.toml" else parse_request
@@ -101,7 +101,7 @@ def test_a_key_dotted_thousands_deep_is_refused_before_tomllib_sees_it(path: str
 
 
 def test_dots_in_strings_and_comments_are_not_keys():
-    from gitjit.records import load_toml
+    from gitjit.model.records import load_toml
 
     text = ('gitjit = 1\nreason = "' + "v1.2." * 100 + '"\nnote = \'\'\'' + "a." * 100 + "'''\n"
             "# " + "." * 100 + "\nescaped = \"\\\"" + "." * 100 + "\"\n")

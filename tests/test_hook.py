@@ -416,7 +416,7 @@ ZERO = "0" * 40
 
 
 def _run_hook(server: Path, lines: list[str], now: datetime):
-    from gitjit.hook import pre_receive
+    from gitjit.server.pre_receive import pre_receive
 
     notes: list[str] = []
     return pre_receive(server, lines, now, notes), notes
@@ -497,7 +497,7 @@ def test_an_approved_tag_push_loads_only_what_it_needs(world: World):
     assert f"refs/tags/v7.0 accepted: {ACTION} on {target[:12]}" in result.stderr
     imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()
                 if line.startswith("import time:")}
-    assert "gitjit.verdicts" in imported  # the judgement really ran in this process
+    assert "gitjit.trust.verdicts" in imported  # the judgement really ran in this process
     assert not imported & {"pygit2", "gnupg", "typer", "rich", "tomli_w", "typing", "pathlib", "tomllib", "runpy",
                             "shutil", "tempfile"}
 

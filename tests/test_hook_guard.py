@@ -203,9 +203,9 @@ def test_approvals_that_never_landed_never_count(world: World):
 
 
 def test_a_view_that_failed_to_extend_cannot_be_used(world: World):
-    from gitjit.branch import ApprovalsBranch
+    from gitjit.git.branch import ApprovalsBranch
     from gitjit.errors import NotTrusted
-    from gitjit.trusted import TrustedBranch
+    from gitjit.trust.trusted import TrustedBranch
 
     branch = ApprovalsBranch(str(world.server))
     trusted = TrustedBranch.load(branch, save=False)
@@ -293,7 +293,7 @@ def test_only_a_newline_ends_a_ref_update_line(world: World):
     import io
     import sys as _sys
 
-    from gitjit import hook
+    from gitjit.server import pre_receive as hook
 
     line = f"{'0' * 40} {world.alice.head()} refs/tags/v1.1\u2028x\n".encode()
     stdin, stderr = _sys.stdin, _sys.stderr

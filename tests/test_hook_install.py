@@ -161,7 +161,7 @@ def test_install_outside_a_repository_is_bad_input(alice, tmp_path):
 
 
 def test_template_is_shipped_twice_identically():
-    shipped = REPO_ROOT / "gitjit" / "hook_templates" / "pre-receive.sh"
+    shipped = REPO_ROOT / "gitjit" / "server" / "templates" / "pre-receive.sh"
     assert (REPO_ROOT / "hooks" / "pre-receive").read_text() == shipped.read_text()
     assert os.access(REPO_ROOT / "hooks" / "pre-receive", os.X_OK)
 
@@ -323,7 +323,7 @@ def test_print_refuses_to_be_redirected_into_a_file(alice, tmp_path):
 
 def test_every_hook_name_has_a_marked_template():
     """Adding a hook is adding its name to HOOK_NAMES and its template, marked as gitjit's."""
-    from gitjit import hook_install
+    from gitjit.server import install as hook_install
 
     for name in hook_install.HOOK_NAMES:
         text = hook_install.template(name)

@@ -10,7 +10,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from gitjit.errors import BadInput
-from gitjit.names import (
+from gitjit.model.grammar import (
     check_name,
     describe_age,
     format_duration,

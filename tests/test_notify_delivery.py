@@ -172,7 +172,7 @@ def _hostile_request(ns: NotifyServer) -> tuple[str, str]:
 
     created = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(seconds=30)
     request_id = "deploy-prod-hostile-1"
-    from gitjit.limits import MAX_TEXT_BYTES
+    from gitjit.model.limits import MAX_TEXT_BYTES
 
     reason = HOSTILE + " " + "x" * (MAX_TEXT_BYTES - len(HOSTILE.encode()) - 1)  # as long as a reason may be
     text = (f'gitjit = 1\nid = "{request_id}"\naction = "deploy-prod"\ntarget = "{ns.alice.head()}"\n'

@@ -200,7 +200,7 @@ def _post_receive_imports(ns: NotifyServer, line: str) -> set[str]:
 
 def test_a_push_without_endpoints_or_approvals_costs_one_config_read(ns: NotifyServer):
     tip = ns.alice.head()
-    heavy = {"gitjit.trusted", "gitjit.verdicts", "gitjit.notify.events", "gitjit.notify.deliver", "gitjit.hook",
+    heavy = {"gitjit.trust.trusted", "gitjit.trust.verdicts", "gitjit.notify.events", "gitjit.notify.deliver", "gitjit.hook",
              "json", "urllib.request", "pygit2", "gnupg", "typer", "rich", "typing", "pathlib", "tomllib"}
     line = f"{'0' * 40} {tip} refs/heads/approvals"
     assert not _post_receive_imports(ns, line) & heavy  # no endpoint: nothing but the config read
@@ -232,7 +232,7 @@ def test_the_post_receive_hook_never_fails_a_push_nor_prints_a_traceback(ns: Not
 
 
 def test_a_foreign_post_receive_is_kept_and_chained(ns: NotifyServer):
-    from gitjit.hook_install import install
+    from gitjit.server.install import install
 
     hooks = ns.server / "hooks"
     (hooks / "post-receive").unlink()

@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 
 from gitjit.errors import BadInput
-from gitjit.policy import parse_policy, render_initial_policy, render_person
+from gitjit.model.policy import parse_policy, render_initial_policy, render_person
 
 A = "A" * 40
 B = "B" * 40

@@ -148,10 +148,10 @@ def test_audit_codes_why_the_branch_is_not_trusted(world: World):
 
 
 def test_every_error_gitjit_raises_is_in_the_family():
-    from gitjit.gitread import MissingObject
-    from gitjit.hook import BadPushLine
-    from gitjit.signatures import GpgFailure, KeyringError, MalformedCommit
-    from gitjit.sigpacket import MalformedSignature
+    from gitjit.git.read import MissingObject
+    from gitjit.server.pre_receive import BadPushLine
+    from gitjit.trust.signatures import GpgFailure, KeyringError, MalformedCommit
+    from gitjit.trust.sigpacket import MalformedSignature
 
     for error in (BadInput, BadPolicy, NotTrusted, GitFailed, MissingObject, BadPushLine, GpgFailure, KeyringError,
                   MalformedCommit, MalformedSignature):
@@ -163,7 +163,7 @@ def test_every_error_gitjit_raises_is_in_the_family():
 
 
 def test_a_missing_object_is_its_own_error(world: World):
-    from gitjit.gitread import GitReader, MissingObject
+    from gitjit.git.read import GitReader, MissingObject
 
     reader = GitReader(str(world.path / ".git"))
     with pytest.raises(MissingObject) as caught:
@@ -172,7 +172,7 @@ def test_a_missing_object_is_its_own_error(world: World):
 
 
 def test_git_failures_are_classified_where_the_cause_is_known(world: World):
-    from gitjit.branch import run_git
+    from gitjit.git.branch import run_git
 
     with pytest.raises(GitFailed) as caught:
         run_git(str(world.path / ".git"), "fetch", "no-such-remote")
@@ -194,7 +194,7 @@ def test_exit_codes_come_from_the_kind_of_error(world: World):
 
 
 def test_hook_refusals_carry_codes(world: World, tmp_path: Path):
-    from gitjit.hook import pre_receive
+    from gitjit.server.pre_receive import pre_receive
 
     target = world.target()
     server = tmp_path / "server.git"

@@ -10,7 +10,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from gitjit.errors import BadInput
-from gitjit.records import (
+from gitjit.model.records import (
     Decision,
     Request,
     decision_path,

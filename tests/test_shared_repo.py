@@ -23,7 +23,7 @@ import pytest
 from helpers import REPO_ROOT, Keys, git, make_bare
 from test_hook import copy_world, golden  # noqa: F401 - golden is a fixture
 
-from gitjit.cachefiles import parse_shared, shared_mode
+from gitjit.trust.cache.files import parse_shared, shared_mode
 
 OTHER_USER = "gitjit-other"
 

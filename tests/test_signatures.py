@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from gitjit.signatures import Keyring, KeyringError, MalformedCommit, judge_status, split_commit, status_lines
+from gitjit.trust.signatures import Keyring, KeyringError, MalformedCommit, judge_status, split_commit, status_lines
 from helpers import git, make_clone, run_gpg
 
 # -- real signed commits ---------------------------------------------------------
@@ -412,7 +412,7 @@ def test_two_signatures_in_one_signature_block_do_not_count(keyring, keys, alice
          "--armor", "--detach-sign", "-u", keys["alice"].fpr + "!", "-u", keys["bob"].fpr + "!"],
         input=payload, capture_output=True, env=keys.env, check=True)
     check = ring.verify(payload, proc.stdout)
-    # refused before GnuPG sees it (sigpacket.py); judge_status refuses it too (tested above)
+    # refused before GnuPG sees it (trust/sigpacket.py); judge_status refuses it too (tested above)
     assert not check.good and check.code == "malformed-signature"
     assert "after the signature packet" in check.reason
 
@@ -478,7 +478,7 @@ def test_a_gpg_that_hangs_is_killed_at_the_time_limit(keyring, alice_commit, tmp
 
 @pytest.mark.parametrize("value", ["", "soon", "0", "-3", "inf", "nan"])
 def test_an_unusable_time_limit_falls_back_to_the_default(value, monkeypatch):
-    from gitjit.signatures import DEFAULT_TIMEOUT, _gpg_timeout
+    from gitjit.trust.signatures import DEFAULT_TIMEOUT, _gpg_timeout
 
     monkeypatch.setenv("GITJIT_GPG_TIMEOUT", value)
     assert _gpg_timeout() == DEFAULT_TIMEOUT

@@ -23,8 +23,8 @@ import pytest
 from helpers import Clone, Keys, git, make_bare, make_clone
 from hookkit import BranchWriter, policy_toml
 
-from gitjit.signatures import MalformedCommit, split_commit
-from gitjit.sigpacket import (
+from gitjit.trust.signatures import MalformedCommit, split_commit
+from gitjit.trust.sigpacket import (
     MAX_ARMORED,
     MalformedSignature,
     check_signature_block,

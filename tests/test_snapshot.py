@@ -1,4 +1,4 @@
-"""The snapshot of the trusted view (gitjit/snapshot.py): a resumed view must
+"""The snapshot of the trusted view (gitjit/trust/cache/snapshot.py): a resumed view must
 judge exactly as a view authenticated from the root, and a snapshot that does
 not fit (another line of history, damaged) must never be trusted."""
 
@@ -9,11 +9,11 @@ from pathlib import Path
 import pygit2
 import pytest
 
-from gitjit.branch import ApprovalsBranch
+from gitjit.git.branch import ApprovalsBranch
 from gitjit.errors import NotTrusted
-from gitjit.snapshot import FILE_NAME, Snapshot
-from gitjit.trusted import TrustedBranch
-from gitjit.verdicts import judge_request
+from gitjit.trust.cache.snapshot import FILE_NAME, Snapshot
+from gitjit.trust.trusted import TrustedBranch
+from gitjit.trust.verdicts import judge_request
 from world import BRANCH, World, template_world, utc
 
 

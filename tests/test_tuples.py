@@ -1,4 +1,4 @@
-"""gitjit.tuples.NamedTuple builds what typing.NamedTuple builds, for the features gitjit uses."""
+"""gitjit.namedtuple.NamedTuple builds what typing.NamedTuple builds, for the features gitjit uses."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import typing
 
 import pytest
 
-from gitjit import tuples
+from gitjit import namedtuple as tuples
 
 
 def make(base):

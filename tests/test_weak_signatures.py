@@ -29,7 +29,7 @@ from helpers import (
 )
 from hookkit import ACTION, BranchWriter
 
-from gitjit.signatures import Keyring, judge_status, key_weakness
+from gitjit.trust.signatures import Keyring, judge_status, key_weakness
 
 APPROVALS = "refs/heads/approvals"
 FPR = "00B18F74E569CDA5FB95D869AE92A75EFF38033E"

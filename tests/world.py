@@ -125,7 +125,7 @@ class World:
                cwd: Path | None = None, process: bool = False) -> subprocess.CompletedProcess:
         """The gitjit CLI as `person`; `check` is the expected exit code (None: any).
 
-        By default it runs in this process (`gitjit.cli.main`, the entry point
+        By default it runs in this process (`gitjit.cli.app.main`, the entry point
         itself) with the person's environment, which is several times faster
         than a new interpreter; `process=True` runs `python -m gitjit`.
         """
@@ -171,14 +171,14 @@ class World:
         )
 
     def trusted(self, root: str | None = None):
-        from gitjit.branch import ApprovalsBranch
-        from gitjit.trusted import TrustedBranch
+        from gitjit.git.branch import ApprovalsBranch
+        from gitjit.trust.trusted import TrustedBranch
 
         return TrustedBranch.load(ApprovalsBranch(pygit2.Repository(str(self.path))), root=root)
 
     def verdict(self, action: str, target: str, at: datetime | None = None):
         """The core API's verdict (docs/format.md, section 6), in process."""
-        from gitjit.verdicts import verify
+        from gitjit.trust.verdicts import verify
 
         return verify(self.trusted(), action, target, at or utc())
 
@@ -274,7 +274,7 @@ class World:
 
 
 def _run_in_process(argv: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
-    """`gitjit.cli.main(argv)` with `env` as the environment and `cwd` as the current directory.
+    """`gitjit.cli.app.main(argv)` with `env` as the environment and `cwd` as the current directory.
 
     git and gpg subprocesses inherit os.environ; pygit2 reads the global
     config from search paths fixed when it loaded, so they are pointed at the
@@ -282,7 +282,7 @@ def _run_in_process(argv: list[str], env: dict[str, str], cwd: Path) -> subproce
     """
     from pygit2.enums import ConfigLevel
 
-    from gitjit.cli import main
+    from gitjit.cli.app import main
 
     levels = {ConfigLevel.GLOBAL: env["HOME"], ConfigLevel.XDG: f"{env['XDG_CONFIG_HOME']}/git",
               ConfigLevel.SYSTEM: f"{env['HOME']}/no-system-config"}

@@ -6,7 +6,7 @@
 - `queue.py`: the spool under `$GIT_DIR/gitjit/notify/`, one file per event and endpoint;
 - `deliver.py`: sending what is spooled (HTTP POST or a command), within a time budget;
 - `post_receive.py`: the post-receive hook: spool, then send in a detached process;
-- the post-receive script is `hook_templates/post-receive.sh`, installed by `gitjit hook install`.
+- the post-receive script is `server/templates/post-receive.sh`, installed by `gitjit hook install`.
 
 Nothing here can refuse or slow a push: a post-receive runs after the refs
 moved, and every failure ends up queued or failed with its reason, shown by

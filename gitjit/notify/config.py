@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import subprocess
 
-from ..tuples import NamedTuple
+from gitjit.namedtuple import NamedTuple
 
 PREFIX = "gitjit.notify."
 KEYS = ("url", "command", "format", "secret", "events")
@@ -108,14 +108,14 @@ def parse_config(values: dict[str, str | None]) -> NotifyConfig:
                 found.setdefault("", {})[setting] = value
     if not found:
         return NotifyConfig(())
-    from ..cachefiles import parse_shared
+    from gitjit.trust.cache.files import parse_shared
 
     return NotifyConfig(tuple(_endpoint(name, settings) for name, settings in found.items()),
                         parse_shared(values.get("core.sharedrepository")))
 
 
 def _endpoint(name: str, settings: dict[str, str | None]) -> Endpoint:
-    from ..names import is_valid_name
+    from gitjit.model.grammar import is_valid_name
 
     url, command = settings.get("url"), settings.get("command")
     fmt = settings.get("format") or "json"

@@ -24,9 +24,9 @@ import os
 import threading
 import time
 
-from ..tuples import NamedTuple
-from .config import Endpoint, NotifyConfig, url_problem
-from .queue import Entry, Spool
+from gitjit.namedtuple import NamedTuple
+from gitjit.notify.config import Endpoint, NotifyConfig, url_problem
+from gitjit.notify.queue import Entry, Spool
 
 ATTEMPT_TIMEOUT = 2.0  # seconds one HTTP request or command may take
 USER_AGENT = "gitjit-notify/1"
@@ -53,7 +53,7 @@ def signature(secret: str, body: bytes) -> str:
 
 def send(endpoint: Endpoint, event: dict, git_dir: str, timeout: float = ATTEMPT_TIMEOUT) -> None:
     """Delivers one event to one endpoint; DeliveryError says why not."""
-    from .formats import render
+    from gitjit.notify.formats import render
 
     if endpoint.problem is not None:
         raise DeliveryError(f"endpoint {endpoint.name} is misconfigured: {endpoint.problem}")
@@ -160,7 +160,7 @@ def deliver_pending(git_dir: str, config: NotifyConfig, budget: float, wait: flo
 
 
 def _pass(spool: Spool, git_dir: str, config: NotifyConfig, budget: float, timeout: float, lock) -> PassResult:
-    from .prepare import prepare_pushes
+    from gitjit.notify.prepare import prepare_pushes
 
     prepare_pushes(git_dir, config, spool)  # not on the budget: a push's events are always spooled whole
     deadline = time.monotonic() + budget

@@ -34,7 +34,7 @@ class PushEvents:
     """The events of one push of the approvals branch from `old` to `new`."""
 
     def __init__(self, git_dir: str, old: str | None, new: str, now: datetime, repository: str):
-        from ..branch import ApprovalsBranch
+        from gitjit.git.branch import ApprovalsBranch
 
         self.branch = ApprovalsBranch(git_dir)
         self.old, self.new, self.now = old, new, now
@@ -43,7 +43,7 @@ class PushEvents:
 
     def events(self) -> list[dict]:
         """Requests and decisions in branch order, then the state changes they caused."""
-        from ..trusted import TrustedBranch
+        from gitjit.trust.trusted import TrustedBranch
 
         branch = self.branch
         if self.old == self.new or (self.old is not None and not branch.is_ancestor(self.old, self.new)):
@@ -85,7 +85,7 @@ class PushEvents:
 
     def _verdict(self, entry):
         """The request's verdict after the push, at `now` (judged once per request)."""
-        from ..verdicts import judge_request
+        from gitjit.trust.verdicts import judge_request
 
         found = self._verdicts.get(entry.request.id)
         if found is None:
@@ -95,7 +95,7 @@ class PushEvents:
     # -- state changes -------------------------------------------------------
 
     def _state_change(self, request_id: str, commit_id: str) -> dict | None:
-        from ..verdicts import judge_request
+        from gitjit.trust.verdicts import judge_request
 
         entry = self.after.requests[request_id]
         after = self._verdict(entry)
@@ -122,7 +122,7 @@ class PushEvents:
     # -- the JSON --------------------------------------------------------------
 
     def _event(self, kind: str, entry, commit_id: str, decision=None, previous: str | None = None) -> dict:
-        from ..names import format_time
+        from gitjit.model.grammar import format_time
 
         verdict = self._verdict(entry)
         request = entry.request

@@ -45,7 +45,7 @@ def main(repo: str | None = None) -> int:
 
 def run(repo: str | None, data: str, detach: bool = True) -> str | None:
     """Spools one push and starts its delivery; returns the line for the pusher, if any."""
-    from .config import ConfigError, parse_config, read_git_config
+    from gitjit.notify.config import ConfigError, parse_config, read_git_config
 
     git_dir = os.path.realpath(repo or os.environ.get("GIT_DIR") or ".")
     try:
@@ -55,8 +55,8 @@ def run(repo: str | None, data: str, detach: bool = True) -> str | None:
     config = parse_config(values)
     if not config.endpoints:
         return None
-    from ..names import format_time, utc_now
-    from .queue import Spool
+    from gitjit.model.grammar import format_time, utc_now
+    from gitjit.notify.queue import Spool
 
     spool = Spool(git_dir, config.shared)
     waiting = spool.count("queued") + spool.count("pushes")
@@ -94,7 +94,7 @@ def _resolve(git_dir: str, ref: str) -> str:
                 return ref
     except OSError:
         return ref
-    from ..hook import BadPushLine, resolve_symbolic
+    from gitjit.server.pre_receive import BadPushLine, resolve_symbolic
 
     try:
         return resolve_symbolic(git_dir, ref)
@@ -118,8 +118,8 @@ def start_deliverer(git_dir: str) -> None:
 def deliver_main(git_dir: str) -> int:
     """The detached deliverer: one pass over the queue within `PUSH_BUDGET`."""
     try:
-        from .config import read_config
-        from .deliver import deliver_pending
+        from gitjit.notify.config import read_config
+        from gitjit.notify.deliver import deliver_pending
 
         deliver_pending(git_dir, read_config(git_dir), budget=PUSH_BUDGET, wait=PUSH_BUDGET)
     except Exception:

@@ -11,14 +11,14 @@ file is removed only once all its events are spooled.
 
 from __future__ import annotations
 
-from .config import NotifyConfig
-from .queue import PUSHES, Spool
+from gitjit.notify.config import NotifyConfig
+from gitjit.notify.queue import PUSHES, Spool
 
 
 def prepare_pushes(git_dir: str, config: NotifyConfig, spool: Spool) -> int:
     """Spools the events of every push waiting in pushes/; returns how many events were spooled."""
-    from ..names import parse_time
-    from .events import push_events, repository_name
+    from gitjit.model.grammar import parse_time
+    from gitjit.notify.events import push_events, repository_name
 
     spooled = 0
     for entry in spool.entries(PUSHES):

@@ -18,7 +18,7 @@ A file leaves the spool only once its endpoint took the event; nothing is
 dropped silently. The spool never holds an endpoint's URL or secret: those
 are read from the config at each attempt, so fixing the config fixes the
 retries. Folders and files get the modes git gives its own under
-`core.sharedRepository` (`cachefiles.py`), so pushes by several Unix users
+`core.sharedRepository` (`trust/cache/files.py`), so pushes by several Unix users
 share one spool. One deliverer works at a time (`deliver.lock`, held with flock and
 released by the kernel if the process dies), so no event is sent twice by
 two deliverers at once.
@@ -29,8 +29,8 @@ from __future__ import annotations
 import os
 import time
 
-from ..tuples import NamedTuple
-from .config import spool_dir
+from gitjit.namedtuple import NamedTuple
+from gitjit.notify.config import spool_dir
 
 MAX_ATTEMPTS = 5
 PUSHES, QUEUED, FAILED = "pushes", "queued", "failed"
@@ -79,7 +79,7 @@ class Spool:
 
     def _make_dir(self, path: str) -> None:
         """`path` and the folders above it up to $GIT_DIR, each one created here shared as the repository is."""
-        from ..cachefiles import adjust
+        from gitjit.trust.cache.files import adjust
 
         if os.path.isdir(path):
             return
@@ -158,7 +158,7 @@ class Spool:
             "last_error": entry.last_error,
             "push": entry.push,
         }
-        from ..cachefiles import adjust
+        from gitjit.trust.cache.files import adjust
 
         tmp = self._dir("tmp")
         self._make_dir(tmp)
@@ -213,7 +213,7 @@ class DeliveryLock:
     def acquire(self, wait: float) -> bool:
         import fcntl
 
-        from ..cachefiles import adjust
+        from gitjit.trust.cache.files import adjust
 
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
         try:
@@ -266,7 +266,7 @@ def _file_safe(endpoint: str) -> str:
     """The endpoint's name in a file name; a name that is not valid (it is then misconfigured) is hashed."""
     import hashlib
 
-    from ..names import is_valid_name
+    from gitjit.model.grammar import is_valid_name
 
     return endpoint if is_valid_name(endpoint) else "bad-name-" + hashlib.sha256(endpoint.encode()).hexdigest()[:12]
 
@@ -279,6 +279,6 @@ def _unlink(path: str) -> None:
 
 
 def _now() -> str:
-    from ..names import format_time, utc_now
+    from gitjit.model.grammar import format_time, utc_now
 
     return format_time(utc_now())

@@ -38,4 +38,4 @@ def test_the_sdist_builds_the_same_package(dist: Path, tmp_path):
     shipped = next(dist.glob("gitjit-*.whl"))
     names = {n for n in zipfile.ZipFile(shipped).namelist() if not n.endswith("RECORD")}
     assert names == {n for n in zipfile.ZipFile(rebuilt).namelist() if not n.endswith("RECORD")}
-    assert "gitjit/hook_templates/pre-receive.sh" in names
+    assert "gitjit/server/templates/pre-receive.sh" in names

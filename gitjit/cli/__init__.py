@@ -1,0 +1,1 @@
+"""The Typer app, its options and rendering (tables, live display, JSON)."""

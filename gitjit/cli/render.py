@@ -1,0 +1,85 @@
+"""Human output: rich tables on a terminal, plain lines in a pipe."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from gitjit.model.grammar import format_time
+from gitjit.trust.verdicts import RequestVerdict, Verdict
+
+_STYLE = {"approved": "green", "pending": "yellow", "rejected": "red", "expired": "dim", "not-yet-valid": "dim"}
+
+
+def console() -> Console:
+    # In a pipe or a CI log, rich would wrap at 80 columns: lines are kept whole instead.
+    out = Console(highlight=False)
+    return out if out.is_terminal else Console(highlight=False, width=200)
+
+
+def shown(text: str) -> str:
+    """Text from the branch (reasons, names, comments) as it is, on one line.
+
+    It is never interpreted: rich markup is escaped (a stray "[/bold]" would
+    crash the output, a "[green]" could forge it) and control characters,
+    newlines and terminal escape sequences included, are shown as escapes.
+    """
+    out = "".join(ch if ch.isprintable() or ch == " " else repr(ch)[1:-1] for ch in text)
+    return escape(out)
+
+
+def time(value: datetime) -> str:
+    return format_time(value)
+
+
+def state_text(verdict: RequestVerdict) -> str:
+    if verdict.state == "pending":
+        return f"pending ({len(verdict.approvals)} of {verdict.threshold})"
+    return verdict.state
+
+
+def status(verdicts: list[RequestVerdict], detailed: bool = False) -> None:
+    out = console()
+    if not verdicts:
+        out.print("no requests")
+        return
+    table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
+    for column in ("request", "action", "target", "state", "approvals", "expires"):
+        table.add_column(column)
+    for v in sorted(verdicts, key=lambda v: v.created):
+        style = _STYLE.get(v.state, "")
+        table.add_row(
+            v.id, v.action, v.target[:12], f"[{style}]{state_text(v)}[/]" if style else state_text(v),
+            ", ".join(v.approvals) or "-", format_time(v.expires),
+        )
+    out.print(table)
+    if detailed:
+        for v in verdicts:
+            _details(out, v)
+
+
+def _details(out: Console, v: RequestVerdict) -> None:
+    out.print(f"\n[bold]{v.id}[/]: {v.action} on {v.target}")
+    out.print(f"  requested by {shown(v.requested_by) or '?'}; reason: {shown(v.reason_text) or '-'}")
+    out.print(f"  created {format_time(v.created)}, expires {format_time(v.expires)}")
+    for d in v.decisions:
+        mark = "[green]counts[/]" if d.counts else f"[red]does not count[/]: {shown(d.reason)}"
+        key = d.key[-16:] if d.key else "?"
+        out.print(f"  {d.person}: {d.decision or '?'} (key {key}, commit {d.commit[:12]}) {mark}")
+    for reason in v.reasons:
+        out.print(f"  - {shown(reason)}")
+
+
+def verdict(v: Verdict) -> None:
+    out = console()
+    if v.approved:
+        request = next(r for r in v.requests if r.id == v.approved_by)
+        out.print(f"[green]approved[/]: {v.action} on {v.target[:12]} by request {request.id} "
+                  f"({', '.join(request.approvals)})")
+        return
+    out.print(f"[red]not approved[/]: {v.action} on {v.target[:12]}")
+    for reason in v.reasons:
+        out.print(f"  - {shown(reason)}")

@@ -1,0 +1,94 @@
+"""Human output of `gitjit audit`: rich tables (plain, full-width lines in a pipe).
+
+Text that comes from the branch (reasons quote paths and file contents) goes
+through `render.shown`: never read as markup, control characters escaped.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from gitjit.commands.audit import AuditReport
+from gitjit.model.grammar import format_time
+from gitjit.cli.render import console, shown
+
+_DECISION_STYLE = {"approve": "green", "reject": "red"}
+_STATE_STYLE = {"approved": "green", "pending": "yellow", "rejected": "red", "expired": "dim", "not-yet-valid": "dim"}
+
+
+def _t(value: datetime | None) -> str:
+    return format_time(value) if value else "-"
+
+
+def _text(value: str, style: str = "") -> Text:
+    """Text from the branch, shown as it is (see render.shown)."""
+    return Text.from_markup(shown(value), style=style)
+
+
+def _k(fingerprint: str | None) -> str:
+    return fingerprint[-16:] if fingerprint else "-"
+
+
+def audit(report: AuditReport) -> None:
+    out = console()
+    window = f" since {format_time(report.since)}" if report.since else ""
+    out.print(f"[bold]audit of {report.ref}[/] at {format_time(report.at)}{window}", soft_wrap=True)
+    pin = "pinned" if report.root_pinned else "trusted on first use, now pinned" if report.trusted else "not pinned"
+    out.print(f"  root {report.root or '-'} ({pin}), tip {report.tip}, {report.commits} commits", soft_wrap=True)
+    if report.not_trusted:
+        nt = report.not_trusted
+        where = f" at commit {nt.commit}" if nt.commit else ""
+        out.print(Panel(_text(f"NOT TRUSTED{where}: {nt.reason}", "bold red") + _text(
+            f"\n{nt.unchecked} commit(s) from there on were not checked; nothing after it can count.", "bold red"),
+            border_style="red"))
+
+    if report.policy_changes:
+        table = _table("policy and key changes", "commit", "kind", "signer", "key", "signed at", "changes")
+        for p in report.policy_changes:
+            table.add_row(p.commit[:12], p.kind, p.signer, _k(p.key), _t(p.signed_at), _text(", ".join(p.changes)))
+        out.print(table)
+
+    if report.requests:
+        table = _table("requests", "request", "action", "target", "state", "signer", "committed", "approvals")
+        for r in report.requests:
+            v = r.verdict
+            style = _STATE_STYLE.get(v.state, "")
+            signer = r.signer or ("unsigned" if not r.signed else f"key {_k(r.key)}")
+            table.add_row(v.id, v.action, v.target[:12], Text(v.state, style=style), signer, _t(r.committed_at),
+                          f"{len(v.approvals)} of {v.threshold}")
+        out.print(table)
+        table = _table("decisions", "request", "person", "decision", "commit", "signer", "key", "signed at", "counts")
+        for r in report.requests:
+            for d in r.decisions:
+                v = d.verdict
+                counts = Text("yes", style="green") if v.counts else _text(f"no: {v.reason}", "red")
+                table.add_row(r.verdict.id, v.person, Text(v.decision or "?", style=_DECISION_STYLE.get(v.decision, "")),
+                              v.commit[:12], d.signer or "-", _k(d.key), _t(d.signed_at), counts)
+        if table.row_count:
+            out.print(table)
+
+    if report.refusals:
+        table = _table(f"commits that do not count ({len(report.refusals)})", "commit", "committed", "reason",
+                       style="red")
+        for r in report.refusals:
+            table.add_row(r.commit[:12], _t(r.committed_at), _text(r.reason, "red"))
+        out.print(table)
+
+    if report.ok:
+        out.print(f"[green]ok[/]: every commit{window} verifies")
+    elif report.not_trusted:
+        out.print("[bold red]NOT TRUSTED[/]: the approvals branch does not authenticate from its root")
+    else:
+        out.print(f"[red]{len(report.refusals)} commit(s){window} do not verify[/]")
+
+
+def _table(title: str, *columns: str, style: str = "bold") -> Table:
+    table = Table(title=title, title_justify="left", title_style=style, show_header=True, header_style="bold",
+                  box=None, pad_edge=False)
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    return table

@@ -1,0 +1,105 @@
+"""Typer commands for the gate (`gitjit run`) and `gitjit audit`, registered on the main app by cli/app.py.
+
+Both parse arguments, call the core (commands/run.py, commands/audit.py) and render
+(cli/render_run.py, cli/render_audit.py). Exit codes follow docs/format.md, section 8.2: `run` exits 1
+without running the command when it is not approved in time, rejected, or
+anything fails while verifying, 130 on Ctrl-C, and otherwise with the
+command's own exit code; `audit` exits 1 when the history holds anything
+that does not verify.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from typing import List, Optional
+
+import typer
+
+from gitjit.git.branch import DEFAULT_REMOTE, ApprovalsBranch, open_repository
+from gitjit.errors import BadInput
+from gitjit.model.grammar import FULL_COMMIT_RE, parse_duration, parse_time, utc_now
+
+
+def register(app: typer.Typer) -> None:
+    """Adds this module's commands to `app`."""
+
+    @app.command()
+    def run(
+        action: str = typer.Argument(..., help="The action of the policy to run."),
+        command: Optional[List[str]] = typer.Argument(None, metavar="-- CMD...", help="The command to run once approved."),
+        target: str = typer.Option("HEAD", "--target", help="The commit the action is for."),
+        wait: str = typer.Option("30m", "--wait", help="How long to wait for approval (e.g. 30m, 2h)."),
+        remote: str = typer.Option(DEFAULT_REMOTE, "--remote", help="The remote approvers push to."),
+        reason: str = typer.Option("", "--reason", help="Why (shown to approvers), for a new request."),
+        ttl: Optional[str] = typer.Option(None, "--ttl", help="Lifetime of a new request (default 24h, at most max_ttl)."),
+        interval: Optional[str] = typer.Option(
+            None, "--interval", help="Time between fetches: 5s, 1m or seconds (default $GITJIT_RUN_INTERVAL or 5s)."),
+        root: Optional[str] = typer.Option(None, "--root", help="Pin the root commit for this run."),
+        repo: Optional[str] = typer.Option(None, "--repo", help="Repository to work in (default: the current one)."),
+    ) -> None:
+        """Find or make and push a request, wait for approval (fetching from the remote), then run CMD.
+
+        CMD runs only after `verify` says the action is approved for the
+        target; it gets GITJIT_REQUEST and GITJIT_APPROVERS (comma-separated)
+        in its environment, and its exit code is passed through. Not approved
+        in time, or rejected: exit 1 and CMD never starts. Ctrl-C: exit 130.
+        """
+        from gitjit.commands import run as gate_core
+        from gitjit.cli import render_run
+
+        out = render_run.console(stderr=True)
+        wait_for = parse_duration(wait, "--wait")
+        seconds = gate_core.parse_interval(interval)
+        try:
+            branch = ApprovalsBranch(open_repository(repo), remote=remote)
+            gate = gate_core.prepare(branch, action, target, reason, ttl, list(command or []), root)
+            render_run.instructions(out, gate)
+            with render_run.WaitDisplay(out, gate) as display:
+                progress = gate.wait(wait_for, seconds, display.report)
+        except KeyboardInterrupt:
+            out.print(f"interrupted: {shlex.join(command or [])} was not run", soft_wrap=True, markup=False)
+            raise typer.Exit(130)
+        render_run.outcome(out, gate, progress, wait, list(command))
+        if progress.end != gate_core.RUN:
+            raise typer.Exit(1)
+        env = gate_core.command_environment(gate, progress)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        code = gate_core.exec_command(list(command), env)  # returns only when CMD cannot start
+        out.print(f"cannot run {command[0]}", markup=False)
+        raise typer.Exit(code)
+
+    @app.command()
+    def audit(
+        as_json: bool = typer.Option(False, "--json", help="Print JSON (see docs/json.md, section audit)."),
+        since: Optional[str] = typer.Option(
+            None, "--since", help="List only commits made from this time (ISO 8601) or this long ago (7d)."),
+        at: Optional[str] = typer.Option(None, "--at", help="Judge at this time instead of now (ISO 8601)."),
+        root: Optional[str] = typer.Option(None, "--root", help="Pin the root commit for this run."),
+        repo: Optional[str] = typer.Option(None, "--repo", help="Repository to work in (default: the current one)."),
+    ) -> None:
+        """The whole approvals branch, authenticated: every request, decision, signer and policy change,
+        and every commit that does not count and why. Exit 1 if anything does not verify."""
+        from gitjit.commands import audit as audit_core
+        from gitjit.cli import render_audit
+
+        now = parse_time(at, "--at") if at else utc_now()
+        start = _since(since, now) if since else None
+        if root is not None and not FULL_COMMIT_RE.match(root):
+            raise BadInput(f"--root {root!r} is not a full commit id")
+        report = audit_core.audit(ApprovalsBranch(open_repository(repo)), now, start, root)
+        if as_json:
+            sys.stdout.write(json.dumps(report.to_json(), indent=2) + "\n")
+        else:
+            render_audit.audit(report)
+        raise typer.Exit(0 if report.ok else 1)
+
+
+def _since(text: str, now):
+    """An ISO 8601 time, or a duration back from now (`7d`, `12h`)."""
+    try:
+        return now - parse_duration(text, "--since")
+    except BadInput:
+        return parse_time(text, "--since")

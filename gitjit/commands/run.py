@@ -1,0 +1,265 @@
+"""`gitjit run`: a gate that waits for approval, then runs a command (docs/format.md, sections 6, 8).
+
+The steps, in order:
+
+1. `prepare`: check the input (nothing is written on bad input), fetch the
+   approvals branch from the remote, authenticate it from the pinned root,
+   and find a request for this action and target that is still pending (not
+   expired, not rejected) or already approved; only when there is none,
+   make one (`operations.request`) and push it.
+2. `Gate.wait`: fetch at an interval and judge `verify(action, target, now)`
+   on the remote's branch until it holds, until the request is vetoed or
+   expires, or until the wait is over. A failed fetch is retried at the
+   next interval; any error while verifying ends the wait as "not
+   approved" (fail closed).
+3. `exec_command`: only after an approving verdict, replace this process
+   with the command (no shell), so its exit code and its signals are its
+   own. It sees GITJIT_REQUEST, GITJIT_APPROVERS (comma-separated),
+   GITJIT_ACTION and GITJIT_TARGET.
+
+What the branch says is read from `refs/remotes/<remote>/<branch>` after a
+fetch: the remote is where approvers push, and a local branch that has
+diverged from it cannot hold their approvals. The gate knows nothing of
+terminals: it reports each step as a `Progress` value to a callback.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Callable
+
+from gitjit.commands import write as operations
+from gitjit.git.branch import ApprovalsBranch, run_git
+from gitjit.errors import BadInput, GitFailed, GitjitError, NotTrusted
+from gitjit.model.grammar import FULL_COMMIT_RE, parse_duration, utc_now
+from gitjit.model.records import Decision, render_decision
+from gitjit.trust.trusted import TrustedBranch
+from gitjit.trust.verdicts import APPROVED, EXPIRED, PENDING, REJECTED, RequestVerdict, Verdict, verify
+
+DEFAULT_WAIT = "30m"
+DEFAULT_INTERVAL = 5.0  # seconds between fetches
+INTERVAL_ENV = "GITJIT_RUN_INTERVAL"
+
+# How a wait ends.
+RUN, TIMEOUT, VETOED, EXPIRED_END, FAILED = "approved", "timeout", "rejected", "expired", "failed"
+
+
+def parse_interval(text: str | None) -> float:
+    """Seconds between fetches: a duration (`5s`, `1m`) or a plain number of seconds (`0.5`)."""
+    if text is None or text == "":
+        text = os.environ.get(INTERVAL_ENV) or str(DEFAULT_INTERVAL)
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = parse_duration(text, "--interval").total_seconds()
+    if not (0.05 <= seconds <= 3600):
+        raise BadInput(f"--interval {text!r} must be between 0.05s and 1h")
+    return seconds
+
+
+def fetch(branch: ApprovalsBranch) -> None:
+    """`git fetch <remote> +refs/heads/<branch>:refs/remotes/<remote>/<branch>`.
+
+    The forced update only moves the remote-tracking ref: a rewound or
+    rewritten remote branch is then refused by the authentication.
+    """
+    run_git(branch.repo, "-c", "maintenance.auto=false", "-c", "gc.auto=0", "fetch", "--quiet", "--no-tags",
+            "--no-write-fetch-head", branch.remote, f"+{branch.ref}:{branch.remote_ref}")
+
+
+def check_remote(branch: ApprovalsBranch) -> None:
+    if run_git(branch.repo, "remote", "get-url", branch.remote, check=False).returncode != 0:
+        raise BadInput(f"no remote named {branch.remote!r} (see 'git remote -v', or give --remote NAME)")
+
+
+@dataclass(frozen=True)
+class Instructions:
+    """What an approver runs, with gitjit or by hand (docs/format.md, section 3.5)."""
+
+    request_id: str
+    action: str
+    target: str
+    approvers: tuple[str, ...]  # who may approve, the requester aside when self-approval is off
+    threshold: int
+    remote: str
+    branch: str
+    decision_file: str  # the TOML an approver commits by hand, with <person> as the file name
+
+    def by_hand(self) -> tuple[str, str, str]:
+        """(before, the file's path, after): the git commands around writing the decision file."""
+        path = f"approvals/{self.request_id}/<person>.toml"
+        before = f"git fetch {self.remote} && git switch {self.branch} && git merge --ff-only {self.remote}/{self.branch}"
+        after = f"git add {path} && git commit -S -m 'gitjit: approve {self.request_id}' && git push {self.remote} {self.branch}"
+        return before, path, after
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One look at the branch while waiting."""
+
+    request_id: str
+    threshold: int
+    approvals: tuple[str, ...]  # people whose approval counts on our request
+    rejections: tuple[str, ...]
+    deadline: float  # time.monotonic() at which the wait ends
+    reasons: tuple[str, ...]  # why it is not approved yet
+    fetch_error: str | None = None  # the last fetch failed; the branch as last fetched was judged
+    end: str | None = None  # None while waiting, else RUN, TIMEOUT, VETOED, EXPIRED_END or FAILED
+    approved_by: str | None = None  # the approved request's id (ours, or another for the same action and target)
+    approved_with: tuple[str, ...] = ()  # who approved that request
+
+    def left(self, now: float | None = None) -> float:
+        return max(0.0, self.deadline - (time.monotonic() if now is None else now))
+
+
+@dataclass
+class Gate:
+    branch: ApprovalsBranch
+    action: str
+    target: str  # full commit id
+    request_id: str
+    created: bool  # the gate made the request (rather than reusing one)
+    instructions: Instructions
+    trusted: TrustedBranch = field(repr=False)
+    root: str | None = None  # --root: the pinned root for this run
+    _tip: str | None = field(default=None, repr=False)
+
+    # -- waiting ---------------------------------------------------------------
+
+    def wait(self, wait: timedelta, interval: float, report: Callable[[Progress], None],
+             sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> Progress:
+        """Waits for approval; returns the last Progress, whose `end` says how it ended."""
+        deadline = clock() + wait.total_seconds()
+        fetch_error: str | None = None
+        while True:
+            progress = self.look(deadline, fetch_error)
+            if progress.end is None and clock() >= deadline:
+                progress = _ended(progress, TIMEOUT)
+            report(progress)
+            if progress.end is not None:
+                return progress
+            sleep(max(0.0, min(interval, deadline - clock())))
+            try:
+                fetch(self.branch)
+                fetch_error = None
+            except GitjitError as exc:  # the network may come back before the deadline
+                fetch_error = str(exc)
+
+    def look(self, deadline: float, fetch_error: str | None = None) -> Progress:
+        """Judges the branch as last fetched, at now. Any error is "not approved" (fail closed)."""
+        try:
+            verdict = self.verdict()
+        except Exception as exc:  # noqa: BLE001 - fail closed, whatever went wrong
+            reason = f"the approvals branch is not trusted: {exc}" if isinstance(exc, NotTrusted) else \
+                f"verification failed: {exc if isinstance(exc, GitjitError) else type(exc).__name__ + ': ' + str(exc)}"
+            return Progress(self.request_id, self.instructions.threshold, (), (), deadline, (reason,), fetch_error, FAILED)
+        ours = next((r for r in verdict.requests if r.id == self.request_id), None)
+        if verdict.approved:
+            approved = next(r for r in verdict.requests if r.id == verdict.approved_by)
+            return Progress(self.request_id, approved.threshold, approved.approvals, approved.rejections, deadline,
+                            (), fetch_error, RUN, approved.id, approved.approvals)
+        if ours is None:
+            return Progress(self.request_id, self.instructions.threshold, (), (), deadline,
+                            (f"request {self.request_id} is no longer on the approvals branch",), fetch_error, FAILED)
+        end = {REJECTED: VETOED, EXPIRED: EXPIRED_END}.get(ours.state)
+        return Progress(self.request_id, ours.threshold, ours.approvals, ours.rejections, deadline,
+                        ours.reasons, fetch_error, end)
+
+    def verdict(self, now: datetime | None = None) -> Verdict:
+        tip = self.branch.ref_target(self.branch.remote_ref)
+        if tip is None:
+            raise NotTrusted(f"{self.branch.remote_ref} is gone")
+        if tip != self._tip:  # authenticate again only when the remote moved
+            self.trusted = TrustedBranch.load(self.branch, tip=tip, root=self.root)
+            self._tip = tip
+        return verify(self.trusted, self.action, self.target, now or utc_now())
+
+
+def _ended(progress: Progress, end: str) -> Progress:
+    return Progress(progress.request_id, progress.threshold, progress.approvals, progress.rejections,
+                    progress.deadline, progress.reasons, progress.fetch_error, end)
+
+
+def _pick(verdicts: tuple[RequestVerdict, ...]) -> RequestVerdict | None:
+    """An approved request first; else the pending one closest to approval, then the longest-lived."""
+    usable = [v for v in verdicts if v.state in (APPROVED, PENDING)]
+    if not usable:
+        return None
+    return max(usable, key=lambda v: (v.state == APPROVED, len(v.approvals), v.expires, v.created))
+
+
+def prepare(branch: ApprovalsBranch, action: str, target_rev: str, reason: str, ttl: str | None,
+            command: list[str], root: str | None = None) -> Gate:
+    """Step 1: check the input, fetch, then find or make (and push) the request."""
+    if not command:
+        raise BadInput("give the command to run after '--', e.g. gitjit run deploy -- ./deploy.sh")
+    if shutil.which(command[0]) is None:
+        raise BadInput(f"command {command[0]!r} is not found or not executable")
+    if ttl is not None:
+        parse_duration(ttl, "--ttl")
+    if root is not None and not FULL_COMMIT_RE.match(root):
+        raise BadInput(f"--root {root!r} is not a full commit id")
+    target = operations.resolve_target(branch.repo, target_rev)
+    check_remote(branch)
+    try:
+        fetch(branch)
+    except GitFailed as exc:  # unreachable, or no approvals branch there: not approved, nothing written
+        raise GitFailed(f"cannot fetch {branch.ref} from {branch.remote}: {exc}") from None
+    tip = branch.ref_target(branch.remote_ref)
+    trusted = TrustedBranch.load(branch, tip=tip, root=root)
+    now = utc_now()
+    verdict = verify(trusted, action, target, now)  # an unknown action is bad input, before any write
+    found = _pick(verdict.requests)
+    created = found is None
+    if created:
+        written, record = operations.request(branch, action, target, reason, ttl, now, push=True)
+        request_id = record.id
+        try:
+            fetch(branch)  # the pushed request, as the remote has it
+        except GitFailed as exc:  # something was written: say what
+            raise GitFailed(f"pushed request {request_id}, then could not fetch it back: {exc}") from None
+        trusted = TrustedBranch.load(branch, tip=branch.ref_target(branch.remote_ref), root=root)
+        if request_id not in trusted.requests:
+            raise NotTrusted(f"request {request_id} was pushed but is not on {branch.remote_ref}")
+    else:
+        request_id = found.id
+    gate = Gate(branch, action, target, request_id, created, _instructions(branch, trusted, request_id), trusted, root)
+    gate._tip = trusted.tip
+    return gate
+
+
+def _instructions(branch: ApprovalsBranch, trusted: TrustedBranch, request_id: str) -> Instructions:
+    entry = trusted.requests[request_id]
+    action = trusted.policy.actions[entry.request.action]
+    approvers = set(action.approvers)
+    if not action.self_approval:
+        approvers -= entry.requesters(trusted)
+    example = render_decision(Decision(request_id, entry.blob, entry.request.target, "approve", "")).decode()
+    return Instructions(request_id, action.name, entry.request.target, tuple(sorted(approvers)), action.threshold,
+                        branch.remote, branch.name, example)
+
+
+def command_environment(gate: Gate, progress: Progress, base: dict[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ if base is None else base)
+    env.update(
+        GITJIT_REQUEST=progress.approved_by or "",
+        GITJIT_APPROVERS=",".join(progress.approved_with),
+        GITJIT_ACTION=gate.action,
+        GITJIT_TARGET=gate.target,
+    )
+    return env
+
+
+def exec_command(command: list[str], env: dict[str, str]) -> int:
+    """Step 3: becomes the command; returns only when it cannot start (126/127, like a shell)."""
+    try:
+        os.execvpe(command[0], command, env)
+    except FileNotFoundError:
+        return 127
+    except OSError:
+        return 126
+    return 126  # not reached

@@ -1,0 +1,1 @@
+"""git plumbing: reading objects and refs through git itself, and writing the approvals branch."""

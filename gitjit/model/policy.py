@@ -1,0 +1,238 @@
+"""policy.toml: parsed and validated whole into immutable records (docs/format.md, section 3.2).
+
+A policy either loads completely or raises `BadInput` naming the file, the
+key and the problem; it never half-loads. Unknown keys are refused too: a
+typo such as `treshold` must not silently weaken an action.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from datetime import timedelta
+
+from gitjit.errors import BadInput
+from gitjit.model.grammar import FINGERPRINT_RE, is_valid_name, parse_duration
+from gitjit.model.records import load_toml
+from gitjit.namedtuple import NamedTuple
+
+POLICY_FILE = "policy.toml"
+ANYONE = "*"
+
+
+class Person(NamedTuple):
+    name: str
+    keys: tuple[str, ...]  # primary-key fingerprints, upper-case hex
+    emails: tuple[str, ...]
+
+
+class Action(NamedTuple):
+    name: str
+    approvers: frozenset[str]  # people, groups expanded
+    threshold: int
+    freshness: timedelta
+    self_approval: bool
+    requesters: frozenset[str] | None  # None means anyone ("*")
+    tags: tuple[str, ...]
+
+    def may_request(self, person: str | None) -> bool:
+        return self.requesters is None or (person is not None and person in self.requesters)
+
+    def matches_tag(self, tag: str) -> bool:
+        return any(fnmatch.fnmatchcase(tag, pattern) for pattern in self.tags)
+
+
+class Policy(NamedTuple):
+    freshness: timedelta
+    max_ttl: timedelta
+    clock_skew: timedelta
+    people: dict[str, Person]
+    groups: dict[str, frozenset[str]]
+    admins: frozenset[str]
+    actions: dict[str, Action]
+
+    def person_with_key(self, fingerprint: str) -> str | None:
+        for person in self.people.values():
+            if fingerprint in person.keys:
+                return person.name
+        return None
+
+    def person_with_email(self, email: str) -> str | None:
+        wanted = email.strip().lower()
+        for person in self.people.values():
+            if wanted in (e.lower() for e in person.emails):
+                return person.name
+        return None
+
+    def actions_for_tag(self, tag: str) -> list[Action]:
+        return [a for a in self.actions.values() if a.matches_tag(tag)]
+
+
+class _Reader:
+    """Walks the TOML document, raising errors that name file and key."""
+
+    def __init__(self, source: str):
+        self.source = source
+
+    def fail(self, key: str, problem: str) -> BadInput:
+        where = f"{self.source}: {key}: " if key else f"{self.source}: "
+        return BadInput(where + problem)
+
+    def strings(self, value: object, key: str) -> tuple[str, ...]:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self.fail(key, "must be a list of strings")
+        return tuple(value)
+
+    def duration(self, value: object, key: str) -> timedelta:
+        try:
+            return parse_duration(value, "duration")
+        except BadInput as exc:
+            raise self.fail(key, str(exc).removeprefix("duration ")) from None
+
+
+def parse_policy(data: bytes | str, source: str = POLICY_FILE) -> Policy:
+    return policy_from_document(load_policy_document(data, source), source)
+
+
+def load_policy_document(data: bytes | str, source: str = POLICY_FILE) -> dict:
+    """The TOML document, not yet validated (tomllib is imported only here: a push whose
+    policy comes from the snapshot never pays for it)."""
+    return load_toml(data, source)
+
+
+def policy_from_document(doc: dict, source: str = POLICY_FILE) -> Policy:
+    """Validates a policy document whole (the TOML as parsed, or its JSON copy in the snapshot)."""
+    r = _Reader(source)
+    for extra in sorted(set(doc) - {"gitjit", "defaults", "people", "groups", "admins", "actions"}):
+        raise r.fail(extra, "unknown key")
+    if type(doc.get("gitjit")) is not int or doc["gitjit"] != 1:  # 1.0 and true == 1 in Python
+        raise r.fail("gitjit", f"format version must be 1, found {doc.get('gitjit')!r}")
+
+    defaults = _sub(r, doc, "defaults", {"freshness", "max_ttl", "clock_skew"})
+    freshness = r.duration(defaults.get("freshness", "24h"), "defaults.freshness")
+    max_ttl = r.duration(defaults.get("max_ttl", "72h"), "defaults.max_ttl")
+    clock_skew = r.duration(defaults.get("clock_skew", "5m"), "defaults.clock_skew")
+
+    people: dict[str, Person] = {}
+    for name, entry in _sub(r, doc, "people").items():
+        key = f"people.{name}"
+        if not is_valid_name(name):
+            raise r.fail(key, "is not a valid person name")
+        entry = _sub(r, {name: entry}, name, {"keys", "emails"}, key)
+        fingerprints = []
+        for fpr in r.strings(entry.get("keys", []), f"{key}.keys"):
+            normal = fpr.replace(" ", "").upper()
+            if not FINGERPRINT_RE.match(normal):
+                raise r.fail(f"{key}.keys", f"{fpr!r} is not a fingerprint of 40 hex digits")
+            fingerprints.append(normal)
+        emails = r.strings(entry.get("emails", []), f"{key}.emails")
+        people[name] = Person(name, tuple(fingerprints), emails)
+
+    owner_of: dict[str, str] = {}
+    for person in people.values():
+        for fpr in person.keys:
+            if owner_of.setdefault(fpr, person.name) != person.name:
+                # one key for two people would let one signature count twice
+                raise r.fail(f"people.{person.name}.keys", f"{fpr} is also listed for {owner_of[fpr]}")
+
+    def known_person(name: str, key: str) -> str:
+        if name not in people:
+            raise r.fail(key, f"unknown person {name!r}")
+        return name
+
+    groups: dict[str, frozenset[str]] = {}
+    for name, members in _sub(r, doc, "groups").items():
+        key = f"groups.{name}"
+        if not is_valid_name(name):
+            raise r.fail(key, "is not a valid group name")
+        groups[name] = frozenset(known_person(m, key) for m in r.strings(members, key))
+
+    def expand(specs: tuple[str, ...], key: str) -> frozenset[str]:
+        out: set[str] = set()
+        for spec in specs:
+            if spec.startswith("@"):
+                if spec[1:] not in groups:
+                    raise r.fail(key, f"unknown group {spec!r}")
+                out |= groups[spec[1:]]
+            else:
+                out.add(known_person(spec, key))
+        return frozenset(out)
+
+    admin_table = _sub(r, doc, "admins", {"people"})
+    admins = expand(r.strings(admin_table.get("people", []), "admins.people"), "admins.people")
+    if not admins:
+        raise r.fail("admins.people", "names no admin")
+
+    actions: dict[str, Action] = {}
+    allowed = {"approvers", "threshold", "freshness", "self_approval", "requesters", "tags"}
+    for name, entry in _sub(r, doc, "actions").items():
+        key = f"actions.{name}"
+        if not is_valid_name(name):
+            raise r.fail(key, "is not a valid action name")
+        entry = _sub(r, {name: entry}, name, allowed, key)
+        if "approvers" not in entry:
+            raise r.fail(f"{key}.approvers", "is missing")
+        approvers = expand(r.strings(entry["approvers"], f"{key}.approvers"), f"{key}.approvers")
+        threshold = entry.get("threshold", 1)
+        if not isinstance(threshold, int) or isinstance(threshold, bool):
+            raise r.fail(f"{key}.threshold", "must be an integer")
+        if threshold < 1:
+            raise r.fail(f"{key}.threshold", f"{threshold} is below 1")
+        if threshold > len(approvers):
+            raise r.fail(f"{key}.threshold", f"{threshold} is above the number of approvers ({len(approvers)})")
+        self_approval = entry.get("self_approval", False)
+        if not isinstance(self_approval, bool):
+            raise r.fail(f"{key}.self_approval", "must be true or false")
+        requester_specs = r.strings(entry.get("requesters", [ANYONE]), f"{key}.requesters")
+        requesters = None if ANYONE in requester_specs else expand(requester_specs, f"{key}.requesters")
+        actions[name] = Action(
+            name=name,
+            approvers=approvers,
+            threshold=threshold,
+            freshness=r.duration(entry["freshness"], f"{key}.freshness") if "freshness" in entry else freshness,
+            self_approval=self_approval,
+            requesters=requesters,
+            tags=r.strings(entry.get("tags", []), f"{key}.tags"),
+        )
+
+    return Policy(freshness, max_ttl, clock_skew, people, groups, admins, actions)
+
+
+def _sub(r: _Reader, parent: dict, name: str, allowed: set[str] | None = None, key: str | None = None) -> dict:
+    value = parent.get(name, {})
+    key = key or name
+    if not isinstance(value, dict):
+        raise r.fail(key, "must be a table")
+    if allowed is not None:
+        for extra in sorted(set(value) - allowed):
+            raise r.fail(f"{key}.{extra}", "unknown key")
+    return value
+
+
+def render_initial_policy(admin: str, fingerprint: str, email: str | None) -> str:
+    """The policy `gitjit init` writes: one admin, no actions yet."""
+    import tomli_w  # writing only: verification never pays for it
+
+    head = tomli_w.dumps({"gitjit": 1, "defaults": {"freshness": "24h", "max_ttl": "72h", "clock_skew": "5m"}})
+    return head + "\n" + render_person(admin, fingerprint, email) + "\n" + tomli_w.dumps({"admins": {"people": [admin]}}) + _EXAMPLE_ACTION
+
+
+def render_person(name: str, fingerprint: str, email: str | None) -> str:
+    """A `[people.NAME]` table to append: appending keeps the admins' comments."""
+    person: dict = {"keys": [fingerprint]}
+    if email:
+        person["emails"] = [email]
+    import tomli_w
+
+    return tomli_w.dumps({"people": {name: person}})
+
+
+_EXAMPLE_ACTION = """
+# An action, for example (see the README):
+# [actions.deploy-prod]
+# approvers = ["@sre", "carol"]
+# threshold = 2
+# freshness = "1h"
+# self_approval = false
+# requesters = ["*"]
+# tags = ["v*"]
+"""

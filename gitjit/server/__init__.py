@@ -1,0 +1,1 @@
+"""Server side: the pre-receive check, the reference-transaction tickets, hook install/check/uninstall, gitolite."""

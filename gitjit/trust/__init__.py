@@ -1,0 +1,1 @@
+"""The rules: GnuPG signatures, the trusted view of the approvals branch, verdicts."""

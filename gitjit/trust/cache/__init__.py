@@ -1,0 +1,1 @@
+"""What verification keeps between runs under $GIT_DIR/gitjit: the snapshot, signature verdicts, the files themselves."""
