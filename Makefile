@@ -31,7 +31,7 @@ $(BUILD): | $(STAMP)
 # Real servers on 127.0.0.1 (gitolite3 behind sshd, Apache with git-http-backend):
 # needs root and the packages .ci/run installs. Not part of `make test`.
 test-servers: venv $(BUILD)
-	$(VPY) -m pytest -q -p no:cacheprovider tests/servers $(PYTEST_ARGS)
+	$(VPY) -m pytest -q -p no:cacheprovider tests/hosting $(PYTEST_ARGS)
 
 # A wheel and an sdist in dist/ (docs/hosting.md: install the wheel into a venv on the server).
 dist: venv $(BUILD)

@@ -19,6 +19,7 @@ from helpers import (  # noqa: E402
     make_bare,
     make_clone,
 )
+from hookkit import World, copy_world, make_golden  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -55,3 +56,15 @@ def git_daemon(tmp_path: Path, keys: Keys):
     git_daemon + "remote.git" reaches the bare_remote fixture."""
     with GitDaemon(tmp_path, keys.env) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def golden(tmp_path_factory, keys: Keys) -> Path:
+    """A server with the hook and alice's clone with the approvals branch, both pushed."""
+    return make_golden(tmp_path_factory.mktemp("golden"), keys)
+
+
+@pytest.fixture(params=["file", "daemon"])
+def world(request, golden: Path, tmp_path: Path, keys: Keys) -> World:
+    url = None if request.param == "file" else request.getfixturevalue("git_daemon") + "server.git"
+    return copy_world(golden, tmp_path, keys, url)

@@ -8,7 +8,10 @@ the way a forger would (unsigned, someone else's key, a modified request).
 from __future__ import annotations
 
 import itertools
+import shutil
+import subprocess
 import secrets
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -120,7 +123,7 @@ def objects(bare: Path, env: dict) -> str:
 def make_golden(base: Path, keys: Keys) -> Path:
     """A bare server with gitjit's hooks and alice's clone holding the approvals branch, both
     pushed: `gitjit init` plus one admin-signed policy commit naming alice (admin), bob, carol
-    (approvers with alice) and dave (no role). Tests copy it (see test_hook.copy_world)."""
+    (approvers with alice) and dave (no role). Tests copy it (see hookkit.copy_world)."""
     server = make_bare(base / "server.git", keys.env)
     alice = make_clone(base, keys["alice"], keys)
     alice.gitjit("hook", "install", "--repo", str(server), check=True)
@@ -133,3 +136,66 @@ def make_golden(base: Path, keys: Keys) -> Path:
     alice.git("push", "-q", str(server), "main", "approvals")
     (base / "alice-path").write_text(alice.path.name)
     return base
+
+
+# --------------------------------------------------------------------------
+# a copy of the golden server, and what a push's result says
+
+APPROVALS = "refs/heads/approvals"
+
+
+@dataclass
+class World:
+    keys: Keys
+    tmp: Path
+    server: Path
+    url: str
+    alice: Clone
+    writer: BranchWriter
+
+    def push(self, clone: Clone, *refspecs: str, force: bool = False) -> subprocess.CompletedProcess:
+        args = ["push", "--porcelain", *(["--force"] if force else []), self.url, *refspecs]
+        return clone.git(*args, check=False)
+
+    def refs(self) -> dict[str, str]:
+        return refs(self.server, self.keys.env)
+
+    def clone(self, person: str) -> Clone:
+        return make_clone(self.tmp, self.keys[person], self.keys, origin=self.url)
+
+    def config(self, key: str) -> str:
+        return git("config", "--get", key, cwd=self.server, env=self.keys.env, check=False).stdout.strip()
+
+
+def copy_world(golden: Path, tmp_path: Path, keys: Keys, url: str | None = None) -> World:
+    """A fresh copy of the golden server and of alice's clone, the server reached at `url` (default file://)."""
+    server = tmp_path / "server.git"
+    shutil.copytree(golden / "server.git", server, symlinks=True)
+    alice_path = tmp_path / "alice-main"
+    shutil.copytree(golden / (golden / "alice-path").read_text(), alice_path, symlinks=True)
+    alice = Clone(alice_path, keys["alice"], keys)
+    return World(keys, tmp_path, server, url or server.as_uri(), alice, BranchWriter(alice))
+
+
+def accepted(result: subprocess.CompletedProcess) -> None:
+    assert result.returncode == 0, f"push refused:\n{result.stdout}\n{result.stderr}"
+    assert "refused" not in result.stderr
+
+
+def refused(result: subprocess.CompletedProcess, ref: str, *fragments: str) -> str:
+    """Asserts the push failed and the hook named `ref` with every fragment; returns that line."""
+    assert result.returncode != 0, f"push accepted:\n{result.stdout}\n{result.stderr}"
+    prefix = f"gitjit: {ref} refused: "
+    lines = [l.split("remote: ", 1)[-1].strip() for l in result.stderr.splitlines()]
+    mine = [l for l in lines if l.startswith(prefix)]
+    assert len(mine) == 1, f"no single refusal line for {ref}:\n{result.stderr}"
+    for fragment in fragments:
+        assert fragment in mine[0], f"{fragment!r} not in {mine[0]!r}"
+    assert "pre-receive hook declined" in result.stdout + result.stderr
+    return mine[0]
+
+
+def approved_request(world: World, target: str, people: tuple[str, ...] = ("bob", "carol")) -> str:
+    request_id = world.writer.request(target)
+    world.writer.approve_by(world.keys, request_id, *people)
+    return request_id

@@ -122,8 +122,7 @@ class NotifyServer:
 
     @classmethod
     def from_golden(cls, golden: Path, tmp: Path, keys: Keys, url: str | None = None) -> NotifyServer:
-        from test_hook import copy_world
-
+        from hookkit import copy_world
         world = copy_world(golden, tmp, keys, url)
         return cls(keys, tmp, world.server, world.url, world.alice, world.writer)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from helpers import Clone, Keys, git
 from hookkit import BranchWriter
-from test_hook import APPROVALS, World, golden, refused  # noqa: F401 - golden is a fixture
+from hookkit import APPROVALS, World, refused
 
 from gitjit.trust.signatures import MalformedCommit, split_commit
 

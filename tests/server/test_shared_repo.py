@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 from helpers import REPO_ROOT, Keys, git, make_bare
-from test_hook import copy_world, golden  # noqa: F401 - golden is a fixture
+from hookkit import copy_world
 
 from gitjit.trust.cache.files import parse_shared, shared_mode
 

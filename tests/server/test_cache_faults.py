@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from helpers import GPG, Keys, git
 from hookkit import policy_toml
-from test_hook import copy_world, golden  # noqa: F401 - golden is a fixture
+from hookkit import copy_world
 
 from gitjit.trust.signatures import Keyring
 

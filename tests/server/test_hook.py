@@ -21,83 +21,8 @@ from pathlib import Path
 import pytest
 
 from helpers import REPO_ROOT, Clone, Keys, git, make_bare, make_clone
-from hookkit import ACTION, BranchWriter, make_golden, objects, policy_toml, refs
-
-APPROVALS = "refs/heads/approvals"
-
-
-# --------------------------------------------------------------------------
-# the server
-
-
-@pytest.fixture(scope="session")
-def golden(tmp_path_factory, keys: Keys) -> Path:
-    """A server with the hook and alice's clone with the approvals branch, both pushed."""
-    return make_golden(tmp_path_factory.mktemp("golden"), keys)
-
-
-@dataclass
-class World:
-    keys: Keys
-    tmp: Path
-    server: Path
-    url: str
-    alice: Clone
-    writer: BranchWriter
-
-    def push(self, clone: Clone, *refspecs: str, force: bool = False) -> subprocess.CompletedProcess:
-        args = ["push", "--porcelain", *(["--force"] if force else []), self.url, *refspecs]
-        return clone.git(*args, check=False)
-
-    def refs(self) -> dict[str, str]:
-        return refs(self.server, self.keys.env)
-
-    def clone(self, person: str) -> Clone:
-        return make_clone(self.tmp, self.keys[person], self.keys, origin=self.url)
-
-    def config(self, key: str) -> str:
-        return git("config", "--get", key, cwd=self.server, env=self.keys.env, check=False).stdout.strip()
-
-
-def copy_world(golden: Path, tmp_path: Path, keys: Keys, url: str | None = None) -> World:
-    """A fresh copy of the golden server and of alice's clone, the server reached at `url` (default file://)."""
-    server = tmp_path / "server.git"
-    shutil.copytree(golden / "server.git", server, symlinks=True)
-    alice_path = tmp_path / "alice-main"
-    shutil.copytree(golden / (golden / "alice-path").read_text(), alice_path, symlinks=True)
-    alice = Clone(alice_path, keys["alice"], keys)
-    return World(keys, tmp_path, server, url or server.as_uri(), alice, BranchWriter(alice))
-
-
-@pytest.fixture(params=["file", "daemon"])
-def world(request, golden: Path, tmp_path: Path, keys: Keys) -> World:
-    url = None if request.param == "file" else request.getfixturevalue("git_daemon") + "server.git"
-    return copy_world(golden, tmp_path, keys, url)
-
-
-def accepted(result: subprocess.CompletedProcess) -> None:
-    assert result.returncode == 0, f"push refused:\n{result.stdout}\n{result.stderr}"
-    assert "refused" not in result.stderr
-
-
-def refused(result: subprocess.CompletedProcess, ref: str, *fragments: str) -> str:
-    """Asserts the push failed and the hook named `ref` with every fragment; returns that line."""
-    assert result.returncode != 0, f"push accepted:\n{result.stdout}\n{result.stderr}"
-    prefix = f"gitjit: {ref} refused: "
-    lines = [l.split("remote: ", 1)[-1].strip() for l in result.stderr.splitlines()]
-    mine = [l for l in lines if l.startswith(prefix)]
-    assert len(mine) == 1, f"no single refusal line for {ref}:\n{result.stderr}"
-    for fragment in fragments:
-        assert fragment in mine[0], f"{fragment!r} not in {mine[0]!r}"
-    assert "pre-receive hook declined" in result.stdout + result.stderr
-    return mine[0]
-
-
-def approved_request(world: World, target: str, people: tuple[str, ...] = ("bob", "carol")) -> str:
-    request_id = world.writer.request(target)
-    world.writer.approve_by(world.keys, request_id, *people)
-    return request_id
-
+from hookkit import (ACTION, APPROVALS, BranchWriter, World, accepted, approved_request, copy_world, objects,  # noqa: F401
+                     policy_toml, refs, refused)
 
 # --------------------------------------------------------------------------
 # creating the approvals branch

@@ -21,7 +21,7 @@ import pytest
 
 from helpers import Keys, git, make_clone
 from hookkit import BranchWriter
-from test_hook import APPROVALS, World, accepted, approved_request, golden, refused, world  # noqa: F401
+from hookkit import APPROVALS, World, accepted, approved_request, refused
 
 TAG = "refs/tags/v7.0"
 

@@ -245,7 +245,7 @@ class Server:
 
 
 def _seed(server: Server, tmp: Path) -> None:
-    """The approvals branch of tests/test_hook.py: alice admin; alice, bob, carol approve deploy-prod
+    """The approvals branch of tests/server/test_hook.py: alice admin; alice, bob, carol approve deploy-prod
     (tags v*, 2 approvals, 1h); dave has no role."""
     run(["git", "--git-dir", server.repo, "symbolic-ref", "HEAD", "refs/heads/main"], user=server.owner)
     alice = server.clone(tmp, "alice")

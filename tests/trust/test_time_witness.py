@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 from helpers import GPG, Keys, git
-from test_hook import World as Server
-from test_hook import copy_world
-from test_hook import accepted, golden, refused  # noqa: F401  (golden is a fixture)
+from hookkit import World as Server
+from hookkit import copy_world
+from hookkit import accepted, refused
 
 TWO_DAYS = 2 * 86400
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from helpers import Keys
 from hookkit import ACTION, BranchWriter, toml_time
-from test_hook import World as Server
-from test_hook import copy_world
-from test_hook import golden, refused  # noqa: F401  (golden is a fixture)
+from hookkit import World as Server
+from hookkit import copy_world
+from hookkit import refused
 from world import World, template_world, utc
 
 UNKNOWN = "request is unsigned: with self_approval = false the requester must be known"

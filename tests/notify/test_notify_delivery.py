@@ -26,7 +26,7 @@ from notifykit import (
     logged_events,
     wait_for,
 )
-from test_hook import golden  # noqa: F401 - the session's golden server is a fixture
+
 
 
 @pytest.fixture(params=["file", "daemon"])
