@@ -40,8 +40,7 @@ import sys
 import tempfile
 import time
 import zlib
-from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -147,7 +146,7 @@ class Bench:
     def bulk_requests(self, repo: Path, count: int) -> None:
         """`count` unsigned request commits for other targets, through git fast-import."""
         tip = self.git(repo, "rev-parse", "refs/heads/approvals")
-        now = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(days=2)
+        now = datetime.now(UTC).replace(microsecond=0) - timedelta(days=2)
         created, expires = now.strftime("%Y-%m-%dT%H:%M:%SZ"), (now + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
         stamp = int(now.timestamp())
         chunks = []
@@ -265,7 +264,7 @@ def figure_4(bench: Bench, decisions: int) -> dict:
     repo = pygit2.Repository(str(repo_path))
     tip = repo.revparse_single("refs/heads/approvals")
     tree = tip.tree
-    now = datetime.now(timezone.utc).replace(microsecond=0)
+    now = datetime.now(UTC).replace(microsecond=0)
     target = str(repo.revparse_single("main").id)
     index = pygit2.Index()
     index.read_tree(tree)
@@ -626,7 +625,7 @@ def main() -> int:
     machine = {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count(),
                "git": subprocess.run(["git", "--version"], capture_output=True, text=True).stdout.strip(),
                "gpg": subprocess.run(["gpg", "--version"], capture_output=True, text=True).stdout.splitlines()[0]}
-    when = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    when = datetime.now(UTC).isoformat(timespec="seconds")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     try:  # what other runs recorded stays: --only rewrites its own figures only

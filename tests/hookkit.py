@@ -8,11 +8,11 @@ the way a forger would (unsigned, someone else's key, a modified request).
 from __future__ import annotations
 
 import itertools
+import secrets
 import shutil
 import subprocess
-import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from helpers import Clone, Keys, git, make_bare, make_clone
@@ -35,7 +35,7 @@ def policy_toml(keys: Keys, people=("alice", "bob", "carol", "dave"), approvers=
 
 
 def toml_time(value: datetime) -> str:
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class BranchWriter:
@@ -81,7 +81,7 @@ class BranchWriter:
     def request(self, target: str, action: str = ACTION, ttl: timedelta = timedelta(hours=24),
                 created: datetime | None = None, sign: bool | str = True) -> str:
         """Adds requests/<id>.toml; returns the id."""
-        created = created or datetime.now(timezone.utc).replace(microsecond=0) - timedelta(seconds=30)
+        created = created or datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=30)
         request_id = f"{action}-t{next(_ids)}-{secrets.token_hex(3)}"
         text = (f'gitjit = 1\nid = "{request_id}"\naction = "{action}"\ntarget = "{target}"\n'
                 f'requested_by = "{self.clone.person.uid}"\nreason = "test"\n'

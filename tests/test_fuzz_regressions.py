@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 from helpers import Clone, Keys, git
-from hookkit import BranchWriter
-from hookkit import APPROVALS, World, refused
+from hookkit import APPROVALS, BranchWriter, World, refused
 
 from gitjit.trust.signatures import MalformedCommit, split_commit
 

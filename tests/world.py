@@ -21,11 +21,10 @@ import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pygit2
-
 from helpers import GPG, REPO_ROOT, Keys, _describe
 
 BRANCH = "refs/heads/approvals"
@@ -34,12 +33,12 @@ BRANCH = "refs/heads/approvals"
 def utc(text: str | None = None, **delta) -> datetime:
     """Now (whole seconds, UTC) moved by `delta`, or the time `text`."""
     if text is not None:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(timezone.utc)
-    return datetime.now(timezone.utc).replace(microsecond=0) + timedelta(**delta)
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+    return datetime.now(UTC).replace(microsecond=0) + timedelta(**delta)
 
 
 def iso(value: datetime) -> str:
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def request_toml(id: str, action: str, target: str, created: datetime, expires: datetime,
@@ -83,7 +82,7 @@ class World:
     # -- making -------------------------------------------------------------
 
     @classmethod
-    def create(cls, base: Path, keys: Keys, admin: str = "alice") -> "World":
+    def create(cls, base: Path, keys: Keys, admin: str = "alice") -> World:
         homes = base / "homes"
         for person in keys.people.values():
             home = homes / person.name
@@ -100,7 +99,7 @@ class World:
         world.git("commit", "-q", "-m", "initial commit")
         return world
 
-    def copy(self, dest: Path) -> "World":
+    def copy(self, dest: Path) -> World:
         """An independent copy of this world (its keyring cache included)."""
         shutil.copytree(self.path, dest / "repo", symlinks=True, ignore=shutil.ignore_patterns("S.*", ".#*"))
         return World(dest / "repo", self.keys, self.homes)

@@ -11,17 +11,20 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import List, Optional
 
 import typer
 
-from gitjit.cli import run as cli_gate, hook as cli_hook, notify as cli_notify, render
+from gitjit.cli import hook as cli_hook
+from gitjit.cli import notify as cli_notify
+from gitjit.cli import render
+from gitjit.cli import run as cli_gate
 from gitjit.commands import write as operations
-from gitjit.git.branch import ApprovalsBranch, open_repository
 from gitjit.errors import BadInput, GitjitError
+from gitjit.git.branch import ApprovalsBranch, open_repository
 from gitjit.model.grammar import FULL_COMMIT_RE, parse_time, utc_now
 from gitjit.trust.trusted import TrustedBranch
-from gitjit.trust.verdicts import judge_request, verify as verify_action
+from gitjit.trust.verdicts import judge_request
+from gitjit.trust.verdicts import verify as verify_action
 
 app = typer.Typer(
     add_completion=False,
@@ -37,11 +40,11 @@ JsonOption = typer.Option(False, "--json", help="Print JSON (see docs/json.md)."
 PushOption = typer.Option(False, "--push", help="Push the approvals branch to origin afterwards.")
 
 
-def _branch(repo: Optional[str]) -> ApprovalsBranch:
+def _branch(repo: str | None) -> ApprovalsBranch:
     return ApprovalsBranch(open_repository(repo))
 
 
-def _trusted(branch: ApprovalsBranch, root: Optional[str] = None) -> TrustedBranch:
+def _trusted(branch: ApprovalsBranch, root: str | None = None) -> TrustedBranch:
     return TrustedBranch.load(branch, root=root)
 
 
@@ -52,8 +55,8 @@ def _print_json(data: object) -> None:
 @app.command()
 def init(
     admin: str = typer.Option(..., "--admin", help="Name of the first admin (you)."),
-    key: Optional[str] = typer.Option(None, "--key", help="Your key (default: git config user.signingkey)."),
-    repo: Optional[str] = RepoOption,
+    key: str | None = typer.Option(None, "--key", help="Your key (default: git config user.signingkey)."),
+    repo: str | None = RepoOption,
 ) -> None:
     """Create the approvals branch: a policy with you as admin, your key, a signed root commit."""
     branch = _branch(repo)
@@ -64,11 +67,11 @@ def init(
 @person_app.command("add")
 def person_add(
     name: str = typer.Argument(..., help="The person's name in the policy."),
-    key: Optional[str] = typer.Option(None, "--key", help="Fingerprint of a key in your keyring."),
-    key_file: Optional[str] = typer.Option(None, "--key-file", help="An armored public key file."),
-    email: Optional[str] = typer.Option(None, "--email", help="The person's email address."),
+    key: str | None = typer.Option(None, "--key", help="Fingerprint of a key in your keyring."),
+    key_file: str | None = typer.Option(None, "--key-file", help="An armored public key file."),
+    email: str | None = typer.Option(None, "--email", help="The person's email address."),
     push: bool = PushOption,
-    repo: Optional[str] = RepoOption,
+    repo: str | None = RepoOption,
 ) -> None:
     """Add a person and their public key (an admin-signed policy commit)."""
     written = operations.add_person(_branch(repo), name, key, key_file, email, push)
@@ -80,10 +83,10 @@ def request(
     action: str = typer.Argument(..., help="The action of the policy to request."),
     target: str = typer.Option("HEAD", "--target", help="The commit the action is for."),
     reason: str = typer.Option("", "--reason", help="Why (shown to approvers)."),
-    ttl: Optional[str] = typer.Option(None, "--ttl", help="How long the request lives (default 24h, at most max_ttl)."),
-    sign: Optional[bool] = typer.Option(None, "--sign/--no-sign", help="Sign the request (default: when user.signingkey is set)."),
+    ttl: str | None = typer.Option(None, "--ttl", help="How long the request lives (default 24h, at most max_ttl)."),
+    sign: bool | None = typer.Option(None, "--sign/--no-sign", help="Sign the request (default: when user.signingkey is set)."),
     push: bool = PushOption,
-    repo: Optional[str] = RepoOption,
+    repo: str | None = RepoOption,
 ) -> None:
     """Commit a request for ACTION on a commit; prints its id."""
     branch = _branch(repo)
@@ -91,7 +94,7 @@ def request(
     typer.echo(record.id)
 
 
-def _decide(decision: str, request_id: str, comment: str, push: bool, repo: Optional[str]) -> None:
+def _decide(decision: str, request_id: str, comment: str, push: bool, repo: str | None) -> None:
     written = operations.decide(_branch(repo), request_id, decision, comment, push)
     verb = "approved" if decision == "approve" else "rejected"
     typer.echo(f"{verb} {request_id} in {written.commit[:12]}{' (pushed)' if written.pushed else ''}")
@@ -102,7 +105,7 @@ def approve(
     request_id: str = typer.Argument(..., metavar="ID"),
     comment: str = typer.Option("", "--comment"),
     push: bool = PushOption,
-    repo: Optional[str] = RepoOption,
+    repo: str | None = RepoOption,
 ) -> None:
     """Approve request ID with a signed commit."""
     _decide("approve", request_id, comment, push, repo)
@@ -113,7 +116,7 @@ def reject(
     request_id: str = typer.Argument(..., metavar="ID"),
     comment: str = typer.Option("", "--comment"),
     push: bool = PushOption,
-    repo: Optional[str] = RepoOption,
+    repo: str | None = RepoOption,
 ) -> None:
     """Reject (veto) request ID with a signed commit."""
     _decide("reject", request_id, comment, push, repo)
@@ -121,10 +124,10 @@ def reject(
 
 @app.command()
 def status(
-    request_id: Optional[str] = typer.Argument(None, metavar="[ID]"),
-    at: Optional[str] = typer.Option(None, "--at", help="Judge at this time instead of now (ISO 8601)."),
+    request_id: str | None = typer.Argument(None, metavar="[ID]"),
+    at: str | None = typer.Option(None, "--at", help="Judge at this time instead of now (ISO 8601)."),
     as_json: bool = JsonOption,
-    repo: Optional[str] = RepoOption,
+    repo: str | None = RepoOption,
 ) -> None:
     """Requests and their state: pending (k of n), approved, rejected, expired."""
     now = parse_time(at, "--at") if at else utc_now()
@@ -159,10 +162,10 @@ def _verify_and_exit(verdicts: list, as_json: bool, tag: str | None = None) -> N
 def verify(
     action: str = typer.Argument(...),
     target: str = typer.Option("HEAD", "--target", help="The commit to check (default HEAD)."),
-    at: Optional[str] = typer.Option(None, "--at", help="Judge at this time instead of now (ISO 8601)."),
-    root: Optional[str] = typer.Option(None, "--root", help="Pin the root commit for this run."),
+    at: str | None = typer.Option(None, "--at", help="Judge at this time instead of now (ISO 8601)."),
+    root: str | None = typer.Option(None, "--root", help="Pin the root commit for this run."),
     as_json: bool = JsonOption,
-    repo: Optional[str] = RepoOption,
+    repo: str | None = RepoOption,
 ) -> None:
     """Exit 0 if ACTION is approved for the target commit, 1 if not, with every reason."""
     now = parse_time(at, "--at") if at else utc_now()
@@ -177,9 +180,9 @@ def verify(
 @app.command("verify-tag")
 def verify_tag(
     tag: str = typer.Argument(...),
-    at: Optional[str] = typer.Option(None, "--at", help="Judge at this time instead of now (ISO 8601)."),
+    at: str | None = typer.Option(None, "--at", help="Judge at this time instead of now (ISO 8601)."),
     as_json: bool = JsonOption,
-    repo: Optional[str] = RepoOption,
+    repo: str | None = RepoOption,
 ) -> None:
     """Check a tag: the actions whose `tags` it matches, for the commit it points at."""
     now = parse_time(at, "--at") if at else utc_now()
@@ -216,7 +219,7 @@ cli_gate.register(app)  # gitjit run / audit
 cli_notify.register(app)  # gitjit notify status / flush (SPEC s.14)
 
 
-def main(argv: List[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, prog_name="gitjit")
     except GitjitError as exc:  # the one place exit codes are decided: by the error's kind (errors.py)

@@ -60,7 +60,8 @@ def register(app: typer.Typer) -> None:
             False, "--print", help="Print the pre-receive script (to read it; to place it, use --output)."),
     ) -> None:
         """Install gitjit's hooks; an existing hook is kept as <name>.legacy and chained. Then check them."""
-        from gitjit.server import check as hook_check, install as hook_install
+        from gitjit.server import check as hook_check
+        from gitjit.server import install as hook_install
 
         if sum(map(bool, (repo, output, gitolite, print_script))) > 1:
             raise BadInput("--repo, --output, --gitolite and --print go one at a time")

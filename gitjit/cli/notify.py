@@ -8,7 +8,6 @@ the repository the post-receive hook spools into (docs/notifications.md).
 
 import json
 import sys
-from typing import Optional
 
 import typer
 
@@ -24,7 +23,7 @@ def register(app: typer.Typer) -> None:
     @notify_app.command("status")
     def status(
         as_json: bool = typer.Option(False, "--json", help="Print JSON (see docs/notifications.md)."),
-        repo: Optional[str] = typer.Option(None, "--repo", help="The server repository (default: the current one)."),
+        repo: str | None = typer.Option(None, "--repo", help="The server repository (default: the current one)."),
     ) -> None:
         """The endpoints configured, and the notifications queued or failed."""
         _, config, spool = _open_spool(repo)
@@ -41,7 +40,7 @@ def register(app: typer.Typer) -> None:
     def flush(
         retry_failed: bool = typer.Option(False, "--retry-failed",
                                           help="Move failed notifications back to the queue first."),
-        repo: Optional[str] = typer.Option(None, "--repo", help="The server repository (default: the current one)."),
+        repo: str | None = typer.Option(None, "--repo", help="The server repository (default: the current one)."),
     ) -> None:
         """Send the queued notifications now; exit 1 if some remain queued or failed."""
         from gitjit.notify.deliver import deliver_pending
@@ -65,11 +64,11 @@ def register(app: typer.Typer) -> None:
 
 
 
-def _open_spool(repo: Optional[str]):
+def _open_spool(repo: str | None):
     """The server repository's git directory, its notification config and spool; a config
     that does not read is bad input."""
-    from gitjit.git.branch import open_repository
     from gitjit.errors import BadInput
+    from gitjit.git.branch import open_repository
     from gitjit.notify.config import ConfigError, read_config
     from gitjit.notify.queue import Spool
 

@@ -12,9 +12,9 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from gitjit.cli.render import console, shown
 from gitjit.commands.audit import AuditReport
 from gitjit.model.grammar import format_time
-from gitjit.cli.render import console, shown
 
 _DECISION_STYLE = {"approve": "green", "reject": "red"}
 _STATE_STYLE = {"approved": "green", "pending": "yellow", "rejected": "red", "expired": "dim", "not-yet-valid": "dim"}

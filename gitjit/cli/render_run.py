@@ -20,8 +20,8 @@ from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
 
-from gitjit.commands.run import FAILED, RUN, TIMEOUT, VETOED, EXPIRED_END, Gate, Progress
 from gitjit.cli.render import shown
+from gitjit.commands.run import EXPIRED_END, FAILED, RUN, TIMEOUT, VETOED, Gate, Progress
 
 PLAIN_HEARTBEAT = 60.0  # seconds between "still waiting" lines in plain output
 
@@ -104,7 +104,7 @@ class WaitDisplay:
         self._last_line: str | None = None
         self._last_time = 0.0
 
-    def __enter__(self) -> "WaitDisplay":
+    def __enter__(self) -> WaitDisplay:
         if self.out.is_terminal:
             self.live = Live(self.view, console=self.out, refresh_per_second=4, transient=True)
             self.live.start()

@@ -13,12 +13,11 @@ from __future__ import annotations
 import json
 import shlex
 import sys
-from typing import List, Optional
 
 import typer
 
-from gitjit.git.branch import DEFAULT_REMOTE, ApprovalsBranch, open_repository
 from gitjit.errors import BadInput
+from gitjit.git.branch import DEFAULT_REMOTE, ApprovalsBranch, open_repository
 from gitjit.model.grammar import FULL_COMMIT_RE, parse_duration, parse_time, utc_now
 
 
@@ -28,16 +27,16 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def run(
         action: str = typer.Argument(..., help="The action of the policy to run."),
-        command: Optional[List[str]] = typer.Argument(None, metavar="-- CMD...", help="The command to run once approved."),
+        command: list[str] | None = typer.Argument(None, metavar="-- CMD...", help="The command to run once approved."),
         target: str = typer.Option("HEAD", "--target", help="The commit the action is for."),
         wait: str = typer.Option("30m", "--wait", help="How long to wait for approval (e.g. 30m, 2h)."),
         remote: str = typer.Option(DEFAULT_REMOTE, "--remote", help="The remote approvers push to."),
         reason: str = typer.Option("", "--reason", help="Why (shown to approvers), for a new request."),
-        ttl: Optional[str] = typer.Option(None, "--ttl", help="Lifetime of a new request (default 24h, at most max_ttl)."),
-        interval: Optional[str] = typer.Option(
+        ttl: str | None = typer.Option(None, "--ttl", help="Lifetime of a new request (default 24h, at most max_ttl)."),
+        interval: str | None = typer.Option(
             None, "--interval", help="Time between fetches: 5s, 1m or seconds (default $GITJIT_RUN_INTERVAL or 5s)."),
-        root: Optional[str] = typer.Option(None, "--root", help="Pin the root commit for this run."),
-        repo: Optional[str] = typer.Option(None, "--repo", help="Repository to work in (default: the current one)."),
+        root: str | None = typer.Option(None, "--root", help="Pin the root commit for this run."),
+        repo: str | None = typer.Option(None, "--repo", help="Repository to work in (default: the current one)."),
     ) -> None:
         """Find or make and push a request, wait for approval (fetching from the remote), then run CMD.
 
@@ -46,8 +45,8 @@ def register(app: typer.Typer) -> None:
         in its environment, and its exit code is passed through. Not approved
         in time, or rejected: exit 1 and CMD never starts. Ctrl-C: exit 130.
         """
-        from gitjit.commands import run as gate_core
         from gitjit.cli import render_run
+        from gitjit.commands import run as gate_core
 
         out = render_run.console(stderr=True)
         wait_for = parse_duration(wait, "--wait")
@@ -60,7 +59,7 @@ def register(app: typer.Typer) -> None:
                 progress = gate.wait(wait_for, seconds, display.report)
         except KeyboardInterrupt:
             out.print(f"interrupted: {shlex.join(command or [])} was not run", soft_wrap=True, markup=False)
-            raise typer.Exit(130)
+            raise typer.Exit(130) from None
         render_run.outcome(out, gate, progress, wait, list(command))
         if progress.end != gate_core.RUN:
             raise typer.Exit(1)
@@ -74,16 +73,16 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def audit(
         as_json: bool = typer.Option(False, "--json", help="Print JSON (see docs/json.md, section audit)."),
-        since: Optional[str] = typer.Option(
+        since: str | None = typer.Option(
             None, "--since", help="List only commits made from this time (ISO 8601) or this long ago (7d)."),
-        at: Optional[str] = typer.Option(None, "--at", help="Judge at this time instead of now (ISO 8601)."),
-        root: Optional[str] = typer.Option(None, "--root", help="Pin the root commit for this run."),
-        repo: Optional[str] = typer.Option(None, "--repo", help="Repository to work in (default: the current one)."),
+        at: str | None = typer.Option(None, "--at", help="Judge at this time instead of now (ISO 8601)."),
+        root: str | None = typer.Option(None, "--root", help="Pin the root commit for this run."),
+        repo: str | None = typer.Option(None, "--repo", help="Repository to work in (default: the current one)."),
     ) -> None:
         """The whole approvals branch, authenticated: every request, decision, signer and policy change,
         and every commit that does not count and why. Exit 1 if anything does not verify."""
-        from gitjit.commands import audit as audit_core
         from gitjit.cli import render_audit
+        from gitjit.commands import audit as audit_core
 
         now = parse_time(at, "--at") if at else utc_now()
         start = _since(since, now) if since else None

@@ -29,11 +29,11 @@ from __future__ import annotations
 
 import subprocess
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from gitjit import reasons as R
-from gitjit.git.branch import ApprovalsBranch
 from gitjit.errors import BadInput, NotTrusted
+from gitjit.git.branch import ApprovalsBranch
 from gitjit.git.read import HEX40
 from gitjit.model.grammar import format_time
 from gitjit.trust.signatures import MalformedCommit, SignatureCheck, split_commit
@@ -280,7 +280,7 @@ def _verdicts_stand(trusted: TrustedBranch) -> bool:
     """
     from gitjit.trust.cache.signatures import SignatureCache
 
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     stored = [(e, e._signature) for e in trusted.requests.values() if e._signature is not None]
     stored += [(d, d.signature) for d in trusted.decisions.all() if d.signature is not None]
     again = []
@@ -290,7 +290,7 @@ def _verdicts_stand(trusted: TrustedBranch) -> bool:
         elif not SignatureCache.still_good(check, entry.state.keyring, now):
             return False
     checks = trusted.check_signatures([(e.commit, e.parts, e.state.keyring) for e, _ in again])
-    if any(check != old for (_, old), check in zip(again, checks)):
+    if any(check != old for (_, old), check in zip(again, checks, strict=True)):
         return False
     return all(check.good for check in _policy_signatures(trusted))
 
@@ -366,7 +366,7 @@ def _policy_signatures(trusted: TrustedBranch) -> list[SignatureCheck]:
 
 def _policy_changes(trusted: TrustedBranch, times: _Times) -> list[PolicyChange]:
     out = []
-    for (commit_id, signer), check in zip(trusted.policy_changes, _policy_signatures(trusted)):
+    for (commit_id, signer), check in zip(trusted.policy_changes, _policy_signatures(trusted), strict=True):
         changes = tuple(f"{c.status} {c.path}" for _, found in trusted.branch.changes([commit_id]) for c in found)
         out.append(PolicyChange(commit_id, "root" if not out else "policy", signer, check.primary_key,
                                 check.signing_key, check.created, times[commit_id], changes))
@@ -386,7 +386,7 @@ def _refused_decision_signatures(trusted: TrustedBranch, decisions: list[Decisio
     wrong binding): the audit names them too. This only informs; it never makes anything count."""
     unchecked = [d for d in decisions if d.signature is None and d.parts.signature is not None]
     checks = trusted.check_signatures([(d.commit, d.parts, d.state.keyring) for d in unchecked])
-    return {d.commit: check for d, check in zip(unchecked, checks)}
+    return {d.commit: check for d, check in zip(unchecked, checks, strict=True)}
 
 
 def _request_audit(trusted: TrustedBranch, entry: RequestEntry, at: datetime, times: _Times,

@@ -28,13 +28,13 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Callable
 
 from gitjit.commands import write as operations
-from gitjit.git.branch import ApprovalsBranch, run_git
 from gitjit.errors import BadInput, GitFailed, GitjitError, NotTrusted
+from gitjit.git.branch import ApprovalsBranch, run_git
 from gitjit.model.grammar import FULL_COMMIT_RE, parse_duration, utc_now
 from gitjit.model.records import Decision, render_decision
 from gitjit.trust.trusted import TrustedBranch

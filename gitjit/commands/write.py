@@ -17,12 +17,20 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from gitjit.git.branch import ApprovalsBranch
 from gitjit.errors import BadInput, GitFailed, NotTrusted
-from gitjit.model.limits import MAX_KEY_FILE_BYTES
+from gitjit.git.branch import ApprovalsBranch
 from gitjit.model.grammar import FINGERPRINT_RE, check_name, parse_duration
+from gitjit.model.limits import MAX_KEY_FILE_BYTES
 from gitjit.model.policy import POLICY_FILE, render_initial_policy, render_person
-from gitjit.model.records import Decision, Request, decision_path, render_decision, render_request, request_path, text_size_problem
+from gitjit.model.records import (
+    Decision,
+    Request,
+    decision_path,
+    render_decision,
+    render_request,
+    request_path,
+    text_size_problem,
+)
 from gitjit.trust.signatures import Keyring
 from gitjit.trust.trusted import TrustedBranch
 

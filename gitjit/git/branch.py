@@ -24,10 +24,10 @@ from gitjit.git.read import (
     git_failure,
     locate_git_dir,
 )
-from gitjit.model.limits import MAX_CHANGES
 from gitjit.model.grammar import FULL_COMMIT_RE, check_name
-from gitjit.reasons import MISSING_OBJECT, NOT_LINEAR
+from gitjit.model.limits import MAX_CHANGES
 from gitjit.namedtuple import NamedTuple
+from gitjit.reasons import MISSING_OBJECT, NOT_LINEAR
 
 DEFAULT_BRANCH = "approvals"
 DEFAULT_REMOTE = "origin"

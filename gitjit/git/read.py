@@ -23,8 +23,8 @@ import subprocess
 import threading
 
 from gitjit.errors import GitjitError
-from gitjit.reasons import MISSING_OBJECT
 from gitjit.namedtuple import NamedTuple
+from gitjit.reasons import MISSING_OBJECT
 
 HEX40 = re.compile(r"^[0-9a-f]{40}\Z")
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from gitjit.errors import BadInput
 from gitjit.model.limits import FIRST_YEAR, LAST_YEAR, MAX_DURATION
@@ -66,8 +66,8 @@ def parse_time(text: str, what: str = "time") -> datetime:
     try:
         value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
         if value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
-        value = value.astimezone(timezone.utc)
+            value = value.replace(tzinfo=UTC)
+        value = value.astimezone(UTC)
     except (ValueError, AttributeError, OverflowError):
         value = None
     if value is None or not 1970 <= value.year < 9000:
@@ -76,7 +76,7 @@ def parse_time(text: str, what: str = "time") -> datetime:
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc).replace(microsecond=0)
+    return datetime.now(UTC).replace(microsecond=0)
 
 
 def in_time_range(value: datetime) -> bool:
@@ -87,7 +87,7 @@ def in_time_range(value: datetime) -> bool:
 def from_timestamp(seconds: int) -> datetime:
     """A Unix time as UTC; ValueError outside years 1970 to 9999 (a commit may claim any number)."""
     try:
-        value = datetime.fromtimestamp(seconds, timezone.utc)
+        value = datetime.fromtimestamp(seconds, UTC)
     except (OverflowError, OSError, ValueError):
         value = None
     if value is None or not in_time_range(value):
@@ -96,4 +96,4 @@ def from_timestamp(seconds: int) -> datetime:
 
 
 def format_time(value: datetime) -> str:
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

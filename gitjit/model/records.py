@@ -6,11 +6,11 @@ Parsing takes untrusted bytes and returns a frozen record or raises
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from gitjit.errors import BadInput
-from gitjit.model.limits import FIRST_YEAR, LAST_YEAR, MAX_TEXT_BYTES
 from gitjit.model.grammar import FULL_COMMIT_RE, format_time, in_time_range, is_valid_name
+from gitjit.model.limits import FIRST_YEAR, LAST_YEAR, MAX_TEXT_BYTES
 from gitjit.namedtuple import NamedTuple
 
 DECISIONS = ("approve", "reject")
@@ -184,7 +184,7 @@ def _time(doc: dict, key: str, path: str) -> datetime:
     if not isinstance(value, datetime) or value.tzinfo is None:
         raise BadInput(f"{path}: {key}: must be a TOML date-time with a zone, like 2026-11-25T23:00:00Z")
     try:
-        value = value.astimezone(timezone.utc)  # 9999-12-31T23:59:59-23:59 overflows here
+        value = value.astimezone(UTC)  # 9999-12-31T23:59:59-23:59 overflows here
     except (OverflowError, ValueError):
         value = None
     if value is None or not in_time_range(value):

@@ -22,8 +22,8 @@ import os
 import subprocess
 from pathlib import Path
 
-from gitjit.server import install as hook_install
 from gitjit.errors import BadInput
+from gitjit.server import install as hook_install
 from gitjit.server.check import Finding
 
 ADMIN_REPO = "gitolite-admin"

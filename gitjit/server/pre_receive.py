@@ -61,8 +61,8 @@ from datetime import datetime
 
 from gitjit import reasons as R
 from gitjit.errors import GitjitError
-from gitjit.reasons import Reason
 from gitjit.namedtuple import TYPE_CHECKING, NamedTuple
+from gitjit.reasons import Reason
 
 if TYPE_CHECKING:  # pragma: no cover
     from gitjit.git.branch import ApprovalsBranch
@@ -123,7 +123,7 @@ def parse_lines(lines: Iterable[str]) -> list[RefUpdate]:
     return updates
 
 
-def open_server_repository(repo_path_or_env: "str | os.PathLike | None") -> str:
+def open_server_repository(repo_path_or_env: str | os.PathLike | None) -> str:
     """The git directory the push goes to.
 
     `None` means "from git's environment" (`GIT_DIR`, else the current
@@ -373,7 +373,6 @@ class PushCheck:
     # -- rule 1: the approvals branch ----------------------------------------
 
     def _judge_branch(self, update: RefUpdate) -> Reason | None:
-        from gitjit.trust.trusted import TrustedBranch
 
         branch = self.branch
         if update.new is None:
@@ -419,7 +418,7 @@ class PushCheck:
             return Reason(refusals[0].code, "; ".join(shown))  # the first commit's code: the one shown first
         return None
 
-    def _root_view(self, new: str) -> tuple["TrustedBranch", list[str]]:
+    def _root_view(self, new: str) -> tuple[TrustedBranch, list[str]]:
         """A branch created by this push: its root authorizes itself (section 5.1) and must match the pin."""
         from gitjit.errors import NotTrusted
         from gitjit.trust.trusted import TrustedBranch
@@ -541,7 +540,7 @@ class PushCheck:
         return None
 
 
-def describe_verdict(verdict: "Verdict", with_action: bool = False) -> str:
+def describe_verdict(verdict: Verdict, with_action: bool = False) -> str:
     """A not-approved verdict as one actionable clause for the pusher."""
     action, target = verdict.action, verdict.target
     if not verdict.requests:
@@ -564,7 +563,7 @@ class _Lock:
         self.path = os.path.join(git_dir, "gitjit", f"{name}.lock")
         self.timeout = timeout
 
-    def __enter__(self) -> "_Lock":
+    def __enter__(self) -> _Lock:
         import time
 
         from gitjit.trust.cache import files as cachefiles  # the folder shared as core.sharedRepository says

@@ -23,13 +23,13 @@ from __future__ import annotations
 import json
 import os
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from gitjit import reasons as R
 from gitjit.errors import GitjitError, NotTrusted
 from gitjit.model.grammar import FINGERPRINT_RE, from_timestamp
-from gitjit.reasons import Reason
 from gitjit.namedtuple import NamedTuple
+from gitjit.reasons import Reason
 
 SIGNATURE_HEADERS = (b"gpgsig", b"gpgsig-sha256")
 SINGLE_HEADERS = (b"tree", b"author", b"committer")
@@ -245,7 +245,7 @@ class SignatureCheck(NamedTuple):
         }
 
     @classmethod
-    def from_json(cls, data: dict) -> "SignatureCheck":
+    def from_json(cls, data: dict) -> SignatureCheck:
         created, expires = data.get("created"), data.get("expires")
         return cls(
             good=bool(data["good"]),
@@ -417,7 +417,7 @@ class Keyring:
         import subprocess
         import tempfile  # here, not at the top: a tag push that only reads verdicts never needs it
 
-        extra = ["--faked-system-time", at.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%S!")] if at else []
+        extra = ["--faked-system-time", at.astimezone(UTC).strftime("%Y%m%dT%H%M%S!")] if at else []
         fd, sig_path = tempfile.mkstemp(prefix="gitjit-sig-")  # never in the keyring: it may be read-only
         try:
             with os.fdopen(fd, "wb") as handle:
@@ -628,7 +628,7 @@ class Keyring:
         }
 
     @classmethod
-    def _from_meta(cls, home: str, meta: dict) -> "Keyring":
+    def _from_meta(cls, home: str, meta: dict) -> Keyring:
         owners = {p: frozenset(f) for p, f in meta["owners"].items()}
         keys = {
             # an entry written before key algorithms were kept has none: KeyError, so it is rebuilt

@@ -28,21 +28,20 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator, Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
-from gitjit.git.branch import ApprovalsBranch, Change, cache_dir
-from gitjit.errors import BadInput, BadPolicy, NotTrusted
-from gitjit.git.read import CommitObject, TreeEntry
-from gitjit.git.read import MissingObject
-from gitjit.model.limits import MAX_CHANGES, MAX_RECORD_BYTES, SHOWN_CHANGES, list_some, max_bytes_for, size_problem
 from gitjit import reasons as R
+from gitjit.errors import BadInput, BadPolicy, NotTrusted
+from gitjit.git.branch import ApprovalsBranch, Change, cache_dir
+from gitjit.git.read import CommitObject, MissingObject, TreeEntry
 from gitjit.model.grammar import describe_age, format_time, from_timestamp, is_valid_name
+from gitjit.model.limits import MAX_CHANGES, MAX_RECORD_BYTES, SHOWN_CHANGES, list_some, max_bytes_for, size_problem
 from gitjit.model.policy import POLICY_FILE, Policy, load_policy_document, policy_from_document
-from gitjit.reasons import Reason
 from gitjit.model.records import Decision, Request, parse_decision, parse_request, request_path
-from gitjit.trust.signatures import FATAL_STATUS, CommitParts, Keyring, MalformedCommit, SignatureCheck, split_commit
-from gitjit.trust.cache.snapshot import Head, Snapshot
 from gitjit.namedtuple import NamedTuple
+from gitjit.reasons import Reason
+from gitjit.trust.cache.snapshot import Head, Snapshot
+from gitjit.trust.signatures import FATAL_STATUS, CommitParts, Keyring, MalformedCommit, SignatureCheck, split_commit
 
 
 class PolicyState(NamedTuple):
@@ -88,7 +87,7 @@ class _Entry:
         return self._parts
 
     @property
-    def state(self) -> "PolicyState":
+    def state(self) -> PolicyState:
         if self._state is None:
             self._state = self.owner.policy_state(self.state_commit)
         return self._state
@@ -101,8 +100,8 @@ class RequestEntry(_Entry):
                  "_parts", "_state", "_signature")
 
     def __init__(self, request: Request, commit: str, blob: str, position: int, author_email: str, signed: bool,
-                 state_commit: str, owner: "TrustedBranch", _parts: CommitParts | None = None,
-                 _state: "PolicyState | None" = None, _signature: SignatureCheck | None = None):
+                 state_commit: str, owner: TrustedBranch, _parts: CommitParts | None = None,
+                 _state: PolicyState | None = None, _signature: SignatureCheck | None = None):
         self.request = request
         self.commit = commit
         self.blob = blob
@@ -118,18 +117,18 @@ class RequestEntry(_Entry):
     def __repr__(self) -> str:
         return f"RequestEntry({self.request.id!r}, commit={self.commit[:12]!r})"
 
-    def signature(self, trusted: "TrustedBranch") -> SignatureCheck | None:
+    def signature(self, trusted: TrustedBranch) -> SignatureCheck | None:
         if not self.signed:
             return None
         if self._signature is None:
             self._signature = trusted.check_signature(self.commit, self.parts, self.state.keyring)
         return self._signature
 
-    def signer(self, trusted: "TrustedBranch") -> str | None:
+    def signer(self, trusted: TrustedBranch) -> str | None:
         check = self.signature(trusted)
         return self.state.key_owner(check) if check is not None else None
 
-    def requesters(self, trusted: "TrustedBranch") -> set[str]:
+    def requesters(self, trusted: TrustedBranch) -> set[str]:
         """Everyone who may be the requester: the signer, and the author by email.
 
         The author email is not authenticated, so it may only ever take
@@ -161,8 +160,8 @@ class DecisionEntry(_Entry):
                  "problem", "_parts", "_state")
 
     def __init__(self, person: str, request_id: str, commit: str, position: int, state_commit: str,
-                 owner: "TrustedBranch", decision: Decision | None = None, signature: SignatureCheck | None = None,
-                 problem: Reason | None = None, _parts: CommitParts | None = None, _state: "PolicyState | None" = None):
+                 owner: TrustedBranch, decision: Decision | None = None, signature: SignatureCheck | None = None,
+                 problem: Reason | None = None, _parts: CommitParts | None = None, _state: PolicyState | None = None):
         self.person = person
         self.request_id = request_id
         self.commit = commit
@@ -186,7 +185,7 @@ class DecisionEntry(_Entry):
 class RequestIndex(Mapping[str, RequestEntry]):
     """Requests by id: those read back from a snapshot (lazily) and those added since."""
 
-    def __init__(self, owner: "TrustedBranch", snapshot: Snapshot | None = None, limit: int = 0):
+    def __init__(self, owner: TrustedBranch, snapshot: Snapshot | None = None, limit: int = 0):
         self._owner, self._snapshot, self._limit = owner, snapshot, limit
         self._loaded: dict[str, RequestEntry] = {}
         self._added: dict[str, RequestEntry] = {}
@@ -233,7 +232,7 @@ class RequestIndex(Mapping[str, RequestEntry]):
 class DecisionIndex(Mapping[str, list[DecisionEntry]]):
     """Decisions by request id, in branch order: read back lazily, plus those added since."""
 
-    def __init__(self, owner: "TrustedBranch", snapshot: Snapshot | None = None, limit: int = 0):
+    def __init__(self, owner: TrustedBranch, snapshot: Snapshot | None = None, limit: int = 0):
         self._owner, self._snapshot, self._limit = owner, snapshot, limit
         self._loaded: dict[str, list[DecisionEntry]] = {}
         self._added: dict[str, list[DecisionEntry]] = {}
@@ -307,7 +306,7 @@ class TrustedBranch:
 
     @classmethod
     def load(cls, branch: ApprovalsBranch, tip: str | None = None, root: str | None = None,
-             pin: bool = True, save: bool = True) -> "TrustedBranch":
+             pin: bool = True, save: bool = True) -> TrustedBranch:
         """Authenticates the branch from its pinned root to `tip` (section 5.1).
 
         Where no root is pinned yet, the branch's own root is pinned on this
@@ -335,7 +334,7 @@ class TrustedBranch:
         return trusted
 
     @classmethod
-    def _resume(cls, branch: ApprovalsBranch, tip: str, root: str) -> "TrustedBranch | None":
+    def _resume(cls, branch: ApprovalsBranch, tip: str, root: str) -> TrustedBranch | None:
         """The view at `tip` continued from the stored snapshot, or None where none fits."""
         snapshot = Snapshot.in_directory(cache_dir(branch))
         head = snapshot.head(root)
@@ -365,7 +364,7 @@ class TrustedBranch:
 
     @classmethod
     def _from_snapshot(cls, branch: ApprovalsBranch, snapshot: Snapshot, head: Head, count: int,
-                       tip: str) -> "TrustedBranch":
+                       tip: str) -> TrustedBranch:
         trusted = cls(branch, head.root, tip=tip, count=count)
         trusted._snapshot = snapshot
         trusted.requests = RequestIndex(trusted, snapshot, count)
@@ -658,20 +657,20 @@ class TrustedBranch:
             return Reason(R.NOT_APPROVER, f"{entry.person} is not an approver of {request.request.action}")
         return None
 
-    def _check_pending_signatures(self, pending: "_PendingChecks") -> None:
+    def _check_pending_signatures(self, pending: _PendingChecks) -> None:
         """The verdicts on the signed requests and decisions just applied, in branch order.
 
         Requests go first in branch order, so a decision's self-approval check
         already knows who signed its request.
         """
         checks = pending.checks()
-        for entry, check in zip(pending.entries, checks):
+        for entry, check in zip(pending.entries, checks, strict=True):
             if isinstance(entry, RequestEntry):
                 entry._signature = check
                 late = check.good and self._witness_problem(check.created, "signed", entry.state.policy.clock_skew)
                 if late:
                     self.refusals.append(Refusal.of(entry.commit, late.prefixed(request_path(entry.request.id))))
-        for entry, check in zip(pending.entries, checks):
+        for entry, check in zip(pending.entries, checks, strict=True):
             if isinstance(entry, DecisionEntry):
                 entry.signature = check
                 entry.problem = self._signature_problem(entry, check)
@@ -839,7 +838,7 @@ class _PendingChecks:
 
             self._cache = SignatureCache.for_directory(cache_dir(self._trusted.branch))
         job = (entry.commit, entry.parts, entry.state.keyring)
-        found = self._cache.lookup(job, datetime.now(timezone.utc))
+        found = self._cache.lookup(job, datetime.now(UTC))
         self.entries.append(entry)
         self._jobs.append(job)
         self._found.append(found)
@@ -923,7 +922,7 @@ def _request_row(entry: RequestEntry) -> dict:
     }
 
 
-def _request_from_row(row: dict, owner: "TrustedBranch") -> RequestEntry:
+def _request_from_row(row: dict, owner: TrustedBranch) -> RequestEntry:
     request = Request(row["id"], row["action"], row["target"], row["requested_by"], row["reason"],
                       from_timestamp(row["created"]), from_timestamp(row["expires"]))
     return RequestEntry(request, row["commit"], row["blob"], row["position"], row["author_email"], row["signed"],
@@ -941,7 +940,7 @@ def _decision_row(entry: DecisionEntry) -> dict:
     }
 
 
-def _decision_from_row(row: dict, owner: "TrustedBranch") -> DecisionEntry:
+def _decision_from_row(row: dict, owner: TrustedBranch) -> DecisionEntry:
     return DecisionEntry(row["person"], row["request_id"], row["commit"], row["position"], row["state_commit"], owner,
                          decision=Decision(*row["decision"]) if row["decision"] else None,
                          signature=SignatureCheck.from_json(row["signature"]) if row["signature"] else None,

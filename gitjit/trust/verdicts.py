@@ -30,9 +30,9 @@ from datetime import datetime
 from gitjit import reasons as R
 from gitjit.errors import BadInput
 from gitjit.model.grammar import describe_age, format_duration, format_time
+from gitjit.namedtuple import NamedTuple
 from gitjit.reasons import Reason
 from gitjit.trust.trusted import DecisionEntry, RequestEntry, TrustedBranch
-from gitjit.namedtuple import NamedTuple
 
 APPROVED, PENDING, REJECTED, EXPIRED, NOT_YET_VALID = "approved", "pending", "rejected", "expired", "not-yet-valid"
 

@@ -7,12 +7,11 @@ import os
 import shutil
 import stat
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pygit2
 import pytest
-
 from gateworld import BRANCH, Team, build_remote, commit_on_approvals
 from helpers import GPG
 
@@ -98,7 +97,7 @@ def test_an_honest_history_audits_clean(honest, keys):
         assert d["signer"] == person and d["key"] == keys[person].fpr and d["decision"] == "approve"
         assert d["signed_at"] and d["committed_at"] and d["counts"] is False and d["code"] == "stale"
 
-    now = audit_json(carol, "--at", datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), check=0)
+    now = audit_json(carol, "--at", datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), check=0)
     fresh = {r["id"]: r for r in now["requests"]}
     assert fresh[deploy]["state"] == "approved" and fresh[deploy]["approvals"] == ["bob", "carol"]
     assert all(d["counts"] and d["reason"] is None and d["code"] is None for d in fresh[deploy]["decisions"])
@@ -303,21 +302,21 @@ def test_cache_rules_in_process(forged, tmp_path):
 
     # A signature that expired since it was cached is checked again.
     record = json.loads(lines[0].split(" ", 1)[1])
-    record["check"]["expires"] = (datetime.now(timezone.utc) - timedelta(minutes=1)).timestamp()
+    record["check"]["expires"] = (datetime.now(UTC) - timedelta(minutes=1)).timestamp()
     (path / "signatures.jsonl").write_bytes(_line(record) + b"\n")
     calls.clear()
     SignatureCache(path / "signatures.jsonl").check(jobs, verify)
     assert calls == [len(jobs)]
 
     # A cached verdict is reused only with the keyring of the same keys/ tree.
-    job = next(j for j, c in zip(jobs, first) if c.good)
+    job = next(j for j, c in zip(jobs, first, strict=True) if c.good)
     cache = SignatureCache(path / "signatures.jsonl")
     cache.check([job], verify)
-    assert cache.lookup(job, datetime.now(timezone.utc)) is not None
-    later = datetime.now(timezone.utc) + timedelta(days=36500)
+    assert cache.lookup(job, datetime.now(UTC)) is not None
+    later = datetime.now(UTC) + timedelta(days=36500)
     assert cache.lookup(job, later) is not None  # these keys never expire
     other = type(job[2])(str(Path(job[2].home).parent / ("0" * 40)), job[2].owners, job[2].keys)
-    assert cache.lookup((job[0], job[1], other), datetime.now(timezone.utc)) is None
+    assert cache.lookup((job[0], job[1], other), datetime.now(UTC)) is None
 
 
 def test_judge_status_keeps_the_signature_expiry():
@@ -327,7 +326,7 @@ def test_judge_status_keeps_the_signature_expiry():
     lines = [("NEWSIG", ""), ("GOODSIG", f"{fpr[-16:]} Someone"),
              ("VALIDSIG", f"{fpr} 2026-11-26 1764100000 1764200000 4 0 22 10 00 {fpr}")]
     check = judge_status(lines, 0)
-    assert check.good and check.expires == datetime.fromtimestamp(1764200000, timezone.utc)
+    assert check.good and check.expires == datetime.fromtimestamp(1764200000, UTC)
     assert judge_status(lines[:2] + [("VALIDSIG", f"{fpr} 2026-11-26 1764100000 0 4 0 22 10 00 {fpr}")], 0).expires is None
     assert not judge_status(lines[:2] + [("VALIDSIG", f"{fpr} 2026-11-26 1764100000 soon 4 0 22 10 00 {fpr}")], 0).good
     assert type(check).from_json(check.to_json()) == check
@@ -345,8 +344,8 @@ def _walk(clone, monkeypatch, min_jobs: int, cold: bool = True) -> tuple[dict, l
     """The clone's branch authenticated from its root in this process, a thread pool checking
     signatures as soon as `min_jobs` wait (or never): its verdicts, and for each GnuPG check
     whether it ran on the main thread."""
-    from gitjit.trust.cache import signatures as sigcache
     from gitjit.trust import trusted as trusted_module
+    from gitjit.trust.cache import signatures as sigcache
     from gitjit.trust.trusted import TrustedBranch
 
     if cold:
@@ -475,9 +474,9 @@ def test_a_check_that_fails_in_the_middle_of_a_batch_fails_closed(forged, monkey
 
 
 def test_a_walk_stopped_by_an_untrusted_commit_stops_its_checks(honest, monkeypatch):
-    from gitjit.trust.cache import signatures as sigcache
-    from gitjit.trust import trusted as trusted_module
     from gitjit.errors import NotTrusted
+    from gitjit.trust import trusted as trusted_module
+    from gitjit.trust.cache import signatures as sigcache
     from gitjit.trust.trusted import TrustedBranch
 
     team, deploy, quick = honest
@@ -555,9 +554,8 @@ def test_an_audit_resumes_from_the_snapshot_and_reports_what_a_walk_from_the_roo
 
 
 def test_a_gnupg_failure_does_not_stick_through_the_snapshot(in_process_audit, monkeypatch):
-    from gitjit.trust.signatures import Keyring, split_commit
-
     from gitjit.trust.cache import signatures as sigcache
+    from gitjit.trust.signatures import Keyring, split_commit
 
     erin, report, walked = in_process_audit
     honest = report(cold=True)
@@ -593,7 +591,7 @@ def test_a_snapshot_verdict_that_has_expired_since_is_judged_again(in_process_au
     db = sqlite3.connect(erin.path / ".git" / "gitjit" / FILE_NAME)
     rows = db.execute("SELECT commit_id, row FROM decisions").fetchall()
     commit, row = next((c, json.loads(r)) for c, r in rows if json.loads(r)["person"] == "carol")
-    row["signature"]["expires"] = (datetime.now(timezone.utc) - timedelta(minutes=1)).timestamp()
+    row["signature"]["expires"] = (datetime.now(UTC) - timedelta(minutes=1)).timestamp()
     db.execute("UPDATE decisions SET row = ? WHERE commit_id = ?", (json.dumps(row), commit))
     db.commit()
     db.close()

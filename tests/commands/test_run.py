@@ -12,7 +12,6 @@ import sys
 import time
 
 import pytest
-
 from gateworld import Background, Later, Team, build_remote, commit_on_approvals
 
 FAST = {"GITJIT_RUN_INTERVAL": "0.3"}

@@ -16,7 +16,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from helpers import REPO_ROOT, Clone, git, make_bare, make_clone
 from world import _run_in_process
 

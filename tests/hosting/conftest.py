@@ -37,8 +37,8 @@ import pytest
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from helpers import REPO_ROOT, Clone, Keys, free_port, git
-from hookkit import BranchWriter, policy_toml
+from helpers import REPO_ROOT, Clone, Keys, free_port, git  # noqa: E402
+from hookkit import BranchWriter, policy_toml  # noqa: E402
 
 GITOLITE_USER = "gitjit-gitolite"
 HTTP_USER = "www-data"

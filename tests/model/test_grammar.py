@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import example, given, settings
@@ -138,11 +138,11 @@ def _seconds(text: str) -> int:
 @pytest.mark.parametrize(
     "text, expected",
     [
-        ("2026-11-25T23:00:00Z", datetime(2026, 11, 25, 23, 0, tzinfo=timezone.utc)),
-        ("2026-11-25T23:00:00+00:00", datetime(2026, 11, 25, 23, 0, tzinfo=timezone.utc)),
-        ("2026-11-26T01:00:00+02:00", datetime(2026, 11, 25, 23, 0, tzinfo=timezone.utc)),
-        ("2026-11-25T23:00:00", datetime(2026, 11, 25, 23, 0, tzinfo=timezone.utc)),  # no zone: UTC
-        (" 2026-11-25T23:00:00Z\n", datetime(2026, 11, 25, 23, 0, tzinfo=timezone.utc)),
+        ("2026-11-25T23:00:00Z", datetime(2026, 11, 25, 23, 0, tzinfo=UTC)),
+        ("2026-11-25T23:00:00+00:00", datetime(2026, 11, 25, 23, 0, tzinfo=UTC)),
+        ("2026-11-26T01:00:00+02:00", datetime(2026, 11, 25, 23, 0, tzinfo=UTC)),
+        ("2026-11-25T23:00:00", datetime(2026, 11, 25, 23, 0, tzinfo=UTC)),  # no zone: UTC
+        (" 2026-11-25T23:00:00Z\n", datetime(2026, 11, 25, 23, 0, tzinfo=UTC)),
     ],
 )
 def test_parse_time(text, expected):
@@ -160,7 +160,7 @@ def test_bad_times_are_bad_input(text):
         parse_time(text, "--at")
 
 
-@given(st.datetimes(min_value=datetime(1970, 1, 1), max_value=datetime(8999, 12, 31, 23, 59, 59), timezones=st.just(timezone.utc)))
+@given(st.datetimes(min_value=datetime(1970, 1, 1), max_value=datetime(8999, 12, 31, 23, 59, 59), timezones=st.just(UTC)))
 def test_format_then_parse_time_round_trips(value):
     value = value.replace(microsecond=0)
     text = format_time(value)

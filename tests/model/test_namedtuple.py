@@ -21,11 +21,11 @@ def make(base):
         def norm1(self) -> int:
             return abs(self.x) + abs(self.y)
 
-        def moved(self, dx: int) -> "Point":
+        def moved(self, dx: int) -> Point:
             return self._replace(x=self.x + dx)
 
         @classmethod
-        def origin(cls) -> "Point":
+        def origin(cls) -> Point:
             return cls(0)
 
         @staticmethod

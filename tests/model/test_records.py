@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tomllib
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import example, given
@@ -23,7 +23,7 @@ from gitjit.model.records import (
 
 TARGET = "9b23d2bd6f98d5388fc42f61f0c3ee42c6a8f3fa"
 BLOB = "3b18e512dba79e4c8300dd08aeb37f8e728b8dad"
-CREATED = datetime(2026, 11, 25, 23, 0, tzinfo=timezone.utc)
+CREATED = datetime(2026, 11, 25, 23, 0, tzinfo=UTC)
 
 SPEC_REQUEST = b"""gitjit = 1
 id = "deploy-prod-20261125-3fa9c1"      # equals the file name
@@ -187,7 +187,7 @@ free_text = st.text(alphabet=st.characters(codec="utf-8"), max_size=200)
 hex40 = st.text(alphabet="0123456789abcdef", min_size=40, max_size=40)
 names = st.from_regex(r"\A[a-z0-9][a-z0-9._-]{0,40}\Z").filter(lambda n: ".." not in n)
 times = st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(8999, 1, 1),
-                     timezones=st.just(timezone.utc)).map(lambda t: t.replace(microsecond=0))
+                     timezones=st.just(UTC)).map(lambda t: t.replace(microsecond=0))
 
 
 @given(names, names, hex40, free_text, free_text, times, st.integers(min_value=1, max_value=10**8))

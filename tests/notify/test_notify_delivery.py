@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import json
 import time
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -26,7 +27,6 @@ from notifykit import (
     logged_events,
     wait_for,
 )
-
 
 
 @pytest.fixture(params=["file", "daemon"])
@@ -166,11 +166,11 @@ HOSTILE = ("<!channel> <https://evil.example|click me> *bold* `code` &amp; @here
 
 def _hostile_request(ns: NotifyServer) -> tuple[str, str]:
     """A request whose reason holds markup, mentions, control characters and 4 KB of text."""
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     from hookkit import toml_time as iso
 
-    created = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(seconds=30)
+    created = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=30)
     request_id = "deploy-prod-hostile-1"
     from gitjit.model.limits import MAX_TEXT_BYTES
 

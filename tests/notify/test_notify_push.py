@@ -12,7 +12,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -24,7 +24,6 @@ from notifykit import (
     logged_events,
     wait_for,
 )
-
 
 
 @pytest.fixture
@@ -108,11 +107,11 @@ def test_a_veto_produces_reject_then_rejected(ns: NotifyServer):
 
 def test_expiry_is_reported_once_by_the_next_push_that_touches_the_request(ns: NotifyServer):
     log = _log(ns)
-    created = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(seconds=30)
+    created = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=30)
     request_id = ns.writer.request(ns.alice.head(), created=created, ttl=timedelta(seconds=34))
     accepted(ns.push())
     assert _kinds(log, 1) == ["request"]
-    wait_for(lambda: datetime.now(timezone.utc) > created + timedelta(seconds=35), what="the request to expire")
+    wait_for(lambda: datetime.now(UTC) > created + timedelta(seconds=35), what="the request to expire")
     ns.writer.decide(request_id, "bob", sign=ns.keys["bob"].fpr)
     accepted(ns.push())
     assert _kinds(log, 3) == ["request", "approve", "expired"]

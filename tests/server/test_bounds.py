@@ -16,10 +16,8 @@ from pathlib import Path
 
 import pytest
 from helpers import Keys, git
-from hookkit import ACTION, policy_toml, toml_time
+from hookkit import ACTION, copy_world, policy_toml, refused, toml_time
 from hookkit import World as Server
-from hookkit import copy_world
-from hookkit import refused
 from world import World, template_world, utc
 
 APPROVALS = "refs/heads/approvals"

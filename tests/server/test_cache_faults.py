@@ -17,8 +17,7 @@ from pathlib import Path
 
 import pytest
 from helpers import GPG, Keys, git
-from hookkit import policy_toml
-from hookkit import copy_world
+from hookkit import copy_world, policy_toml
 
 from gitjit.trust.signatures import Keyring
 

@@ -18,10 +18,8 @@ import time
 from pathlib import Path
 
 import pytest
-
-from helpers import Keys, git, make_clone
-from hookkit import BranchWriter
-from hookkit import APPROVALS, World, accepted, approved_request, refused
+from helpers import Keys, git
+from hookkit import APPROVALS, BranchWriter, World, accepted, approved_request, refused
 
 TAG = "refs/tags/v7.0"
 
@@ -203,8 +201,8 @@ def test_approvals_that_never_landed_never_count(world: World):
 
 
 def test_a_view_that_failed_to_extend_cannot_be_used(world: World):
-    from gitjit.git.branch import ApprovalsBranch
     from gitjit.errors import NotTrusted
+    from gitjit.git.branch import ApprovalsBranch
     from gitjit.trust.trusted import TrustedBranch
 
     branch = ApprovalsBranch(str(world.server))

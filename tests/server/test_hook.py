@@ -10,19 +10,27 @@ action deploy-prod protects tags `v*` with threshold 2 and freshness 1h.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-
 from helpers import REPO_ROOT, Clone, Keys, git, make_bare, make_clone
-from hookkit import (ACTION, APPROVALS, BranchWriter, World, accepted, approved_request, copy_world, objects,  # noqa: F401
-                     policy_toml, refs, refused)
+from hookkit import (  # noqa: F401
+    ACTION,
+    APPROVALS,
+    BranchWriter,
+    World,
+    accepted,
+    approved_request,
+    copy_world,
+    objects,
+    policy_toml,
+    refs,
+    refused,
+)
 
 # --------------------------------------------------------------------------
 # creating the approvals branch
@@ -353,7 +361,7 @@ def test_stale_approvals_are_named_with_their_age(world: World):
     request_id = approved_request(world, target)
     accepted(world.push(alice, "approvals"))
     line = LINE.format(old=ZERO, new=target, ref="refs/tags/v6.0")
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     assert _run_hook(world.server, [line], now)[0] == []
     refusals, _ = _run_hook(world.server, [line], now + timedelta(hours=3))
     assert [r.ref for r in refusals] == ["refs/tags/v6.0"]
@@ -363,7 +371,7 @@ def test_stale_approvals_are_named_with_their_age(world: World):
 
 
 def test_missing_objects_and_bad_input_refuse(world: World, keys: Keys):
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     missing = "1234567" * 5 + "89abc"
     refusals, _ = _run_hook(world.server, [LINE.format(old=ZERO, new=missing, ref="refs/tags/v7.0")], now)
     assert refusals[0].code == "missing-object" and "missing" in refusals[0].reason
@@ -444,6 +452,6 @@ def test_a_server_config_git_cannot_read_refuses_protected_tags(world: World):
     with open(world.server / "config", "a") as config:
         config.write("[broken\n")
     line = LINE.format(old=ZERO, new=target, ref="refs/tags/v7.1")
-    refusals, _ = _run_hook(world.server, [line], datetime.now(timezone.utc))
+    refusals, _ = _run_hook(world.server, [line], datetime.now(UTC))
     assert [r.ref for r in refusals] == ["refs/tags/v7.1"]
     assert "git config failed" in refusals[0].reason

@@ -14,10 +14,8 @@ from pathlib import Path
 
 import pytest
 from helpers import Keys
-from hookkit import ACTION, BranchWriter, toml_time
+from hookkit import ACTION, BranchWriter, copy_world, refused, toml_time
 from hookkit import World as Server
-from hookkit import copy_world
-from hookkit import refused
 from world import World, template_world, utc
 
 UNKNOWN = "request is unsigned: with self_approval = false the requester must be known"

@@ -5,7 +5,6 @@ cache), so the time-dependent part must be judged again on every run."""
 from __future__ import annotations
 
 import pytest
-
 from helpers import GPG
 from world import World, template_world, utc
 

@@ -12,13 +12,13 @@ import os
 import shutil
 import subprocess
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from helpers import git, make_clone, run_gpg
 
 from gitjit.trust.signatures import Keyring, KeyringError, MalformedCommit, judge_status, split_commit, status_lines
-from helpers import git, make_clone, run_gpg
 
 # -- real signed commits ---------------------------------------------------------
 
@@ -62,7 +62,7 @@ def test_payload_is_what_git_verify_commit_checks(alice_commit, keys):
     assert parts.signature.endswith(b"-----END PGP SIGNATURE-----\n")
     assert parts.author_email == "alice@example.com"
     committed = int(clone.git("show", "-s", "--format=%ct", commit).stdout)
-    assert parts.committer_time == datetime.fromtimestamp(committed, timezone.utc)
+    assert parts.committer_time == datetime.fromtimestamp(committed, UTC)
 
 
 def test_payload_equals_the_same_commit_made_unsigned(repos):
@@ -180,7 +180,7 @@ def test_good_signature():
     check = judge_status(good_lines(), 0)
     assert check.good and check.reason == "" and check.code == ""
     assert check.signing_key == FPR and check.primary_key == FPR
-    assert check.created == datetime.fromtimestamp(1795658298, timezone.utc)
+    assert check.created == datetime.fromtimestamp(1795658298, UTC)
 
 
 def test_subkey_signature_names_the_primary_from_validsig():
@@ -190,7 +190,7 @@ def test_subkey_signature_names_the_primary_from_validsig():
 
 def test_iso_signature_time():
     check = judge_status(good_lines(when="20261126T010203"), 0)
-    assert check.good and check.created == datetime(2026, 11, 26, 1, 2, 3, tzinfo=timezone.utc)
+    assert check.good and check.created == datetime(2026, 11, 26, 1, 2, 3, tzinfo=UTC)
 
 
 def test_trust_level_plays_no_part():
@@ -309,7 +309,7 @@ def test_subkeys_are_known(keyring, keys):
     ring, _, _ = keyring
     subby = ring.keys[keys["subby"].fpr]
     assert keys["subby"].sub_fpr in subby.subkeys
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     assert subby.problem_at(keys["subby"].sub_fpr, now) is None
     problem = subby.problem_at(keys["alice"].fpr, now)
     assert problem.code == "wrong-signer" and "is not a subkey of" in problem.text
@@ -319,14 +319,14 @@ def test_revoked_flag_comes_from_the_key_material(keyring, keys):
     ring, _, _ = keyring
     assert ring.keys[keys["revoked"].fpr].revoked
     assert not ring.keys[keys["alice"].fpr].revoked
-    problem = ring.keys[keys["revoked"].fpr].problem_at(keys["revoked"].fpr, datetime.now(timezone.utc))
+    problem = ring.keys[keys["revoked"].fpr].problem_at(keys["revoked"].fpr, datetime.now(UTC))
     assert problem == ("revoked-key", f"key {keys['revoked'].fpr[-16:]} is revoked")
 
 
 def test_expiry_is_judged_at_the_given_time(keyring, keys):
     ring, _, _ = keyring
     short = ring.keys[keys["shortlived"].fpr]
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     assert short.expires is not None and abs(short.expires - (now + timedelta(days=2)).timestamp()) < 3600
     assert short.problem_at(short.fingerprint, now) is None
     expired = short.problem_at(short.fingerprint, now + timedelta(days=3))
@@ -374,7 +374,7 @@ def test_verify_real_signatures(keyring, repos, keys):
     ring, _, _ = keyring
     check = verify_commit(ring, repos["alice"], signed_commit(repos["alice"]))
     assert check.good and check.primary_key == keys["alice"].fpr and check.signing_key == keys["alice"].fpr
-    assert abs(check.created - datetime.now(timezone.utc)) < timedelta(minutes=1)
+    assert abs(check.created - datetime.now(UTC)) < timedelta(minutes=1)
 
     check = verify_commit(ring, repos["subby"], signed_commit(repos["subby"]))
     assert check.good and check.primary_key == keys["subby"].fpr and check.signing_key == keys["subby"].sub_fpr

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pygit2
 import pytest
+from world import BRANCH, World, template_world, utc
 
-from gitjit.git.branch import ApprovalsBranch
 from gitjit.errors import NotTrusted
+from gitjit.git.branch import ApprovalsBranch
 from gitjit.trust.cache.snapshot import FILE_NAME, Snapshot
 from gitjit.trust.trusted import TrustedBranch
 from gitjit.trust.verdicts import judge_request
-from world import BRANCH, World, template_world, utc
 
 
 @pytest.fixture(scope="module")

@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 from helpers import GPG, Keys, git
 from hookkit import World as Server
-from hookkit import copy_world
-from hookkit import accepted, refused
+from hookkit import accepted, copy_world, refused
 
 TWO_DAYS = 2 * 86400
 

@@ -14,7 +14,6 @@ import re
 from datetime import timedelta
 
 import pytest
-
 from world import BRANCH, World, decision_toml, iso, request_toml, template_world, utc
 
 
@@ -975,7 +974,7 @@ def test_policy_commits_signed_by_an_admin_key_that_has_expired_since(world, key
         old_fpr = next(l.split()[3] for l in created.splitlines() if "KEY_CREATED" in l)
         old_asc = run_gpg(home, "--armor", "--export", old_fpr, env=env).stdout
         wrapper = tmp_path / "gpg-2020"
-        wrapper.write_text(f'#!/bin/sh\nexec gpg --faked-system-time "$FAKED_TIME" "$@"\n')
+        wrapper.write_text('#!/bin/sh\nexec gpg --faked-system-time "$FAKED_TIME" "$@"\n')
         wrapper.chmod(0o755)
 
         def as_old(when: str) -> dict:

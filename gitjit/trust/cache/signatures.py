@@ -35,9 +35,9 @@ import json
 import os
 import re
 import threading
-from datetime import datetime, timezone
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable, Sequence
 
 from gitjit.trust.signatures import CommitParts, Keyring, SignatureCheck
 
@@ -48,7 +48,7 @@ _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 Job = tuple[str, CommitParts, Keyring]  # (commit id, its parts, the keyring that checks it)
 
-_open_caches: dict[Path, "SignatureCache"] = {}
+_open_caches: dict[Path, SignatureCache] = {}
 _open_lock = threading.Lock()
 
 
@@ -78,7 +78,7 @@ class SignatureCache:
         self._lock = threading.Lock()
 
     @classmethod
-    def for_directory(cls, directory: Path) -> "SignatureCache":
+    def for_directory(cls, directory: Path) -> SignatureCache:
         """One cache object per file and process: a polling `gitjit run` reads the file once."""
         path = Path(directory) / FILE_NAME
         with _open_lock:
@@ -92,12 +92,12 @@ class SignatureCache:
     def check(self, jobs: Sequence[Job], verify: Callable[[list[Job]], list[SignatureCheck]],
               now: datetime | None = None) -> list[SignatureCheck]:
         """Verdicts for `jobs`: reusable ones from the cache, the rest from `verify` (GnuPG)."""
-        now = now or datetime.now(timezone.utc)  # GnuPG judges expiry by the real clock, never --at
+        now = now or datetime.now(UTC)  # GnuPG judges expiry by the real clock, never --at
         results: list[SignatureCheck | None] = [self.lookup(job, now) for job in jobs]
         todo = [i for i, found in enumerate(results) if found is None]
         if todo:
             fresh = verify([jobs[i] for i in todo])
-            for i, check in zip(todo, fresh):
+            for i, check in zip(todo, fresh, strict=True):
                 results[i] = check
             self.store([(jobs[i], results[i]) for i in todo])
         return results  # type: ignore[return-value]

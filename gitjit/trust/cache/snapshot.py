@@ -67,7 +67,7 @@ class Snapshot:
         self._db: sqlite3.Connection | None = None
 
     @classmethod
-    def in_directory(cls, directory: str) -> "Snapshot":
+    def in_directory(cls, directory: str) -> Snapshot:
         return cls(os.path.join(directory, FILE_NAME))
 
     def _connect(self, create: bool = False) -> sqlite3.Connection | None:
