@@ -85,8 +85,8 @@ def test_resumed_view_judges_like_a_fresh_one(world: World):
     view = resumed(world)
     # Each CLI write above also resumed and saved; this load continues from
     # the last of those snapshots and applies only the newest commit itself.
-    assert view._resumed is not None and view._resumed.tip != world.tip()
-    assert list(view._applied) == [world.tip()]
+    assert view.resumed_from is not None and view.resumed_from.tip != world.tip()
+    assert view.applied == [world.tip()]
     assert judged(view, at) == judged(fresh(world), at)
     assert view.requests[ids["deploy"]].request.id == ids["deploy"]
     assert third in view.requests
@@ -99,7 +99,7 @@ def test_snapshot_at_the_tip_reads_only_what_it_needs(world: World):
     resumed(world)
     view = resumed(world)
     # Nothing was applied by this process: everything came from the snapshot.
-    assert view._applied == {}
+    assert view.applied == []
     assert [e.request.id for e in view.requests_for("deploy", ids["target"])] == [ids["deploy"]]
     at = utc()
     assert judged(view, at) == judged(fresh(world), at)
@@ -130,8 +130,8 @@ def test_a_snapshot_of_another_line_of_history_is_used_only_up_to_where_the_line
     other = world.request("carol", "ops", world.target())  # ... and goes another way
     snapshot_file(world).write_bytes(kept)  # (that write saved a snapshot of its own: put the old one back)
     view = resumed(world)
-    assert view._resumed is not None and view._resumed.tip != world.tip()  # the abandoned line's snapshot
-    assert list(view._applied) == [world.tip()]  # only the new line's own commit was applied
+    assert view.resumed_from is not None and view.resumed_from.tip != world.tip()  # the abandoned line's snapshot
+    assert view.applied == [world.tip()]  # only the new line's own commit was applied
     assert abandoned not in view.requests
     assert other in view.requests
     at = utc()
@@ -145,7 +145,7 @@ def test_a_damaged_snapshot_is_ignored(world: World):
     snapshot_file(world).write_bytes(b"this is not a database" * 100)
     at = utc()
     view = resumed(world)
-    assert view._resumed is None
+    assert view.resumed_from is None
     assert judged(view, at) == judged(fresh(world), at)
 
 
@@ -170,7 +170,7 @@ def test_the_policy_is_read_back_from_the_snapshot_without_toml(world: World):
     policy_blob = world.blob_id("policy.toml")
     assert policy_blob in kept_policy_documents(world)
     view = resumed(world)
-    assert view._applied == {} and view._policy_documents == {}  # no TOML was parsed for it
+    assert view.applied == [] and view.policies_parsed == []  # no TOML was parsed for it
     assert view.policy == fresh(world).policy
 
 
@@ -184,6 +184,6 @@ def test_a_damaged_policy_document_is_parsed_again_from_its_blob(world: World, d
         db.execute("UPDATE policy_documents SET document = ?", (damage,))
     at = utc()
     view = resumed(world)
-    assert view._resumed is not None  # the rest of the snapshot is still used
-    assert world.blob_id("policy.toml") in view._policy_documents  # the blob was parsed
+    assert view.resumed_from is not None  # the rest of the snapshot is still used
+    assert world.blob_id("policy.toml") in view.policies_parsed  # the blob was parsed
     assert judged(view, at) == judged(fresh(world), at)
