@@ -187,3 +187,38 @@ def test_a_damaged_policy_document_is_parsed_again_from_its_blob(world: World, d
     assert view.resumed_from is not None  # the rest of the snapshot is still used
     assert world.blob_id("policy.toml") in view.policies_parsed  # the blob was parsed
     assert judged(view, at) == judged(fresh(world), at)
+
+
+def test_the_checker_a_view_is_given_decides_every_signature_from_the_root_and_after_a_snapshot(world, tmp_path):
+    """The signature checker is the view's only way to GnuPG: one that trusts no signature
+    leaves the root untrusted, and the commit a resumed view applies is refused by it."""
+    from gitjit.reasons import GPG_FAILED, UNAUTHORIZED_POLICY_CHANGE, Reason
+    from gitjit.trust.cache.signatures import SignatureCache
+    from gitjit.trust.signature_checks import SignatureChecker
+    from gitjit.trust.signatures import SignatureCheck
+
+    class Refusing(SignatureChecker):
+        def __init__(self):  # an empty cache of its own: no verdict an earlier run kept is reused
+            super().__init__(open_cache=lambda directory: SignatureCache(tmp_path / "signatures.jsonl"))
+            self.asked: list[str] = []
+
+        def verify_one(self, job):
+            self.asked.append(job[0])
+            return SignatureCheck.refused(Reason(GPG_FAILED, "refused by the test's checker"))
+
+    ids = populate(world)
+    snapshot_file(world).unlink()  # the CLI's writes saved one: walk from the root
+    checker = Refusing()
+    with pytest.raises(NotTrusted) as raised:
+        TrustedBranch.load(branch_of(world), checker=checker, save=False)
+    assert raised.value.code == UNAUTHORIZED_POLICY_CHANGE and "refused by the test's checker" in str(raised.value)
+    assert checker.asked == [world.root()]  # and it was asked, about the root
+
+    resumed(world)  # a snapshot, every signature checked by the default checker
+    world.approve("carol", ids["deploy"])
+    checker = Refusing()
+    view = TrustedBranch.load(branch_of(world), checker=checker, save=False)
+    assert view.resumed_from is not None and view.applied == [world.tip()]
+    assert checker.asked == [world.tip()]  # only the new commit, through the given checker
+    assert view.refusals[-1] == (world.tip(), "carol: refused by the test's checker", GPG_FAILED)
+    assert view.decisions[ids["deploy"]][-1].problem == (GPG_FAILED, "refused by the test's checker")
