@@ -27,6 +27,8 @@ from gitjit.reasons import Reason
 from gitjit.trust.signatures import CommitParts, Keyring, SignatureCheck
 
 if TYPE_CHECKING:  # pragma: no cover
+    from concurrent.futures import ThreadPoolExecutor
+
     from gitjit.trust.cache.signatures import SignatureCache
     from gitjit.trust.entries import DecisionEntry, RequestEntry
 
@@ -121,7 +123,7 @@ class PendingChecks:
         self._waiting: list[int] = []  # jobs for GnuPG before the pool starts
         self._futures: dict = {}  # job index -> its Future in the pool
         self._cache: SignatureCache | None = None
-        self._pool = None
+        self._pool: ThreadPoolExecutor | None = None
 
     @property
     def pooled(self) -> int:
@@ -172,8 +174,8 @@ class PendingChecks:
                     results[index] = SignatureCheck.refused(
                         Reason(R.GPG_FAILED, f"signature could not be checked: {exc}"))
         computed = [i for i, found in enumerate(self._found) if found is None]
-        if computed and self._cache is not None:
-            self._cache.store([(self._jobs[i], results[i]) for i in computed])
+        if computed:  # so the first append opened the cache
+            self._cache.store([(self._jobs[i], results[i]) for i in computed])  # type: ignore[union-attr]
         return results  # type: ignore[return-value]
 
     def close(self) -> None:

@@ -129,7 +129,7 @@ def save(branch: ApprovalsBranch, resumed: StoredView | None, head: Head, *, req
     `refusals` and `policy_changes` carry each commit's position on the branch.
     False where nothing was written (the snapshot moved meanwhile, or cannot be written).
     """
-    rows = {
+    rows: dict[str, list[tuple]] = {
         "requests": [(e.request.id, e.request.action, e.request.target, e.position, json.dumps(request_row(e)))
                      for e in requests],
         "decisions": [(e.commit, e.request_id, e.position, json.dumps(decision_row(e))) for e in decisions],
