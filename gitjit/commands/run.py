@@ -126,7 +126,7 @@ class Gate:
     instructions: Instructions
     trusted: TrustedBranch = field(repr=False)
     root: str | None = None  # --root: the pinned root for this run
-    _tip: str | None = field(default=None, repr=False)
+    verified_tip: str | None = field(default=None, repr=False)  # the remote tip `trusted` was authenticated at
 
     # -- waiting ---------------------------------------------------------------
 
@@ -173,9 +173,9 @@ class Gate:
         tip = self.branch.ref_target(self.branch.remote_ref)
         if tip is None:
             raise NotTrusted(f"{self.branch.remote_ref} is gone")
-        if tip != self._tip:  # authenticate again only when the remote moved
+        if tip != self.verified_tip:  # authenticate again only when the remote moved
             self.trusted = TrustedBranch.load(self.branch, tip=tip, root=self.root)
-            self._tip = tip
+            self.verified_tip = tip
         return verify(self.trusted, self.action, self.target, now or utc_now())
 
 
@@ -227,9 +227,8 @@ def prepare(branch: ApprovalsBranch, action: str, target_rev: str, reason: str, 
             raise NotTrusted(f"request {request_id} was pushed but is not on {branch.remote_ref}")
     else:
         request_id = found.id
-    gate = Gate(branch, action, target, request_id, created, _instructions(branch, trusted, request_id), trusted, root)
-    gate._tip = trusted.tip
-    return gate
+    return Gate(branch, action, target, request_id, created, _instructions(branch, trusted, request_id), trusted, root,
+                verified_tip=trusted.tip)
 
 
 def _instructions(branch: ApprovalsBranch, trusted: TrustedBranch, request_id: str) -> Instructions:
