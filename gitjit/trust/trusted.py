@@ -590,7 +590,7 @@ class TrustedBranch:
             problem = late.prefixed(change.path)
         elif request.id in self.requests:
             problem = Reason(R.DUPLICATE_REQUEST, f"request {request.id} already exists")
-        elif request.action not in policy.actions:
+        elif policy.action(request.action) is None:
             problem = Reason(R.UNKNOWN_ACTION, f"{change.path}: action {request.action!r} is not in the policy")
         elif request.expires - request.created > policy.max_ttl:
             problem = Reason(R.TTL_TOO_LONG, f"{change.path}: asks to live longer than max_ttl")
@@ -599,7 +599,7 @@ class TrustedBranch:
             return
         entry = RequestEntry(request, commit_id, change.new_id, position, parts.author_email,
                              parts.signature is not None, self.state.commit, self, _parts=parts, _state=self.state)
-        action = policy.actions[request.action]
+        action = policy.action(request.action)
         if action.requesters is not None:
             signer = entry.signer(self)
             if not action.may_request(signer):
@@ -652,7 +652,7 @@ class TrustedBranch:
             return Reason(R.WRONG_TARGET, f"decision is for target {decision.target[:12]}, "
                                           f"the request for {request.request.target[:12]}")
         policy = entry.state.policy
-        action = policy.actions.get(request.request.action)
+        action = policy.action(request.request.action)
         if action is None or entry.person not in action.approvers:
             return Reason(R.NOT_APPROVER, f"{entry.person} is not an approver of {request.request.action}")
         return None
@@ -695,7 +695,7 @@ class TrustedBranch:
             return Reason(R.CLOCK_SKEW, "signature time and committer time disagree by more than clock_skew")
         if check.created < request.request.created - skew:
             return Reason(R.SIGNED_BEFORE_REQUEST, "signed before the request was created")
-        action = entry.state.policy.actions[request.request.action]
+        action = entry.state.policy.action(request.request.action)
         if not action.self_approval:
             if entry.person in request.requesters(self):
                 return Reason(R.SELF_APPROVAL, f"{entry.person} requested it: self-approval is not allowed for {action.name}")
