@@ -109,7 +109,7 @@ def _action_problems(policy: Policy, action: Action, able: frozenset[str]) -> li
 
 def unapprovable(branch: ApprovalsBranch, request_id: str, now: datetime) -> str | None:
     """Why a request just written can never be approved (judged on the local branch), or None."""
-    trusted = TrustedBranch.load(branch)
+    trusted = TrustedBranch.load(branch, save=False)  # the write saved its own snapshot: this look changes nothing
     entry = trusted.requests.get(request_id)
     if entry is None:
         return None
