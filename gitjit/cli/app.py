@@ -144,10 +144,16 @@ def status(
         if not entries:
             raise BadInput(f"unknown request {request_id!r}")
     verdicts = [judge_request(trusted, e, now) for e in entries]
+    from gitjit.commands.policy import proposal_diff  # a policy proposal shows its change (format.md 14)
+
+    diff = proposal_diff(trusted, request_id) if request_id is not None else []
     if as_json:
-        _print_json({"at": render.time(now), "requests": [v.to_json() for v in verdicts]})
+        _print_json({"at": render.time(now), "requests": [v.to_json() for v in verdicts],
+                     **({"diff": diff} if diff else {})})
     else:
         render.status(verdicts, detailed=request_id is not None)
+        for line in diff:
+            typer.echo(line)
 
 
 def _verify_and_exit(verdicts: list, as_json: bool, tag: str | None = None) -> None:

@@ -43,3 +43,46 @@ def register(app: typer.Typer) -> None:
                 typer.echo(f"{result.source}: ok ({result.actions} actions, {result.rules} rules)")
         raise typer.Exit(0 if result.ok else 2)
 
+    @policy_app.command("propose")
+    def propose(
+        policy: str | None = typer.Option(None, "--policy", help="The proposed policy.toml (default: unchanged)."),
+        add_key: list[str] | None = typer.Option(None, "--add-key", metavar="PERSON=FILE",
+                                                 help="Add or replace keys/PERSON.asc with FILE (repeatable)."),
+        remove_key: list[str] | None = typer.Option(None, "--remove-key", metavar="PERSON",
+                                                    help="Remove keys/PERSON.asc (repeatable)."),
+        reason: str = typer.Option("", "--reason", help="Why (shown to the admins who decide)."),
+        ttl: str | None = typer.Option(None, "--ttl", help="How long the proposal stays open (default 24h)."),
+        push: bool = typer.Option(False, "--push", help="Push the approvals branch afterwards."),
+        repo: str | None = typer.Option(None, "--repo", help="Repository to work in (default: the current one)."),
+    ) -> None:
+        """Propose a policy change where admins.threshold > 1; prints the proposal's id.
+
+        Admins then run 'gitjit approve ID' (or reject), and one of them 'gitjit policy apply ID'. Example:
+        gitjit policy propose --policy new-policy.toml --add-key frank=frank.asc --reason "frank joins sre" --push
+        """
+        from gitjit.commands import policy as policy_core
+        from gitjit.git.branch import ApprovalsBranch, open_repository
+        from gitjit.model.grammar import utc_now
+
+        branch = ApprovalsBranch(open_repository(repo))
+        proposal, _ = policy_core.propose(branch, policy, list(add_key or []), list(remove_key or []), reason, ttl,
+                                          utc_now(), push)
+        typer.echo(proposal)
+
+    @policy_app.command("apply")
+    def apply(
+        proposal: str = typer.Argument(..., metavar="ID", help="The proposal to apply."),
+        push: bool = typer.Option(False, "--push", help="Push the approvals branch afterwards."),
+        repo: str | None = typer.Option(None, "--repo", help="Repository to work in (default: the current one)."),
+    ) -> None:
+        """Commit an approved policy proposal, signed by you (your signature counts as one admin's).
+
+        Exit 1 with the reasons while it lacks its quorum or is rejected. Example: gitjit policy apply ID --push
+        """
+        from gitjit.commands import policy as policy_core
+        from gitjit.git.branch import ApprovalsBranch, open_repository
+        from gitjit.model.grammar import utc_now
+
+        commit, signed = policy_core.apply(ApprovalsBranch(open_repository(repo)), proposal, utc_now(), push)
+        typer.echo(f"applied {proposal} in {commit[:12]}, signed for by {', '.join(signed)}"
+                   f"{' (pushed)' if push else ''}")

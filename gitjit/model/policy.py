@@ -207,7 +207,7 @@ def policy_from_document(doc: dict, source: str = POLICY_FILE) -> Policy:
                 out.add(known_person(spec, key))
         return frozenset(out)
 
-    admin_table = _sub(r, doc, "admins", {"people"})
+    admin_table = _sub(r, doc, "admins", {"people", "threshold"})
     admins = expand(r.strings(admin_table.get("people", []), "admins.people"), "admins.people")
     if not admins:
         raise r.fail("admins.people", "names no admin")

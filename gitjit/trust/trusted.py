@@ -41,6 +41,7 @@ from gitjit.model.records import Decision, Request, parse_decision, parse_reques
 from gitjit.namedtuple import NamedTuple
 from gitjit.reasons import Reason
 from gitjit.trust.cache.snapshot import Head, Snapshot
+from gitjit.trust.quorum import is_proposal_commit, proposal_problem, require_quorum
 from gitjit.trust.signatures import FATAL_STATUS, CommitParts, Keyring, MalformedCommit, SignatureCheck, split_commit
 
 
@@ -457,6 +458,11 @@ class TrustedBranch:
         if parts is None:
             self.refusals.append(Refusal.of(commit_id, malformed))
             return
+        if is_proposal_commit([c.path for c in changes]):  # a policy proposal's bytes (quorum.py)
+            problem = proposal_problem(self.state.policy.quorum and total == len(changes), changes)
+            if problem is not None:
+                self.refusals.append(Refusal.of(commit_id, problem))
+            return
         if len(changes) != 1 or changes[0].status != "A":
             what = list_some([f"{c.status} {c.path}" for c in changes[:SHOWN_CHANGES]], total) or "nothing"
             self.refusals.append(Refusal(commit_id, f"a commit must add exactly one file; this one changes {what}",
@@ -501,6 +507,8 @@ class TrustedBranch:
         # checked before its policy is even read: an unauthorized change is "not
         # trusted" whatever it holds. The root authorizes itself, by its own policy.
         signer = None if self.state is None else self._authorize(commit_id, parts, self.state, "policy change")
+        if signer is not None and self.state.policy.quorum:  # section 14: N admins signed for exactly these bytes
+            require_quorum(self, commit, parts, signer, self.state)
         try:
             policy = self._read_policy(policy_blob.id, commit_id)
         except BadInput as exc:
