@@ -99,7 +99,11 @@ class RuleTally(NamedTuple):
     def needs(self) -> str:
         """"one of dave, erin": who is still needed."""
         count = _WORDS.get(self.missing, str(self.missing))
-        return f"{count} of {', '.join(self.candidates)}" if self.candidates else f"{count} more, and nobody is left"
+        if not self.candidates:
+            return f"{count} more, and nobody is left"
+        if len(self.candidates) < self.missing:
+            return f"{count}, and only {', '.join(self.candidates)} is left"
+        return f"{count} of {', '.join(self.candidates)}"
 
     def to_json(self) -> dict:
         return {

@@ -8,6 +8,7 @@ the session's keys are minutes old, so nothing can be signed hours ago.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -193,3 +194,31 @@ def test_a_hostile_rules_policy_is_refused_by_the_hook(server: World, body: str,
     started = time.monotonic()
     refused(server.push(server.alice, "approvals"), "refs/heads/approvals", expected)
     assert time.monotonic() - started < 30 and server.refs() == before
+
+
+def test_two_rules_approved_from_two_clones_racing(server: World):
+    install(server, rules_policy(server.keys, sre=("bob", "carol", "dave"), sre_threshold=1))
+    target = server.alice.commit_file("app.txt", "3.0\n")
+    rid = server.writer.request(target)
+    accepted(server.push(server.alice, "main", "approvals"))
+    clones = {p: server.clone(p) for p in ("bob", "erin")}
+    results = {}
+
+    def approve(person):
+        results[person] = clones[person].gitjit("approve", rid, "--push", check=None)
+
+    threads = [threading.Thread(target=approve, args=(p,)) for p in clones]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for person, result in results.items():
+        if result.returncode != 0:  # lost the race: fetch and approve again, as the hint says
+            clones[person].git("fetch", "-q", "origin")
+            clones[person].git("branch", "-f", "approvals", "origin/approvals")
+            clones[person].gitjit("approve", rid, "--push", check=0)
+    dave = server.clone("dave")
+    data = json.loads(dave.gitjit("verify", ACTION, "--target", target, "--json", check=0).stdout)
+    assert [(r["name"], r["approvals"]) for r in data["requests"][0]["rules"]] == [("sre", ["bob"]), ("security", ["erin"])]
+    dave.git("tag", "v3.0", target)
+    accepted(server.push(dave, "v3.0"))
