@@ -61,7 +61,7 @@ EXPIRED = "expired"  # the request's window has closed
 NOT_YET_VALID = "not-yet-valid"  # the request's window has not opened yet
 REJECTED = "rejected"  # an approver's veto counts
 PENDING = "pending"  # fewer approvals count than the threshold
-UNAPPROVABLE = "unapprovable"  # a rule can never hold: too few people left who can approve (section 10)
+UNAPPROVABLE = "unapprovable"  # a pending request no rule set can make approved any more (format.md 13.3)
 NO_REQUEST = "no-request"  # no request for this action and target
 # -- the branch's layout and records ------------------------------------------------
 LAYOUT = "layout"  # a commit that does not add exactly one file where the layout allows it

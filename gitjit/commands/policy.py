@@ -119,10 +119,7 @@ def unapprovable(branch: ApprovalsBranch, request_id: str, now: datetime) -> str
     entry = trusted.requests.get(request_id)
     if entry is None:
         return None
-    verdict = judge_request(trusted, entry, now)
-    if verdict.approvable:
-        return None
-    return next((r for r, c in zip(verdict.reasons, verdict.codes, strict=True) if c == "unapprovable"), None)
+    return judge_request(trusted, entry, now).unapprovable or None
 
 
 # -- admin quorum: propose, apply, show (docs/format.md, section 14) -------------------------------------

@@ -173,8 +173,9 @@ class Gate:
         if end is None and ours.state == PENDING and not ours.approvable:
             end = UNAPPROVABLE_END
         summary = ours.reasons[0] if ours.state == PENDING and len(ours.rules) > 1 and ours.reasons else ""
+        reasons = ours.reasons + ((ours.unapprovable,) if end == UNAPPROVABLE_END else ())
         return Progress(self.request_id, ours.threshold, ours.approvals, ours.rejections, deadline,
-                        ours.reasons, fetch_error, end, summary=summary)
+                        reasons, fetch_error, end, summary=summary)
 
     def verdict(self, now: datetime | None = None) -> Verdict:
         tip = self.branch.ref_target(self.branch.remote_ref)

@@ -96,7 +96,8 @@ class Policy(NamedTuple):
     def action(self, name: str) -> Action | None:
         """An action of the policy, or the reserved `policy` action of proposals where a quorum is set."""
         if name == POLICY_ACTION and self.quorum:
-            return Action(POLICY_ACTION, (Rule("admins", self.admins, self.admin_threshold),), self.freshness,
+            # approvals of a proposal hold for its whole life (at most max_ttl), as the quorum counts them
+            return Action(POLICY_ACTION, (Rule("admins", self.admins, self.admin_threshold),), self.max_ttl,
                           self_approval=True, requesters=self.admins, tags=())
         return self.actions.get(name)
 

@@ -158,7 +158,11 @@ class RequestVerdict(NamedTuple):
     reasons: tuple[str, ...]  # why it is not approved; empty when approved
     codes: tuple[str, ...] = ()  # the code of each of `reasons`, in the same order
     rules: tuple[RuleTally, ...] = ()  # each rule of the action, then the escalation if it has one
-    approvable: bool = True  # False: no rule set (nor the escalation) can hold any more
+    unapprovable: str = ""  # why no rule set (nor the escalation) can hold any more; empty while one can
+
+    @property
+    def approvable(self) -> bool:
+        return not self.unapprovable
 
     @property
     def approved(self) -> bool:
@@ -193,6 +197,7 @@ class RequestVerdict(NamedTuple):
             "codes": list(self.codes),
             "rules": [t.to_json() for t in self.rules],
             "approvable": self.approvable,
+            "unapprovable": self.unapprovable or None,
         }
 
 
@@ -332,7 +337,7 @@ def judge_request(trusted: TrustedBranch, entry: RequestEntry, now: datetime) ->
     rejections = tuple(sorted({d.person for d in decisions if d.counts and d.decision == "reject"}))
     threshold = action.threshold if action else 0
     tallies = tally(trusted, action, entry, decisions, now) if action else ()
-    approvable = True
+    unapprovable = ""
     skew = trusted.policy.clock_skew
     reasons = [Reason(d.code, f"{d.person}: {d.reason}") for d in decisions if not d.counts]
     unknown = entry.unknown_requester(trusted) if action is not None and not action.self_approval else None
@@ -358,13 +363,10 @@ def judge_request(trusted: TrustedBranch, entry: RequestEntry, now: datetime) ->
             reasons.insert(0, Reason(R.PENDING, f"{len(approvals)} of {threshold} approvals{who}"))
         else:
             reasons.insert(0, Reason(R.PENDING, rules_summary(tallies, now)))
-        at = 1
         if unknown and not decisions:
-            reasons.insert(at, unknown)  # with decisions, each of them says it
-            at += 1
-        approvable = _approvable(tallies)
-        if not approvable:
-            reasons.insert(at, _unapprovable_reason(tallies, entry.requesters(trusted), action))
+            reasons.insert(1, unknown)  # with decisions, each of them says it
+        if not _approvable(tallies):  # beside the reasons: they say why not yet, this why never
+            unapprovable = _unapprovable_reason(tallies, entry.requesters(trusted), action).text
     return RequestVerdict(
         id=request.id,
         action=request.action,
@@ -383,7 +385,7 @@ def judge_request(trusted: TrustedBranch, entry: RequestEntry, now: datetime) ->
         reasons=tuple(r.text for r in reasons),
         codes=tuple(r.code for r in reasons),
         rules=tallies,
-        approvable=approvable,
+        unapprovable=unapprovable,
     )
 
 

@@ -92,6 +92,7 @@ def test_propose_approve_apply(server: World, tmp_path: Path):
     assert server_policy(server) == new_text
     dave = clone(server, "dave")
     dave.gitjit("status", check=0)  # the branch authenticates with the applied change
+    dave.gitjit("audit", check=0)  # and the whole history, proposal commits included, verifies
     again = alice.gitjit("policy", "apply", proposal, check=2)
     assert "made under an earlier policy" in again.stderr
 

@@ -173,7 +173,7 @@ def test_escalation_opening_after_expiry_can_never_count(server: World):
     rid = server.writer.request(target, ttl=timedelta(hours=1))  # alice requests: sre can never hold
     data = verify_json_exit(server, target)
     [request] = data["requests"]
-    assert request["approvable"] is False and "unapprovable" in request["codes"]
+    assert request["approvable"] is False and "sre needs 2, only bob can approve" in request["unapprovable"]
     assert "escalation would open at" in request["reasons"][0]
     refused(tag(server, "v2.1", target), "refs/tags/v2.1", f"request {rid}")
 
