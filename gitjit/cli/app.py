@@ -93,7 +93,7 @@ def request(
     branch = _branch(repo)
     written, record = operations.request(branch, action, target, reason, ttl, utc_now(), sign, push)
     typer.echo(record.id)
-    from gitjit.commands.policy import unapprovable  # section 10.3: say it now, not after a long wait
+    from gitjit.commands.policy import unapprovable  # docs/format.md 13.3: say it now, not after a long wait
 
     warning = unapprovable(branch, record.id, utc_now())
     if warning:
