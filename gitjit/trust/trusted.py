@@ -52,6 +52,7 @@ from gitjit.trust.cache import view_store
 from gitjit.trust.cache.snapshot import Head
 from gitjit.trust.cache.view_store import StoredView
 from gitjit.trust.entries import DecisionEntry, DecisionIndex, PolicyState, Refusal, RequestEntry, RequestIndex
+from gitjit.trust.quorum import is_proposal_commit, proposal_problem, require_quorum
 from gitjit.trust.signature_checks import Job, PendingChecks, SignatureChecker
 from gitjit.trust.signatures import FATAL_STATUS, CommitParts, Keyring, MalformedCommit, SignatureCheck, split_commit
 
@@ -225,6 +226,11 @@ class TrustedBranch:
         if parts is None:
             self.refusals.append(Refusal.of(commit_id, malformed))
             return
+        if is_proposal_commit([c.path for c in changes]):  # a policy proposal's bytes (quorum.py)
+            problem = proposal_problem(self.state.policy.quorum and total == len(changes), changes)
+            if problem is not None:
+                self.refusals.append(Refusal.of(commit_id, problem))
+            return
         if len(changes) != 1 or changes[0].status != "A":
             what = list_some([f"{c.status} {c.path}" for c in changes[:SHOWN_CHANGES]], total) or "nothing"
             self.refusals.append(Refusal(commit_id, f"a commit must add exactly one file; this one changes {what}",
@@ -269,6 +275,8 @@ class TrustedBranch:
         # checked before its policy is even read: an unauthorized change is "not
         # trusted" whatever it holds. The root authorizes itself, by its own policy.
         signer = None if self.state is None else self._authorize(commit_id, parts, self.state, "policy change")
+        if signer is not None and self.state.policy.quorum:  # section 14: N admins signed for exactly these bytes
+            require_quorum(self, commit, parts, signer, self.state)
         try:
             policy = self._read_policy(policy_blob.id, commit_id)
         except BadInput as exc:
@@ -358,7 +366,7 @@ class TrustedBranch:
             problem = late.prefixed(change.path)
         elif request.id in self.requests:
             problem = Reason(R.DUPLICATE_REQUEST, f"request {request.id} already exists")
-        elif request.action not in policy.actions:
+        elif policy.action(request.action) is None:
             problem = Reason(R.UNKNOWN_ACTION, f"{change.path}: action {request.action!r} is not in the policy")
         elif request.expires - request.created > policy.max_ttl:
             problem = Reason(R.TTL_TOO_LONG, f"{change.path}: asks to live longer than max_ttl")
@@ -367,7 +375,7 @@ class TrustedBranch:
             return
         entry = RequestEntry(request, commit_id, change.new_id, position, parts.author_email,
                              parts.signature is not None, self.state.commit, self, _parts=parts, _state=self.state)
-        action = policy.actions[request.action]
+        action = policy.action(request.action)
         if action.requesters is not None:
             signer = entry.signer(self)
             if not action.may_request(signer):
@@ -420,7 +428,7 @@ class TrustedBranch:
             return Reason(R.WRONG_TARGET, f"decision is for target {decision.target[:12]}, "
                                           f"the request for {request.request.target[:12]}")
         policy = entry.state.policy
-        action = policy.actions.get(request.request.action)
+        action = policy.action(request.request.action)
         if action is None or entry.person not in action.approvers:
             return Reason(R.NOT_APPROVER, f"{entry.person} is not an approver of {request.request.action}")
         return None
@@ -463,7 +471,7 @@ class TrustedBranch:
             return Reason(R.CLOCK_SKEW, "signature time and committer time disagree by more than clock_skew")
         if check.created < request.request.created - skew:
             return Reason(R.SIGNED_BEFORE_REQUEST, "signed before the request was created")
-        action = entry.state.policy.actions[request.request.action]
+        action = entry.state.policy.action(request.request.action)
         if not action.self_approval:
             if entry.person in request.requesters(self):
                 return Reason(R.SELF_APPROVAL, f"{entry.person} requested it: self-approval is not allowed for {action.name}")
