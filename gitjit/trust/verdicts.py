@@ -46,6 +46,7 @@ class DecisionVerdict(NamedTuple):
     counts: bool
     reason: str  # why it does not count; empty when it counts
     code: str = ""  # the reason's code (gitjit.reasons); empty when it counts
+    comment: str = ""  # the decision file's comment: why they approved or vetoed
 
     def to_json(self) -> dict:
         return {
@@ -57,6 +58,7 @@ class DecisionVerdict(NamedTuple):
             "counts": self.counts,
             "reason": self.reason or None,
             "code": self.code or None,
+            "comment": self.comment,
         }
 
 
@@ -143,6 +145,7 @@ def judge_decision(trusted: TrustedBranch, entry: DecisionEntry, request: Reques
             counts=reason is None,
             reason=reason.text if reason else "",
             code=reason.code if reason else "",
+            comment=entry.decision.comment if entry.decision else "",
         )
 
     if entry.problem is not None or check is None or not check.good:
