@@ -1,4 +1,4 @@
-"""Typer commands for notify (registered on the main app by cli/app.py): SPEC s.14, s.15.
+"""Typer commands for notify (registered on the main app by cli/app.py): docs/notifications.md.
 
 `gitjit notify status` shows the endpoints of the server repository's config
 (a misconfigured one with its problem) and what is queued or failed;
