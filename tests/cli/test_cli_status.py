@@ -124,3 +124,39 @@ def test_tables_never_cut_what_people_copy(world, columns):
     person_list = world.gitjit("alice", "person", "list", env={"COLUMNS": columns}).stdout
     for name in ("bob", "carol"):
         assert re.search(rf"key {world.keys[name].fpr}\b", person_list), person_list
+
+
+def documented_fields() -> set[str]:
+    """Every field name in the first column of docs/json.md's tables."""
+    from helpers import REPO_ROOT
+
+    names = set()
+    for line in (REPO_ROOT / "docs" / "json.md").read_text().splitlines():
+        if line.startswith("| `"):
+            names |= set(re.findall(r"`([a-z_]+)`", line.split("|")[1]))
+    return names
+
+
+def keys_in(data, found=None) -> set[str]:
+    found = set() if found is None else found
+    if isinstance(data, dict):
+        for key, value in data.items():
+            found.add(key)
+            keys_in(value, found)
+    elif isinstance(data, list):
+        for value in data:
+            keys_in(value, found)
+    return found
+
+
+def test_every_json_field_is_documented(world):
+    """JSON is built from the values (cli/render_json.py): a field added to a value must be documented."""
+    target = world.target()
+    rid = world.request("dave", "deploy", target, "--reason", "why")
+    world.approve("alice", rid, "--comment", "ok")
+    outputs = [world.json("bob", "status"), world.json("bob", "verify", "deploy", "--target", target, check=1),
+               world.json("bob", "audit", check=None), world.json("bob", "person", "list")]
+    world.git("tag", "v1.0", target)
+    outputs.append(world.json("bob", "verify-tag", "v1.0", check=1))
+    missing = set().union(*(keys_in(o) for o in outputs)) - documented_fields() - {"counts", "commits"}
+    assert not missing, f"undocumented JSON fields: {sorted(missing)}"
