@@ -48,19 +48,6 @@ class DecisionVerdict(NamedTuple):
     code: str = ""  # the reason's code (gitjit.reasons); empty when it counts
     comment: str = ""  # the decision file's comment: why they approved or vetoed
 
-    def to_json(self) -> dict:
-        return {
-            "person": self.person,
-            "decision": self.decision,
-            "commit": self.commit,
-            "key": self.key,
-            "signed_at": format_time(self.signed_at) if self.signed_at else None,
-            "counts": self.counts,
-            "reason": self.reason or None,
-            "code": self.code or None,
-            "comment": self.comment,
-        }
-
 
 class RequestVerdict(NamedTuple):
     id: str
@@ -84,27 +71,6 @@ class RequestVerdict(NamedTuple):
     def approved(self) -> bool:
         return self.state == APPROVED
 
-    def to_json(self) -> dict:
-        return {
-            "id": self.id,
-            "action": self.action,
-            "target": self.target,
-            "requested_by": self.requested_by,
-            "requesters": list(self.requesters),
-            "reason": self.reason_text,
-            "created": format_time(self.created),
-            "expires": format_time(self.expires),
-            "commit": self.commit,
-            "state": self.state,
-            "approved": self.approved,
-            "approvals": list(self.approvals),
-            "rejections": list(self.rejections),
-            "threshold": self.threshold,
-            "decisions": [d.to_json() for d in self.decisions],
-            "reasons": list(self.reasons),
-            "codes": list(self.codes),
-        }
-
 
 class Verdict(NamedTuple):
     action: str
@@ -118,18 +84,6 @@ class Verdict(NamedTuple):
     @property
     def approved(self) -> bool:
         return self.approved_by is not None
-
-    def to_json(self) -> dict:
-        return {
-            "action": self.action,
-            "target": self.target,
-            "at": format_time(self.at),
-            "approved": self.approved,
-            "approved_by": self.approved_by,
-            "requests": [r.to_json() for r in self.requests],
-            "reasons": list(self.reasons),
-            "codes": list(self.codes),
-        }
 
 
 def judge_decision(trusted: TrustedBranch, entry: DecisionEntry, request: RequestEntry, now: datetime) -> DecisionVerdict:
