@@ -121,6 +121,9 @@ def test_tables_never_cut_what_people_copy(world, columns):
     if columns == "80":
         assert max(len(line) for line in lines) <= 80, out
         assert any(line.startswith("request") for line in lines)  # the table layout fits 80 columns
+    audit = world.gitjit("alice", "audit", env={"COLUMNS": columns}, check=None).stdout
+    for rid in ids:
+        assert any(rid in line for line in audit.splitlines()), f"{rid} cut in audit at {columns} columns:\n{audit}"
     person_list = world.gitjit("alice", "person", "list", env={"COLUMNS": columns}).stdout
     for name in ("bob", "carol"):
         assert re.search(rf"key {world.keys[name].fpr}\b", person_list), person_list
