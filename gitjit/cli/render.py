@@ -49,7 +49,7 @@ def state_text(verdict: RequestVerdict) -> str:
 
 
 # The status table's columns besides the request id, at their narrowest: below this the list layout is used.
-_TABLE_REST = 44
+_TABLE_REST = 52
 
 
 def status(verdicts: list[RequestVerdict], detailed: bool = False) -> None:
@@ -79,12 +79,12 @@ def _status_table(verdicts: list[RequestVerdict], id_width: int) -> Table:
     table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
     table.add_column("request", no_wrap=True, min_width=id_width)
     table.add_column("action", overflow="fold")
-    table.add_column("target", overflow="fold", max_width=7)
+    table.add_column("target", no_wrap=True, min_width=12)
     table.add_column("state")
     table.add_column("expires", overflow="fold")
     table.add_column("reason", overflow="fold", ratio=1)
     for v in verdicts:
-        table.add_row(v.id, shown(v.action), v.target[:7], _state(v) + _who(v), _short_time(v.expires),
+        table.add_row(v.id, shown(v.action), v.target[:12], _state(v) + _who(v), _short_time(v.expires),
                       shown(v.reason_text) or "-")
     return table
 
