@@ -57,7 +57,18 @@ def _decision(v, fields: dict) -> dict:
 
 
 def _request(v, fields: dict) -> dict:
-    return {**_data(fields, rename={"reason_text": "reason"}), "approved": v.approved}
+    data = {**_data(fields, rename={"reason_text": "reason"}, null_if_empty=("unapprovable",)),
+            "approved": v.approved}
+    if "unapprovable" in fields:  # approval rules (docs/json.md): whether any rule set can still hold
+        data["approvable"] = not fields["unapprovable"]
+    return data
+
+
+def _rule(t, fields: dict) -> dict:
+    """A rule's tally: how many it has and needs, whether it holds or still can, who can still sign."""
+    return {"name": t.name, "have": len(t.approvals), "need": t.threshold, "holds": t.holds,
+            "approvals": plain(t.approvals), "candidates": plain(t.candidates), "possible": t.possible,
+            "opens": plain(t.opens)}
 
 
 def _verdict(v, fields: dict) -> dict:
@@ -98,6 +109,7 @@ def _audit(report, fields: dict) -> dict:
 _SHAPES = {
     "DecisionVerdict": _decision,
     "RequestVerdict": _request,
+    "RuleTally": _rule,
     "Verdict": _verdict,
     "DecisionAudit": _decision_audit,
     "RequestAudit": _request_audit,
