@@ -6,7 +6,7 @@ VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: venv lint test test-servers dist demo bench fuzz
+.PHONY: venv lint test test-servers dist demo bench fuzz man
 
 venv: $(STAMP)
 
@@ -51,3 +51,7 @@ bench: venv
 # Not part of `make test`: >100,000 generated inputs, some minutes (FUZZ_ARGS="--scale 0.1" for a quick look).
 fuzz: venv
 	$(VPY) -m fuzz $(FUZZ_ARGS)
+
+# The man page `git jit --help` shows, generated from the CLI (a test checks it is current).
+man: venv
+	$(VPY) -m gitjit.cli.manpage > man/gitjit.1

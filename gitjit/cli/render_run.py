@@ -26,11 +26,6 @@ from gitjit.commands.run import EXPIRED_END, FAILED, RUN, TIMEOUT, UNAPPROVABLE_
 PLAIN_HEARTBEAT = 60.0  # seconds between "still waiting" lines in plain output
 
 
-def console(stderr: bool = False) -> Console:
-    out = Console(highlight=False, stderr=stderr)
-    return out if out.is_terminal else Console(highlight=False, stderr=stderr, width=200)
-
-
 def clock(seconds: float) -> str:
     seconds = int(round(seconds))
     hours, rest = divmod(seconds, 3600)
@@ -161,5 +156,18 @@ def outcome(out: Console, gate: Gate, p: Progress, wait_text: str, command: list
     out.print(f"{head}: {what} was not run", soft_wrap=True, emoji=False)
     for reason in p.reasons:
         out.print(f"  - {shown(reason)}", soft_wrap=True)
+    if p.end == VETOED:
+        for person, comment in _veto_comments(gate):
+            out.print(f"  {person} says: {shown(comment)}", soft_wrap=True)
     if p.end == FAILED and not p.reasons:
         out.print("  - verification failed", markup=False)
+
+
+def _veto_comments(gate: Gate) -> list[tuple[str, str]]:
+    """(person, comment) of each counted rejection of the gate's request: a veto says why."""
+    try:
+        verdict = gate.verdict()
+    except Exception:  # noqa: BLE001 - only a comment is lost; the outcome is already decided
+        return []
+    return [(d.person, d.comment) for r in verdict.requests if r.id == gate.request_id
+            for d in r.decisions if d.decision == "reject" and d.counts and d.comment]

@@ -22,7 +22,7 @@ at or after that time (by committer time, which is only a filter) and the
 `ok` verdict to them; the branch is always authenticated whole.
 
 The report is a value: `render_audit` in the CLI draws it with rich, and
-`to_json` follows the schema in docs/json.md.
+`render_json` turns it into the JSON of docs/json.md.
 """
 
 from __future__ import annotations
@@ -35,7 +35,6 @@ from gitjit import reasons as R
 from gitjit.errors import BadInput, NotTrusted
 from gitjit.git.branch import ApprovalsBranch
 from gitjit.git.read import HEX40
-from gitjit.model.grammar import format_time
 from gitjit.trust.signature_checks import SignatureChecker
 from gitjit.trust.signatures import MalformedCommit, SignatureCheck, split_commit
 from gitjit.trust.trusted import DecisionEntry, RequestEntry, TrustedBranch
@@ -55,18 +54,6 @@ class PolicyChange:
     committed_at: datetime
     changes: tuple[str, ...]  # "A keys/bob.asc", "M policy.toml"
 
-    def to_json(self) -> dict:
-        return {
-            "commit": self.commit,
-            "kind": self.kind,
-            "signer": self.signer,
-            "key": self.key,
-            "signing_key": self.signing_key,
-            "signed_at": _time(self.signed_at),
-            "committed_at": format_time(self.committed_at),
-            "changes": list(self.changes),
-        }
-
 
 @dataclass(frozen=True)
 class DecisionAudit:
@@ -76,10 +63,6 @@ class DecisionAudit:
     signing_key: str | None
     signed_at: datetime | None
     committed_at: datetime
-
-    def to_json(self) -> dict:
-        return {**self.verdict.to_json(), "key": self.key, "signed_at": _time(self.signed_at), "signer": self.signer,
-                "signing_key": self.signing_key, "committed_at": format_time(self.committed_at)}
 
 
 @dataclass(frozen=True)
@@ -91,13 +74,6 @@ class RequestAudit:
     committed_at: datetime
     decisions: tuple[DecisionAudit, ...]
 
-    def to_json(self) -> dict:
-        data = self.verdict.to_json()
-        data.update(signer=self.signer, key=self.key, signed=self.signed,
-                    committed_at=format_time(self.committed_at),
-                    decisions=[d.to_json() for d in self.decisions])
-        return data
-
 
 @dataclass(frozen=True)
 class RefusedCommit:
@@ -106,9 +82,6 @@ class RefusedCommit:
     committed_at: datetime | None
     code: str = R.LAYOUT
 
-    def to_json(self) -> dict:
-        return {"commit": self.commit, "reason": self.reason, "code": self.code, "committed_at": _time(self.committed_at)}
-
 
 @dataclass(frozen=True)
 class NotTrustedAt:
@@ -116,9 +89,6 @@ class NotTrustedAt:
     reason: str
     unchecked: int  # commits after the authenticated part, not checked
     code: str = R.NOT_TRUSTED
-
-    def to_json(self) -> dict:
-        return {"commit": self.commit, "reason": self.reason, "code": self.code, "unchecked_commits": self.unchecked}
 
 
 @dataclass(frozen=True)
@@ -142,34 +112,6 @@ class AuditReport:
     @property
     def ok(self) -> bool:
         return self.trusted and not self.refusals
-
-    def to_json(self) -> dict:
-        return {
-            "schema": SCHEMA,
-            "at": format_time(self.at),
-            "since": _time(self.since),
-            "ref": self.ref,
-            "tip": self.tip,
-            "root": self.root,
-            "root_pinned": self.root_pinned,
-            "trusted": self.trusted,
-            "not_trusted": self.not_trusted.to_json() if self.not_trusted else None,
-            "ok": self.ok,
-            "counts": {
-                "commits": self.commits,
-                "policy_changes": len(self.policy_changes),
-                "requests": len(self.requests),
-                "decisions": sum(len(r.decisions) for r in self.requests),
-                "refusals": len(self.refusals),
-            },
-            "policy_changes": [p.to_json() for p in self.policy_changes],
-            "requests": [r.to_json() for r in self.requests],
-            "refusals": [r.to_json() for r in self.refusals],
-        }
-
-
-def _time(value: datetime | None) -> str | None:
-    return format_time(value) if value is not None else None
 
 
 # -- building the report ---------------------------------------------------------

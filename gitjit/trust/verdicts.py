@@ -55,18 +55,7 @@ class DecisionVerdict(NamedTuple):
     counts: bool
     reason: str  # why it does not count; empty when it counts
     code: str = ""  # the reason's code (gitjit.reasons); empty when it counts
-
-    def to_json(self) -> dict:
-        return {
-            "person": self.person,
-            "decision": self.decision,
-            "commit": self.commit,
-            "key": self.key,
-            "signed_at": format_time(self.signed_at) if self.signed_at else None,
-            "counts": self.counts,
-            "reason": self.reason or None,
-            "code": self.code or None,
-        }
+    comment: str = ""  # the decision file's comment: why they approved or vetoed
 
 
 ESCALATION = "escalation"  # the name of the escalation's tally
@@ -176,30 +165,6 @@ class RequestVerdict(NamedTuple):
             return len(self.approvals), self.threshold
         return sum(min(len(t.approvals), t.threshold) for t in rules), sum(t.threshold for t in rules)
 
-    def to_json(self) -> dict:
-        return {
-            "id": self.id,
-            "action": self.action,
-            "target": self.target,
-            "requested_by": self.requested_by,
-            "requesters": list(self.requesters),
-            "reason": self.reason_text,
-            "created": format_time(self.created),
-            "expires": format_time(self.expires),
-            "commit": self.commit,
-            "state": self.state,
-            "approved": self.approved,
-            "approvals": list(self.approvals),
-            "rejections": list(self.rejections),
-            "threshold": self.threshold,
-            "decisions": [d.to_json() for d in self.decisions],
-            "reasons": list(self.reasons),
-            "codes": list(self.codes),
-            "rules": [t.to_json() for t in self.rules],
-            "approvable": self.approvable,
-            "unapprovable": self.unapprovable or None,
-        }
-
 
 class Verdict(NamedTuple):
     action: str
@@ -213,18 +178,6 @@ class Verdict(NamedTuple):
     @property
     def approved(self) -> bool:
         return self.approved_by is not None
-
-    def to_json(self) -> dict:
-        return {
-            "action": self.action,
-            "target": self.target,
-            "at": format_time(self.at),
-            "approved": self.approved,
-            "approved_by": self.approved_by,
-            "requests": [r.to_json() for r in self.requests],
-            "reasons": list(self.reasons),
-            "codes": list(self.codes),
-        }
 
 
 def judge_decision(trusted: TrustedBranch, entry: DecisionEntry, request: RequestEntry, now: datetime) -> DecisionVerdict:
@@ -240,6 +193,7 @@ def judge_decision(trusted: TrustedBranch, entry: DecisionEntry, request: Reques
             counts=reason is None,
             reason=reason.text if reason else "",
             code=reason.code if reason else "",
+            comment=entry.decision.comment if entry.decision else "",
         )
 
     if entry.problem is not None or check is None or not check.good:

@@ -531,6 +531,7 @@ def test_a_walk_stopped_by_an_untrusted_commit_stops_its_checks(honest):
 def in_process_audit(forged, monkeypatch):
     """(erin's clone, report(cold=False) -> the audit's JSON, made in this process, the lengths
     of the walks it made): cold removes the snapshot first."""
+    from gitjit.cli.render_json import plain
     from gitjit.commands.audit import audit
     from gitjit.model.grammar import parse_time
     from gitjit.trust.cache.snapshot import FILE_NAME
@@ -550,7 +551,7 @@ def in_process_audit(forged, monkeypatch):
     def report(cold: bool = False, checker=None) -> dict:
         if cold:
             (erin.path / ".git" / "gitjit" / FILE_NAME).unlink(missing_ok=True)
-        return audit(_open_branch(erin), at, checker=checker).to_json()
+        return plain(audit(_open_branch(erin), at, checker=checker))
 
     return erin, report, walked
 

@@ -10,6 +10,7 @@ import pygit2
 import pytest
 from world import BRANCH, World, template_world, utc
 
+from gitjit.cli.render_json import plain
 from gitjit.errors import NotTrusted
 from gitjit.git.branch import ApprovalsBranch
 from gitjit.trust.cache.snapshot import FILE_NAME, Snapshot
@@ -52,7 +53,7 @@ def judged(view: TrustedBranch, at) -> dict:
     return {
         "tip": view.tip,
         "count": view.count,
-        "requests": {e.request.id: judge_request(view, e, at).to_json() for e in view.requests.values()},
+        "requests": {e.request.id: plain(judge_request(view, e, at)) for e in view.requests.values()},
         "refusals": [(r.commit, r.reason) for r in view.refusals],
         "policy_changes": [tuple(p) for p in view.policy_changes],
         "policy": view.policy,

@@ -651,7 +651,7 @@ VERDICT_KEYS = {"action", "target", "at", "approved", "approved_by", "requests",
 REQUEST_KEYS = {"id", "action", "target", "requested_by", "requesters", "reason", "created", "expires", "commit",
                 "state", "approved", "approvals", "rejections", "threshold", "decisions", "reasons", "codes",
                 "rules", "approvable", "unapprovable"}
-DECISION_KEYS = {"person", "decision", "commit", "key", "signed_at", "counts", "reason", "code"}
+DECISION_KEYS = {"person", "decision", "commit", "key", "signed_at", "counts", "reason", "code", "comment"}
 TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 
 
@@ -681,7 +681,7 @@ def test_verify_json_schema(world, keys):
     bob, dave = request["decisions"]
     assert set(bob) == DECISION_KEYS
     assert bob == {"person": "bob", "decision": "approve", "commit": bob["commit"], "key": keys["bob"].fpr,
-                   "signed_at": bob["signed_at"], "counts": True, "reason": None, "code": None}
+                   "signed_at": bob["signed_at"], "counts": True, "reason": None, "code": None, "comment": "ok"}
     assert TIME.match(bob["signed_at"]) and len(bob["commit"]) == 40
     assert dave["counts"] is False and dave["reason"] == "dave is not an approver of deploy"
     assert dave["code"] == "not-approver"
@@ -718,8 +718,8 @@ def test_status(world):
                       rejected: ("rejected", ["alice", "bob"]), expired: ("expired", [])}
     assert set(data["requests"][0]) == REQUEST_KEYS
     out = world.gitjit("erin", "status").stdout
-    assert re.search(rf"{pending}\s+deploy\s+{pending_target[:12]}\s+pending \(1 of 2\)\s+bob", out)
-    assert re.search(rf"{approved}\s+deploy\s+{approved_target[:12]}\s+approved\s+alice, bob", out)
+    assert re.search(rf"{pending}\s+deploy\s+{pending_target[:12]}\s+pending \(1 of 2\): bob", out)
+    assert re.search(rf"{approved}\s+deploy\s+{approved_target[:12]}\s+approved: alice, bob", out)
     detail = world.gitjit("erin", "status", pending).stdout
     assert "bob: approve" in detail and "counts" in detail and "1 of 2 approvals (bob)" in detail
     one = world.json("erin", "status", approved)
