@@ -5,10 +5,9 @@ Parsing arguments and printing only; the checks are in commands/policy.py.
 
 from __future__ import annotations
 
-import json
-import sys
-
 import typer
+
+from gitjit.cli import options
 
 
 def register(app: typer.Typer) -> None:
@@ -19,21 +18,21 @@ def register(app: typer.Typer) -> None:
     @policy_app.command("check")
     def check(
         file: str | None = typer.Argument(None, metavar="[FILE]", help="A policy.toml to check (default: the branch's)."),
-        as_json: bool = typer.Option(False, "--json", help="Print JSON (see docs/json.md)."),
-        repo: str | None = typer.Option(None, "--repo", help="Repository to work in (default: the current one)."),
+        as_json: bool = options.JSON,
+        repo: str | None = options.REPO,
     ) -> None:
         """Validate a policy against the branch's people and keys, including rules that can never hold.
 
-        Exit 0 when it is sound, 2 with one line per problem otherwise. Example:
-        gitjit policy check new-policy.toml
+        Exit 0 when it is sound, 2 with one line per problem otherwise.
+
+        Example: gitjit policy check new-policy.toml
         """
         from gitjit.commands import policy as policy_core
-        from gitjit.git.branch import ApprovalsBranch, open_repository
         from gitjit.model.grammar import utc_now
 
-        result = policy_core.check(ApprovalsBranch(open_repository(repo)), file, utc_now())
+        result = policy_core.check(options.branch(repo), file, utc_now())
         if as_json:
-            sys.stdout.write(json.dumps(result.to_json(), indent=2) + "\n")
+            options.print_json(result.to_json())
         else:
             for note in result.notes:
                 typer.echo(f"note: {note}", err=True)
@@ -52,19 +51,20 @@ def register(app: typer.Typer) -> None:
                                                     help="Remove keys/PERSON.asc (repeatable)."),
         reason: str = typer.Option("", "--reason", help="Why (shown to the admins who decide)."),
         ttl: str | None = typer.Option(None, "--ttl", help="How long the proposal stays open (default 24h)."),
-        push: bool = typer.Option(False, "--push", help="Push the approvals branch afterwards."),
-        repo: str | None = typer.Option(None, "--repo", help="Repository to work in (default: the current one)."),
+        push: bool = options.PUSH,
+        remote: str = options.REMOTE,
+        repo: str | None = options.REPO,
     ) -> None:
         """Propose a policy change where admins.threshold > 1; prints the proposal's id.
 
-        Admins then run 'gitjit approve ID' (or reject), and one of them 'gitjit policy apply ID'. Example:
-        gitjit policy propose --policy new-policy.toml --add-key frank=frank.asc --reason "frank joins sre" --push
+        Admins then run 'gitjit approve ID' (or reject), and one of them 'gitjit policy apply ID'.
+
+        Example: gitjit policy propose --policy new-policy.toml --add-key frank=frank.asc --reason "frank joins sre" --push
         """
         from gitjit.commands import policy as policy_core
-        from gitjit.git.branch import ApprovalsBranch, open_repository
         from gitjit.model.grammar import utc_now
 
-        branch = ApprovalsBranch(open_repository(repo))
+        branch = options.branch(repo, remote)
         proposal, _ = policy_core.propose(branch, policy, list(add_key or []), list(remove_key or []), reason, ttl,
                                           utc_now(), push)
         typer.echo(proposal)
@@ -72,17 +72,19 @@ def register(app: typer.Typer) -> None:
     @policy_app.command("apply")
     def apply(
         proposal: str = typer.Argument(..., metavar="ID", help="The proposal to apply."),
-        push: bool = typer.Option(False, "--push", help="Push the approvals branch afterwards."),
-        repo: str | None = typer.Option(None, "--repo", help="Repository to work in (default: the current one)."),
+        push: bool = options.PUSH,
+        remote: str = options.REMOTE,
+        repo: str | None = options.REPO,
     ) -> None:
         """Commit an approved policy proposal, signed by you (your signature counts as one admin's).
 
-        Exit 1 with the reasons while it lacks its quorum or is rejected. Example: gitjit policy apply ID --push
+        Exit 1 with the reasons while it lacks its quorum or is rejected.
+
+        Example: gitjit policy apply policy-20261130-e09b30 --push
         """
         from gitjit.commands import policy as policy_core
-        from gitjit.git.branch import ApprovalsBranch, open_repository
         from gitjit.model.grammar import utc_now
 
-        commit, signed = policy_core.apply(ApprovalsBranch(open_repository(repo)), proposal, utc_now(), push)
+        commit, signed = policy_core.apply(options.branch(repo, remote), proposal, utc_now(), push)
         typer.echo(f"applied {proposal} in {commit[:12]}, signed for by {', '.join(signed)}"
                    f"{' (pushed)' if push else ''}")
