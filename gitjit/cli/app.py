@@ -14,12 +14,15 @@ import sys
 
 import typer
 
+from gitjit import notices
 from gitjit.cli import hook as cli_hook
 from gitjit.cli import notify as cli_notify
 from gitjit.cli import render
 from gitjit.cli import run as cli_gate
+from gitjit.commands import localstate
 from gitjit.commands import write as operations
 from gitjit.errors import BadInput, GitjitError
+from gitjit.git import sync
 from gitjit.git.branch import ApprovalsBranch, open_repository
 from gitjit.model.grammar import FULL_COMMIT_RE, parse_time, utc_now
 from gitjit.trust.trusted import TrustedBranch
@@ -37,15 +40,29 @@ app.add_typer(person_app, name="person")
 
 RepoOption = typer.Option(None, "--repo", help="Repository to work in (default: the current one).")
 JsonOption = typer.Option(False, "--json", help="Print JSON (see docs/json.md).")
-PushOption = typer.Option(False, "--push", help="Push the approvals branch to origin afterwards.")
+PushOption = typer.Option(False, "--push", help="Push the new commit to the remote (fetching first, retrying lost races).")
+OfflineOption = typer.Option(False, "--offline", help="Do not fetch the approvals branch from the remote first.")
+RemoteOption = typer.Option("origin", "--remote", help="The remote to fetch from and push to.")
 
 
-def _branch(repo: str | None) -> ApprovalsBranch:
-    return ApprovalsBranch(open_repository(repo))
+def _branch(repo: str | None, remote: str = "origin") -> ApprovalsBranch:
+    return ApprovalsBranch(open_repository(repo), remote=remote)
 
 
 def _trusted(branch: ApprovalsBranch, root: str | None = None) -> TrustedBranch:
-    return TrustedBranch.load(branch, root=root)
+    return localstate.load(branch, root=root)
+
+
+def _fresh(branch: ApprovalsBranch, offline: bool) -> None:
+    """Reading commands fetch first; a failed fetch is one line on stderr, and the command goes on."""
+    warning = sync.refresh(branch, offline).stale_warning()
+    if warning:
+        notices.say(f"warning: {warning}")
+
+
+def _say_next(written: operations.Written) -> None:
+    if written.next_step:
+        notices.say(written.next_step)
 
 
 def _print_json(data: object) -> None:
@@ -61,7 +78,9 @@ def init(
     """Create the approvals branch: a policy with you as admin, your key, a signed root commit."""
     branch = _branch(repo)
     written = operations.init(branch, admin, key)
-    typer.echo(f"created {branch.ref} at {written.commit[:12]}; pinned gitjit.root to it")
+    typer.echo(f"created {branch.ref} at {written.commit}; pinned gitjit.root to it")
+    typer.echo("keep this root id: other clones and CI pin it with 'git config gitjit.root ID' "
+               "or 'gitjit verify --root ID'")
 
 
 @person_app.command("add")
@@ -71,10 +90,12 @@ def person_add(
     key_file: str | None = typer.Option(None, "--key-file", help="An armored public key file."),
     email: str | None = typer.Option(None, "--email", help="The person's email address."),
     push: bool = PushOption,
+    offline: bool = OfflineOption,
+    remote: str = RemoteOption,
     repo: str | None = RepoOption,
 ) -> None:
     """Add a person and their public key (an admin-signed policy commit)."""
-    written = operations.add_person(_branch(repo), name, key, key_file, email, push)
+    written = operations.add_person(_branch(repo, remote), name, key, key_file, email, push, offline)
     typer.echo(f"added {name} in {written.commit[:12]}{' (pushed)' if written.pushed else ''}")
 
 
@@ -86,18 +107,23 @@ def request(
     ttl: str | None = typer.Option(None, "--ttl", help="How long the request lives (default 24h, at most max_ttl)."),
     sign: bool | None = typer.Option(None, "--sign/--no-sign", help="Sign the request (default: when user.signingkey is set)."),
     push: bool = PushOption,
+    offline: bool = OfflineOption,
+    remote: str = RemoteOption,
     repo: str | None = RepoOption,
 ) -> None:
-    """Commit a request for ACTION on a commit; prints its id."""
-    branch = _branch(repo)
-    written, record = operations.request(branch, action, target, reason, ttl, utc_now(), sign, push)
-    typer.echo(record.id)
+    """Commit a request for ACTION on a commit; prints its id (first, before signing or pushing)."""
+    branch = _branch(repo, remote)
+    written, record = operations.request(branch, action, target, reason, ttl, utc_now(), sign, push,
+                                         offline=offline, on_id=lambda rid: print(rid, flush=True))
+    _say_next(written)
 
 
-def _decide(decision: str, request_id: str, comment: str, push: bool, repo: str | None) -> None:
-    written = operations.decide(_branch(repo), request_id, decision, comment, push)
+def _decide(decision: str, request_id: str, comment: str, push: bool, offline: bool, remote: str,
+            repo: str | None) -> None:
+    written = operations.decide(_branch(repo, remote), request_id, decision, comment, push, offline)
     verb = "approved" if decision == "approve" else "rejected"
     typer.echo(f"{verb} {request_id} in {written.commit[:12]}{' (pushed)' if written.pushed else ''}")
+    _say_next(written)
 
 
 @app.command()
@@ -105,10 +131,12 @@ def approve(
     request_id: str = typer.Argument(..., metavar="ID"),
     comment: str = typer.Option("", "--comment"),
     push: bool = PushOption,
+    offline: bool = OfflineOption,
+    remote: str = RemoteOption,
     repo: str | None = RepoOption,
 ) -> None:
     """Approve request ID with a signed commit."""
-    _decide("approve", request_id, comment, push, repo)
+    _decide("approve", request_id, comment, push, offline, remote, repo)
 
 
 @app.command()
@@ -116,10 +144,12 @@ def reject(
     request_id: str = typer.Argument(..., metavar="ID"),
     comment: str = typer.Option("", "--comment"),
     push: bool = PushOption,
+    offline: bool = OfflineOption,
+    remote: str = RemoteOption,
     repo: str | None = RepoOption,
 ) -> None:
     """Reject (veto) request ID with a signed commit."""
-    _decide("reject", request_id, comment, push, repo)
+    _decide("reject", request_id, comment, push, offline, remote, repo)
 
 
 @app.command()
@@ -127,11 +157,15 @@ def status(
     request_id: str | None = typer.Argument(None, metavar="[ID]"),
     at: str | None = typer.Option(None, "--at", help="Judge at this time instead of now (ISO 8601)."),
     as_json: bool = JsonOption,
+    offline: bool = OfflineOption,
+    remote: str = RemoteOption,
     repo: str | None = RepoOption,
 ) -> None:
     """Requests and their state: pending (k of n), approved, rejected, expired."""
     now = parse_time(at, "--at") if at else utc_now()
-    trusted = _trusted(_branch(repo))
+    branch = _branch(repo, remote)
+    _fresh(branch, offline)
+    trusted = _trusted(branch)
     entries = list(trusted.requests.values())
     if request_id is not None:
         entries = [e for e in entries if e.request.id == request_id]
@@ -165,14 +199,17 @@ def verify(
     at: str | None = typer.Option(None, "--at", help="Judge at this time instead of now (ISO 8601)."),
     root: str | None = typer.Option(None, "--root", help="Pin the root commit for this run."),
     as_json: bool = JsonOption,
+    offline: bool = OfflineOption,
+    remote: str = RemoteOption,
     repo: str | None = RepoOption,
 ) -> None:
     """Exit 0 if ACTION is approved for the target commit, 1 if not, with every reason."""
     now = parse_time(at, "--at") if at else utc_now()
     if root is not None and not FULL_COMMIT_RE.match(root):
         raise BadInput(f"--root {root!r} is not a full commit id (40 lower-case hex digits)")
-    branch = _branch(repo)
+    branch = _branch(repo, remote)
     commit = operations.resolve_target(branch.repo, target)
+    _fresh(branch, offline)
     trusted = _trusted(branch, root)
     _verify_and_exit([verify_action(trusted, action, commit, now)], as_json)
 
@@ -182,13 +219,16 @@ def verify_tag(
     tag: str = typer.Argument(...),
     at: str | None = typer.Option(None, "--at", help="Judge at this time instead of now (ISO 8601)."),
     as_json: bool = JsonOption,
+    offline: bool = OfflineOption,
+    remote: str = RemoteOption,
     repo: str | None = RepoOption,
 ) -> None:
     """Check a tag: the actions whose `tags` it matches, for the commit it points at."""
     now = parse_time(at, "--at") if at else utc_now()
-    branch = _branch(repo)
+    branch = _branch(repo, remote)
     name = tag.removeprefix("refs/tags/")
     commit = _tag_commit(branch, name)
+    _fresh(branch, offline)
     trusted = _trusted(branch)
     actions = trusted.policy.actions_for_tag(name)
     if not actions:
@@ -220,6 +260,7 @@ cli_notify.register(app)  # gitjit notify status / flush (SPEC s.14)
 
 
 def main(argv: list[str] | None = None) -> None:
+    notices.listen(lambda text: sys.stderr.write(f"gitjit: {text}\n"))
     try:
         app(args=argv, prog_name="gitjit")
     except GitjitError as exc:  # the one place exit codes are decided: by the error's kind (errors.py)
