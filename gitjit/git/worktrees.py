@@ -23,6 +23,7 @@ import subprocess
 from gitjit.errors import BadInput
 from gitjit.git.branch import ApprovalsBranch, run_git
 from gitjit.git.read import git_failure
+from gitjit.reasons import WORKTREE_DIRTY
 
 
 def checked_out(branch: ApprovalsBranch) -> list[str]:
@@ -51,7 +52,8 @@ def check_clean(branch: ApprovalsBranch) -> None:
         if status.returncode == 0 and status.stdout.strip():
             raise BadInput(f"the {branch.name} branch is checked out at {path} with uncommitted changes "
                            f"(git -C {shlex.quote(path)} status): gitjit will not move the branch under them; "
-                           f"put them aside with 'git -C {shlex.quote(path)} stash' and run the command again")
+                           f"put them aside with 'git -C {shlex.quote(path)} stash' and run the command again",
+                           WORKTREE_DIRTY)
 
 
 def follow(branch: ApprovalsBranch, old: str | None, new: str) -> list[str]:
