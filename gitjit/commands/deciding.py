@@ -40,7 +40,7 @@ def decidable(branch: ApprovalsBranch, trusted: TrustedBranch, request_id: str, 
         else:
             where = f"not yet pushed: push it with 'git push {branch.remote} {branch.name}'"
         raise BadInput(f"you {_VERB.get(said, said)} {request_id} in {commit[:12]}, {where}; "
-                       f"a decision cannot be changed", R.DUPLICATE_DECISION)
+                       f"a second decision by you would not count", R.DUPLICATE_DECISION)
     if now >= entry.request.expires:
         raise BadInput(f"request {request_id} expired at {format_time(entry.request.expires)}: a decision on it "
                        f"can no longer count (ask for a new request)", R.EXPIRED)

@@ -218,6 +218,25 @@ def add_person(branch: ApprovalsBranch, name: str, key: str | None, key_file: st
     check_name(name, "person")
     if (key is None) == (key_file is None):
         raise BadInput("give exactly one of --key FPR or --key-file FILE")
+    read: list[tuple[str, bytes]] = []
+
+    def compose(trusted: TrustedBranch, base: str) -> Draft:
+        if name in trusted.policy.people:
+            raise BadInput(f"person {name!r} is already in the policy")
+        if not read:
+            read.append(_person_key(branch, key, key_file))
+        fingerprint, armored = read[0]
+        policy_text = branch.blob(branch.tree(branch.commit(base).tree)[POLICY_FILE].id).decode()
+        new_policy = policy_text.rstrip("\n") + "\n\n" + render_person(name, fingerprint, email)
+        files = {POLICY_FILE: new_policy.encode(), f"keys/{name}.asc": armored}
+        return Draft(files, f"gitjit: add person {name}", True)
+
+    written, _ = _write(branch, compose, push, offline)
+    return written
+
+
+def _person_key(branch: ApprovalsBranch, key: str | None, key_file: str | None) -> tuple[str, bytes]:
+    """(fingerprint, armored public key) from a key file or the user's keyring."""
     if key_file is not None:
         try:
             armored = Path(key_file).read_bytes()
@@ -228,24 +247,13 @@ def add_person(branch: ApprovalsBranch, name: str, key: str | None, key_file: st
         found = fingerprints_in(armored)
         if len(found) != 1:
             raise BadInput(f"key file {key_file} holds {len(found)} public keys, expected exactly one")
-        fingerprint = found[0]
-    else:
-        wanted = key.replace(" ", "").upper()
-        fingerprint = wanted if FINGERPRINT_RE.match(wanted) else resolve_user_key(branch, key)
-        armored = export_user_key(branch, fingerprint)
-        if fingerprint not in fingerprints_in(armored):
-            raise BadInput(f"the exported key does not have fingerprint {fingerprint}")
-
-    def compose(trusted: TrustedBranch, base: str) -> Draft:
-        if name in trusted.policy.people:
-            raise BadInput(f"person {name!r} is already in the policy")
-        policy_text = branch.blob(branch.tree(branch.commit(base).tree)[POLICY_FILE].id).decode()
-        new_policy = policy_text.rstrip("\n") + "\n\n" + render_person(name, fingerprint, email)
-        files = {POLICY_FILE: new_policy.encode(), f"keys/{name}.asc": armored}
-        return Draft(files, f"gitjit: add person {name}", True)
-
-    written, _ = _write(branch, compose, push, offline)
-    return written
+        return found[0], armored
+    wanted = key.replace(" ", "").upper()
+    fingerprint = wanted if FINGERPRINT_RE.match(wanted) else resolve_user_key(branch, key)
+    armored = export_user_key(branch, fingerprint)
+    if fingerprint not in fingerprints_in(armored):
+        raise BadInput(f"the exported key does not have fingerprint {fingerprint}")
+    return fingerprint, armored
 
 
 def new_request_id(action: str, now: datetime) -> str:

@@ -46,11 +46,13 @@ class DecisionVerdict(NamedTuple):
     counts: bool
     reason: str  # why it does not count; empty when it counts
     code: str = ""  # the reason's code (gitjit.reasons); empty when it counts
+    comment: str = ""  # the decision file's comment (a veto says why)
 
     def to_json(self) -> dict:
         return {
             "person": self.person,
             "decision": self.decision,
+            "comment": self.comment,
             "commit": self.commit,
             "key": self.key,
             "signed_at": format_time(self.signed_at) if self.signed_at else None,
@@ -143,6 +145,7 @@ def judge_decision(trusted: TrustedBranch, entry: DecisionEntry, request: Reques
             counts=reason is None,
             reason=reason.text if reason else "",
             code=reason.code if reason else "",
+            comment=entry.decision.comment if entry.decision else "",
         )
 
     if entry.problem is not None or check is None or not check.good:

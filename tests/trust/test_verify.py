@@ -650,7 +650,7 @@ def test_unreadable_key_file_writes_nothing(world, tmp_path):
 VERDICT_KEYS = {"action", "target", "at", "approved", "approved_by", "requests", "reasons", "codes"}
 REQUEST_KEYS = {"id", "action", "target", "requested_by", "requesters", "reason", "created", "expires", "commit",
                 "state", "approved", "approvals", "rejections", "threshold", "decisions", "reasons", "codes"}
-DECISION_KEYS = {"person", "decision", "commit", "key", "signed_at", "counts", "reason", "code"}
+DECISION_KEYS = {"person", "decision", "comment", "commit", "key", "signed_at", "counts", "reason", "code"}
 TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 
 
@@ -676,7 +676,7 @@ def test_verify_json_schema(world, keys):
     assert request["commit"] == world.git("log", "--format=%H", "-1", BRANCH, "--", f"requests/{rid}.toml").stdout.strip()
     bob, dave = request["decisions"]
     assert set(bob) == DECISION_KEYS
-    assert bob == {"person": "bob", "decision": "approve", "commit": bob["commit"], "key": keys["bob"].fpr,
+    assert bob == {"person": "bob", "decision": "approve", "comment": "ok", "commit": bob["commit"], "key": keys["bob"].fpr,
                    "signed_at": bob["signed_at"], "counts": True, "reason": None, "code": None}
     assert TIME.match(bob["signed_at"]) and len(bob["commit"]) == 40
     assert dave["counts"] is False and dave["reason"] == "dave is not an approver of deploy"
