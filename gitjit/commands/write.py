@@ -157,6 +157,8 @@ def _write(branch: ApprovalsBranch, compose: Callable[[TrustedBranch, str], Draf
     remote cannot be reached at all (then it is there to push later); a push
     the server refuses leaves nothing behind.
     """
+    if push and not sync.has_remote(branch):
+        raise BadInput(f"--push: no remote named {branch.remote!r} (see 'git remote -v', or give --remote NAME)")
     problem = None if offline else sync.try_fetch(branch)
     if problem is not None and not push:
         notices.say(f"warning: {sync.Freshness(False, problem).stale_warning()}")

@@ -214,3 +214,34 @@ def test_first_pin_is_announced_with_the_full_root_id(team):
     first = bob.gitjit("status", check=0)
     assert f"gitjit: pinned gitjit.root to {root}," in first.stderr
     assert "pinned" not in bob.gitjit("status", check=0).stderr  # only the first time
+
+
+# -- hostile remotes and input ---------------------------------------------------------------
+
+
+def test_a_rewritten_remote_branch_fetched_first_is_refused_not_trusted(team):
+    """The server's branch is replaced behind the hook's back by a forged history: the fetch-first view
+    fails closed (not trusted, exit 1) for readers and writers, and nothing is written."""
+    from helpers import git
+    bob = team.clone("bob")
+    bob.gitjit("status", check=0)  # pins the real root
+    env = dict(team.keys.env, GIT_AUTHOR_NAME="Mallory", GIT_AUTHOR_EMAIL="m@example.com",
+               GIT_COMMITTER_NAME="Mallory", GIT_COMMITTER_EMAIL="m@example.com")
+    tree = git("mktree", cwd=team.server, env=env, input="").stdout.strip()
+    forged = git("commit-tree", tree, "-m", "gitjit: init (admin mallory)", cwd=team.server, env=env).stdout.strip()
+    git("update-ref", APPROVALS, forged, cwd=team.server, env=env)  # no hook runs for update-ref
+    status = bob.gitjit("status", check=1)
+    assert "not trusted" in status.stderr
+    assert bob.gitjit("verify", "deploy-prod", check=1).returncode == 1
+    assert bob.gitjit("request", "deploy-prod", "--push", check=1).stdout == ""
+    assert bob.git("for-each-ref", "refs/heads/approvals").stdout == ""
+    assert team.refs()[APPROVALS] == forged
+
+
+def test_push_without_a_remote_is_bad_input_and_writes_nothing(team):
+    bob = team.clone("bob")
+    bob.gitjit("status", check=0)
+    proc = bob.gitjit("request", "deploy-prod", "--push", "--remote", "nowhere", check=2)
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "gitjit: --push: no remote named 'nowhere' (see 'git remote -v', or give --remote NAME)")
+    assert proc.stdout == "" and bob.git("for-each-ref", "refs/heads/approvals").stdout == ""
