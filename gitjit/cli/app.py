@@ -263,12 +263,18 @@ def main(argv: list[str] | None = None) -> None:
     notices.listen(lambda text: sys.stderr.write(f"gitjit: {text}\n"))
     try:
         app(args=argv, prog_name="gitjit")
+    except SystemExit as exc:  # typer's way out, also on success; 2 is a usage error
+        notices.finish(bad_input=exc.code == 2)
+        raise
     except GitjitError as exc:  # the one place exit codes are decided: by the error's kind (errors.py)
+        notices.finish(bad_input=exc.exit_code == 2)
         _fail(exc.describe(), exc.exit_code)
     except Exception as exc:  # fail closed, on one line
+        notices.finish(bad_input=True)
         if os.environ.get("GITJIT_DEBUG"):
             raise
         _fail(f"unexpected error: {type(exc).__name__}: {exc}", 1)
+    notices.finish(bad_input=False)
 
 
 def _fail(message: str, code: int) -> None:

@@ -200,8 +200,14 @@ class ApprovalsBranch:
         if first_pin:  # trust on first use: say so, with the full id to compare (docs/format.md, section 5.1)
             from gitjit import notices
 
-            notices.say(f"pinned gitjit.root to {value}, the root of the {self.name} branch as first seen here: "
-                        f"compare it with the root id your admin published")
+            notices.say_at_end(f"pinned gitjit.root to {value}, the root of the {self.name} branch as first seen "
+                               f"here: compare it with the root id your admin published",
+                               undo=lambda: self._unpin(value))
+
+    def _unpin(self, value: str) -> None:
+        """Takes back a first pin made by a command that ended in bad input (it writes nothing)."""
+        if self.config("gitjit.root") == value:
+            self.reader.git("config", "--unset", "gitjit.root", check=False)
 
     def pinned_root(self) -> str | None:
         value = self.config("gitjit.root")

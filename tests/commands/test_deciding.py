@@ -33,7 +33,8 @@ def refusal_code(clone, monkeypatch, request_id: str, decision: str = "approve")
 
 
 def last_line(stderr: str) -> str:
-    return stderr.strip().splitlines()[-1]
+    """The last line but the first-pin notice, which comes at the very end of a clone's first command."""
+    return [line for line in stderr.strip().splitlines() if not line.startswith("gitjit: pinned ")][-1]
 
 
 def test_shows_what_is_being_approved_before_signing(team):

@@ -245,3 +245,13 @@ def test_push_without_a_remote_is_bad_input_and_writes_nothing(team):
     assert proc.stderr.strip().splitlines()[-1] == (
         "gitjit: --push: no remote named 'nowhere' (see 'git remote -v', or give --remote NAME)")
     assert proc.stdout == "" and bob.git("for-each-ref", "refs/heads/approvals").stdout == ""
+
+
+def test_bad_input_on_first_use_is_one_line_and_pins_nothing(team):
+    bob = team.clone("bob")
+    proc = bob.gitjit("verify", "no-such-action", check=2)
+    assert proc.stderr.strip().splitlines() == ["gitjit: unknown action 'no-such-action': the policy has deploy-prod"]
+    assert bob.git("config", "--get", "gitjit.root", check=False).stdout == ""  # bad input writes nothing
+    root = bob.git("rev-list", "--max-parents=0", REMOTE).stdout.strip()
+    assert f"gitjit: pinned gitjit.root to {root}," in bob.gitjit("status", check=0).stderr
+    assert bob.git("config", "--get", "gitjit.root").stdout.strip() == root
