@@ -81,6 +81,15 @@ BAD_PUSH_LINE = "bad-push-line"  # a ref update line the hook cannot read
 KEYRING_FAILED = "keyring-failed"  # the keyring of a keys/ folder could not be built
 GIT_FAILED = "git-failed"  # git itself failed
 INTERNAL = "internal"  # an unexpected error: refused, fails closed
+# -- writing from a clone -----------------------------------------------------------------
+BRANCH_DIVERGED = "branch-diverged"  # the local approvals branch and the remote's have diverged
+LOCAL_COMMIT_REFUSED = "local-commit-refused"  # an unpushed local commit on the approvals branch does not count
+WORKTREE_DIRTY = "worktree-dirty"  # the approvals branch is checked out with uncommitted changes in the way
+PUSH_REFUSED = "push-refused"  # the remote refused the push (its hook), or it kept losing races
+SIGNING_NO_SECRET_KEY = "signing-no-secret-key"  # gpg holds only the public part of the signing key
+SIGNING_NO_AGENT = "signing-no-agent"  # gpg-agent is not running and could not be started
+SIGNING_NO_PINENTRY = "signing-no-pinentry"  # the key needs its passphrase and no pinentry could ask for it
+SIGNING_FAILED = "signing-failed"  # gpg could not sign for another reason (its error code is given)
 # -- the pre-receive hook ---------------------------------------------------------------
 BRANCH_DELETED = "branch-deleted"  # a push deletes the approvals branch
 BRANCH_MOVED = "branch-moved"  # the push expects the approvals branch elsewhere than the server has it

@@ -18,7 +18,7 @@ import sys
 
 import typer
 
-from gitjit import __version__
+from gitjit import __version__, notices
 from gitjit.cli import hook as cli_hook
 from gitjit.cli import notify as cli_notify
 from gitjit.cli import options, render, render_json
@@ -26,9 +26,11 @@ from gitjit.cli import person as cli_person
 from gitjit.cli import policy as cli_policy
 from gitjit.cli import run as cli_gate
 from gitjit.cli.help import plain_help
+from gitjit.commands import localstate
 from gitjit.commands import status as status_core
 from gitjit.commands import write as operations
 from gitjit.errors import BadInput, GitjitError
+from gitjit.git import sync
 from gitjit.git.branch import ApprovalsBranch
 from gitjit.model.grammar import utc_now
 from gitjit.trust.trusted import TrustedBranch
@@ -61,6 +63,22 @@ def _main_options(
     """Just-in-time approval of sensitive actions: signed approvals on a git branch."""
 
 
+def _trusted(branch: ApprovalsBranch, root: str | None = None) -> TrustedBranch:
+    return localstate.load(branch, root=root)
+
+
+def _fresh(branch: ApprovalsBranch, offline: bool) -> None:
+    """Reading commands fetch first; a failed fetch is one line on stderr, and the command goes on."""
+    warning = sync.refresh(branch, offline).stale_warning()
+    if warning:
+        notices.say(f"warning: {warning}")
+
+
+def _say_next(written: operations.Written) -> None:
+    if written.next_step:
+        notices.say(written.next_step)
+
+
 def _wrote(verb: str, written) -> str:
     return f"{verb} in {written.commit[:12]}{' (pushed)' if written.pushed else ''}"
 
@@ -78,7 +96,9 @@ def init(
     """
     branch = options.branch(repo)
     written = operations.init(branch, admin, key)
-    typer.echo(f"created {branch.ref} at {written.commit[:12]}; pinned gitjit.root to it")
+    typer.echo(f"created {branch.ref} at {written.commit}; pinned gitjit.root to it")
+    typer.echo("keep this root id: other clones and CI pin it with 'git config gitjit.root ID' "
+               "or 'gitjit verify --root ID'")
 
 
 @app.command()
@@ -91,16 +111,18 @@ def request(
     sign: bool | None = typer.Option(None, "--sign/--no-sign",
                                      help="Sign the request commit (default: when user.signingkey is set)."),
     push: bool = options.PUSH,
+    offline: bool = options.OFFLINE,
     remote: str = options.REMOTE,
     repo: str | None = options.REPO,
 ) -> None:
-    """Commit a request for ACTION on a commit; prints its id.
+    """Commit a request for ACTION on a commit; prints its id first, before signing or pushing.
 
     Example: gitjit request deploy-prod --target v1.4.2 --reason "Release 1.4.2" --push
     """
     branch = options.branch(repo, remote)
-    written, record = operations.request(branch, action, target, reason, ttl, utc_now(), sign, push)
-    typer.echo(record.id)
+    written, record = operations.request(branch, action, target, reason, ttl, utc_now(), sign, push,
+                                         offline=offline, on_id=lambda rid: print(rid, flush=True))
+    _say_next(written)
     from gitjit.commands.policy import unapprovable  # docs/format.md 13.3: say it now, not after a long wait
 
     warning = unapprovable(branch, record.id, utc_now())
@@ -112,10 +134,12 @@ REQUEST_ID = typer.Argument(..., metavar="ID", help="The request's id, as `gitji
 COMMENT = typer.Option("", "--comment", metavar="TEXT", help="Why: shown in status, run and audit.")
 
 
-def _decide(decision: str, request_id: str, comment: str, push: bool, remote: str, repo: str | None) -> None:
-    written = operations.decide(options.branch(repo, remote), request_id, decision, comment, push)
+def _decide(decision: str, request_id: str, comment: str, push: bool, offline: bool, remote: str,
+            repo: str | None) -> None:
+    written = operations.decide(options.branch(repo, remote), request_id, decision, comment, push, offline)
     verb = "approved" if decision == "approve" else "rejected"
     typer.echo(_wrote(f"{verb} {request_id}", written))
+    _say_next(written)
 
 
 @app.command()
@@ -123,6 +147,7 @@ def approve(
     request_id: str = REQUEST_ID,
     comment: str = COMMENT,
     push: bool = options.PUSH,
+    offline: bool = options.OFFLINE,
     remote: str = options.REMOTE,
     repo: str | None = options.REPO,
 ) -> None:
@@ -130,7 +155,7 @@ def approve(
 
     Example: gitjit approve deploy-prod-20261125-3fa9c1 --comment LGTM --push
     """
-    _decide("approve", request_id, comment, push, remote, repo)
+    _decide("approve", request_id, comment, push, offline, remote, repo)
 
 
 @app.command()
@@ -138,6 +163,7 @@ def reject(
     request_id: str = REQUEST_ID,
     comment: str = COMMENT,
     push: bool = options.PUSH,
+    offline: bool = options.OFFLINE,
     remote: str = options.REMOTE,
     repo: str | None = options.REPO,
 ) -> None:
@@ -145,7 +171,7 @@ def reject(
 
     Example: gitjit reject deploy-prod-20261125-3fa9c1 --comment "not during the freeze" --push
     """
-    _decide("reject", request_id, comment, push, remote, repo)
+    _decide("reject", request_id, comment, push, offline, remote, repo)
 
 
 @app.command()
@@ -156,6 +182,8 @@ def status(
                               help="Only requests waiting on me: open, I may approve them, I have not decided."),
     at: str | None = options.AT,
     as_json: bool = options.JSON,
+    offline: bool = options.OFFLINE,
+    remote: str = options.REMOTE,
     repo: str | None = options.REPO,
 ) -> None:
     """Requests and their state: pending (k of n), approved, rejected, expired.
@@ -163,8 +191,9 @@ def status(
     Example: gitjit status --mine
     """
     now = options.now(at)
-    branch = options.branch(repo)
-    trusted = TrustedBranch.load(branch)
+    branch = options.branch(repo, remote)
+    _fresh(branch, offline)
+    trusted = _trusted(branch)
     entries = list(trusted.requests.values())
     if request_id is not None:
         entries = [e for e in entries if e.request.id == request_id]
@@ -205,6 +234,8 @@ def verify(
     at: str | None = options.AT,
     root: str | None = options.ROOT,
     as_json: bool = options.JSON,
+    offline: bool = options.OFFLINE,
+    remote: str = options.REMOTE,
     repo: str | None = options.REPO,
 ) -> None:
     """Exit 0 if ACTION is approved for the target commit, 1 if not, with every reason.
@@ -213,9 +244,10 @@ def verify(
     """
     now = options.now(at)
     pinned = options.root(root)
-    branch = options.branch(repo)
+    branch = options.branch(repo, remote)
     commit = operations.resolve_target(branch.repo, target)
-    trusted = TrustedBranch.load(branch, root=pinned)
+    _fresh(branch, offline)
+    trusted = _trusted(branch, pinned)
     _verify_and_exit([verify_action(trusted, action, commit, now)], as_json)
 
 
@@ -224,6 +256,8 @@ def verify_tag(
     tag: str = typer.Argument(..., metavar="TAG", help="A tag name (refs/tags/TAG exactly, never a revision)."),
     at: str | None = options.AT,
     as_json: bool = options.JSON,
+    offline: bool = options.OFFLINE,
+    remote: str = options.REMOTE,
     repo: str | None = options.REPO,
 ) -> None:
     """Check a tag: the actions whose `tags` it matches, for the commit it points at.
@@ -231,10 +265,11 @@ def verify_tag(
     Example: gitjit verify-tag v1.4.2 --json
     """
     now = options.now(at)
-    branch = options.branch(repo)
+    branch = options.branch(repo, remote)
     name = tag.removeprefix("refs/tags/")
     commit = _tag_commit(branch, name)
-    trusted = TrustedBranch.load(branch)
+    _fresh(branch, offline)
+    trusted = _trusted(branch)
     actions = trusted.policy.actions_for_tag(name)
     if not actions:
         raise BadInput(f"tag {name!r} matches no action's tags in the policy")
@@ -267,16 +302,23 @@ cli_policy.register(app)  # gitjit policy check / propose / apply
 
 
 def main(argv: list[str] | None = None) -> None:
+    notices.listen(lambda text: sys.stderr.write(f"gitjit: {text}\n"))
     try:
         command = typer.main.get_command(app)
         plain_help(command)
         command(args=argv, prog_name=_prog_name())
+    except SystemExit as exc:  # typer's way out, also on success; 2 is a usage error
+        notices.finish(bad_input=exc.code == 2)
+        raise
     except GitjitError as exc:  # the one place exit codes are decided: by the error's kind (errors.py)
+        notices.finish(bad_input=exc.exit_code == 2)
         _fail(exc.describe(), exc.exit_code)
     except Exception as exc:  # fail closed, on one line
+        notices.finish(bad_input=True)
         if os.environ.get("GITJIT_DEBUG"):
             raise
         _fail(f"unexpected error: {type(exc).__name__}: {exc}", 1)
+    notices.finish(bad_input=False)
 
 
 def _prog_name() -> str:

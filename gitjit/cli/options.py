@@ -31,6 +31,8 @@ ROOT = typer.Option(None, "--root", metavar="COMMIT",
                     help="Authenticate the branch from this root commit (full id) instead of git config gitjit.root.")
 JSON = typer.Option(False, "--json", help="Print one JSON object on stdout (fields: docs/json.md).")
 PUSH = typer.Option(False, "--push", help="Push the approvals branch to the remote afterwards.")
+OFFLINE = typer.Option(False, "--offline",
+                       help="Do not fetch the approvals branch from the remote first (the view may be stale).")
 REMOTE = typer.Option(DEFAULT_REMOTE, "--remote", metavar="NAME",
                       help="The remote the approvals branch is fetched from and pushed to.")
 TARGET = typer.Option("HEAD", "--target", metavar="REV",

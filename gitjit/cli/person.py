@@ -30,6 +30,7 @@ def register(app: typer.Typer) -> None:
         email: str | None = typer.Option(None, "--email", metavar="EMAIL",
                                          help="Their email address (author email of unsigned requests)."),
         push: bool = options.PUSH,
+        offline: bool = options.OFFLINE,
         remote: str = options.REMOTE,
         repo: str | None = options.REPO,
     ) -> None:
@@ -39,7 +40,7 @@ def register(app: typer.Typer) -> None:
         """
         from gitjit.commands import write
 
-        written = write.add_person(options.branch(repo, remote), name, key, key_file, email, push)
+        written = write.add_person(options.branch(repo, remote), name, key, key_file, email, push, offline)
         typer.echo(f"added {name} in {written.commit[:12]}{' (pushed)' if written.pushed else ''}")
 
     @person_app.command("list")
@@ -64,6 +65,7 @@ def register(app: typer.Typer) -> None:
     def remove(
         name: str = PERSON,
         push: bool = options.PUSH,
+        offline: bool = options.OFFLINE,
         remote: str = options.REMOTE,
         repo: str | None = options.REPO,
     ) -> None:
@@ -77,5 +79,5 @@ def register(app: typer.Typer) -> None:
         """
         from gitjit.commands.people import remove_person
 
-        written = remove_person(options.branch(repo, remote), name, push)
+        written = remove_person(options.branch(repo, remote), name, push, offline)
         typer.echo(f"removed {name} in {written.commit[:12]}{' (pushed)' if written.pushed else ''}")

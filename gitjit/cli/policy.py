@@ -52,6 +52,7 @@ def register(app: typer.Typer) -> None:
         reason: str = typer.Option("", "--reason", help="Why (shown to the admins who decide)."),
         ttl: str | None = typer.Option(None, "--ttl", help="How long the proposal stays open (default 24h)."),
         push: bool = options.PUSH,
+        offline: bool = options.OFFLINE,
         remote: str = options.REMOTE,
         repo: str | None = options.REPO,
     ) -> None:
@@ -66,13 +67,14 @@ def register(app: typer.Typer) -> None:
 
         branch = options.branch(repo, remote)
         proposal, _ = policy_core.propose(branch, policy, list(add_key or []), list(remove_key or []), reason, ttl,
-                                          utc_now(), push)
+                                          utc_now(), push, offline)
         typer.echo(proposal)
 
     @policy_app.command("apply")
     def apply(
         proposal: str = typer.Argument(..., metavar="ID", help="The proposal to apply."),
         push: bool = options.PUSH,
+        offline: bool = options.OFFLINE,
         remote: str = options.REMOTE,
         repo: str | None = options.REPO,
     ) -> None:
@@ -85,6 +87,6 @@ def register(app: typer.Typer) -> None:
         from gitjit.commands import policy as policy_core
         from gitjit.model.grammar import utc_now
 
-        commit, signed = policy_core.apply(options.branch(repo, remote), proposal, utc_now(), push)
+        commit, signed = policy_core.apply(options.branch(repo, remote), proposal, utc_now(), push, offline)
         typer.echo(f"applied {proposal} in {commit[:12]}, signed for by {', '.join(signed)}"
                    f"{' (pushed)' if push else ''}")

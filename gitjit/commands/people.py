@@ -17,12 +17,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from gitjit.errors import BadInput
 from gitjit.git.branch import ApprovalsBranch
 from gitjit.model.grammar import check_name
 from gitjit.model.policy import POLICY_FILE, load_policy_document, policy_from_document
 from gitjit.trust.trusted import TrustedBranch
+
+if TYPE_CHECKING:
+    from gitjit.commands.write import Written
 
 
 @dataclass(frozen=True)
@@ -110,23 +114,26 @@ def removal_refused(doc: dict, name: str, admins: frozenset[str]) -> str | None:
     return None
 
 
-def remove_person(branch: ApprovalsBranch, name: str, push: bool = False):
+def remove_person(branch: ApprovalsBranch, name: str, push: bool = False, offline: bool = False) -> Written:
     import tomli_w
 
-    from gitjit.commands.write import _commit, load_for_writing
+    from gitjit.commands.write import Draft, _write
 
     check_name(name, "person")
-    trusted, base, local_before = load_for_writing(branch)
-    policy = trusted.policy
-    if name not in policy.people:
-        raise BadInput(f"unknown person {name!r}: the policy has {', '.join(sorted(policy.people)) or 'nobody'}")
-    doc = load_policy_document(branch.blob(branch.tree(branch.commit(base).tree)[POLICY_FILE].id))
-    refused = removal_refused(doc, name, policy.admins)
-    if refused:
-        raise BadInput(f"cannot remove {name}: {refused}")
-    files: dict[str, bytes | None] = {POLICY_FILE: tomli_w.dumps(without_person(doc, name)).encode()}
-    keys_dir = branch.tree(branch.tree(branch.commit(base).tree)["keys"].id)
-    if f"{name}.asc" in keys_dir:
-        files[f"keys/{name}.asc"] = None  # deleted
-    written, _ = _commit(trusted, branch, base, local_before, files, f"gitjit: remove person {name}", True, push)
+
+    def compose(trusted: TrustedBranch, base: str) -> Draft:
+        policy = trusted.policy
+        if name not in policy.people:
+            raise BadInput(f"unknown person {name!r}: the policy has {', '.join(sorted(policy.people)) or 'nobody'}")
+        root_tree = branch.tree(branch.commit(base).tree)
+        doc = load_policy_document(branch.blob(root_tree[POLICY_FILE].id))
+        refused = removal_refused(doc, name, policy.admins)
+        if refused:
+            raise BadInput(f"cannot remove {name}: {refused}")
+        files: dict[str, bytes | None] = {POLICY_FILE: tomli_w.dumps(without_person(doc, name)).encode()}
+        if f"{name}.asc" in branch.tree(root_tree["keys"].id):
+            files[f"keys/{name}.asc"] = None  # deleted
+        return Draft(files, f"gitjit: remove person {name}", True)
+
+    written, _ = _write(branch, compose, push, offline)
     return written

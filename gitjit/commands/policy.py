@@ -19,7 +19,7 @@ from pathlib import Path
 
 from gitjit import reasons as R
 from gitjit.commands import write
-from gitjit.errors import BadInput, GitFailed, GitjitError, NotTrusted
+from gitjit.errors import BadInput, GitjitError
 from gitjit.git.branch import ApprovalsBranch
 from gitjit.model.grammar import is_valid_name, parse_duration
 from gitjit.model.limits import MAX_KEY_FILE_BYTES, MAX_POLICY_BYTES
@@ -143,43 +143,50 @@ def _tip_files(branch: ApprovalsBranch, base: str) -> tuple[bytes, dict[str, byt
 
 
 def propose(branch: ApprovalsBranch, policy_file: str | None, add_keys: list[str], remove_keys: list[str],
-            reason: str, ttl: str | None, now: datetime, push: bool = False) -> tuple[str, str]:
+            reason: str, ttl: str | None, now: datetime, push: bool = False, offline: bool = False) -> tuple[str, str]:
     """Records a proposal (its bytes, then its request, signed); returns (id, the request commit)."""
-    trusted, base, local_before = write.load_for_writing(branch)
-    policy = trusted.policy
-    if not policy.quorum:
-        raise BadInput("admins.threshold is 1: a policy change needs no proposal (commit it signed, as an admin)")
     if not reason.strip():
         raise BadInput("give --reason: admins see it when they decide")
     write._check_text(reason, "--reason")
-    current_policy, keys = _tip_files(branch, base)
-    proposed_policy = read_policy_file(policy_file) if policy_file else current_policy
+    proposed_policy = read_policy_file(policy_file) if policy_file else None
+    added = {}
     for spec in add_keys:
         person, sep, path = spec.partition("=")
         if not sep or not is_valid_name(person):
             raise BadInput(f"--add-key {spec!r}: expected PERSON=FILE")
-        armored = read_key_file(path)
-        keys[person] = armored
-    for person in remove_keys:
-        if person not in keys:
-            raise BadInput(f"--remove-key {person}: keys/{person}.asc is not on the branch")
-        del keys[person]
-    parse_policy(proposed_policy, policy_file or POLICY_FILE)  # a proposal that could never apply is bad input
-    if proposed_policy == current_policy and keys == _tip_files(branch, base)[1]:
-        raise BadInput("the proposal changes nothing: give --policy FILE, --add-key or --remove-key")
-    lifetime = parse_duration(ttl, "--ttl") if ttl else min(write.DEFAULT_TTL, policy.max_ttl)
-    if lifetime > policy.max_ttl or lifetime.total_seconds() <= 0:
-        raise BadInput(f"--ttl {ttl} is above max_ttl of the policy or not positive")
+        added[person] = read_key_file(path)
+    if proposed_policy is not None:
+        parse_policy(proposed_policy, policy_file or POLICY_FILE)  # a proposal that could never apply is bad input
     proposal = write.new_request_id(POLICY_ACTION, now)
-    files = {f"{PROPOSALS}/{proposal}/{POLICY_FILE}": proposed_policy}
-    files.update({f"{PROPOSALS}/{proposal}/keys/{p}.asc": data for p, data in keys.items()})
-    first, trusted = write._commit(trusted, branch, base, local_before, files,
-                                   f"gitjit: proposal {proposal} (the proposed bytes)\n", False, False)
-    record = Request(proposal, POLICY_ACTION, first.commit, write._identity(branch), reason, now, now + lifetime)
-    message = f"gitjit: request {proposal}\n\npolicy change proposed in {first.commit}\n"
-    second, _ = write._commit(trusted, branch, first.commit, first.commit, {request_path(proposal): render_request(record)},
-                              message, True, push)
-    return proposal, second.commit
+
+    def compose(trusted: TrustedBranch, base: str) -> write.Draft:
+        policy = trusted.policy
+        if not policy.quorum:
+            raise BadInput("admins.threshold is 1: a policy change needs no proposal (commit it signed, as an admin)")
+        current_policy, current_keys = _tip_files(branch, base)
+        keys = {**current_keys, **added}
+        for person in remove_keys:
+            if person not in keys:
+                raise BadInput(f"--remove-key {person}: keys/{person}.asc is not on the branch")
+            del keys[person]
+        new_policy = proposed_policy if proposed_policy is not None else current_policy
+        if new_policy == current_policy and keys == current_keys:
+            raise BadInput("the proposal changes nothing: give --policy FILE, --add-key or --remove-key")
+        lifetime = parse_duration(ttl, "--ttl") if ttl else min(write.DEFAULT_TTL, policy.max_ttl)
+        if lifetime > policy.max_ttl or lifetime.total_seconds() <= 0:
+            raise BadInput(f"--ttl {ttl} is above max_ttl of the policy or not positive")
+        files: dict[str, bytes | None] = {f"{PROPOSALS}/{proposal}/{POLICY_FILE}": new_policy}
+        files.update({f"{PROPOSALS}/{proposal}/keys/{p}.asc": data for p, data in keys.items()})
+
+        def request_commit(first: str) -> write.Draft:
+            record = Request(proposal, POLICY_ACTION, first, write._identity(branch), reason, now, now + lifetime)
+            message = f"gitjit: request {proposal}\n\npolicy change proposed in {first}\n"
+            return write.Draft({request_path(proposal): render_request(record)}, message, True)
+
+        return write.Draft(files, f"gitjit: proposal {proposal} (the proposed bytes)\n", False, then=request_commit)
+
+    written, _ = write._write(branch, compose, push, offline)
+    return proposal, written.commit
 
 
 def read_key_file(path: str) -> bytes:
@@ -223,50 +230,42 @@ def proposal_diff(trusted: TrustedBranch, proposal: str) -> list[str]:
     return lines or ["(no change against the policy in force)"]
 
 
-def apply(branch: ApprovalsBranch, proposal: str, now: datetime, push: bool = False) -> tuple[str, tuple[str, ...]]:
+def apply(branch: ApprovalsBranch, proposal: str, now: datetime, push: bool = False,
+          offline: bool = False) -> tuple[str, tuple[str, ...]]:
     """Commits an approved proposal; returns (the commit, the admins who signed for it)."""
-    trusted, base, local_before = write.load_for_writing(branch)
-    policy = trusted.policy
-    entry = trusted.requests.get(proposal)
-    if entry is None or entry.request.action != POLICY_ACTION:
-        raise BadInput(f"unknown policy proposal {proposal!r}")
-    me = policy.person_with_key(write.signing_key(branch))
-    if me not in policy.admins:
-        raise BadInput(f"your signing key is not an admin's: {me or 'nobody'} may not apply a policy change")
-    if entry.state_commit != trusted.state.commit:
-        raise BadInput(f"proposal {proposal} was made under an earlier policy (applied already, or the policy "
-                       f"changed since): propose again")
-    verdict = judge_request(trusted, entry, now)
-    if verdict.rejections:
-        raise ProposalNotReady(f"proposal {proposal} is rejected by {', '.join(verdict.rejections)}")
-    if now >= entry.request.expires:
-        raise ProposalNotReady(f"proposal {proposal} expired at {entry.request.expires:%Y-%m-%dT%H:%M:%SZ}")
-    signed = set(verdict.approvals) & policy.admins | {me}
-    if len(signed) < policy.admin_threshold:
-        others = sorted(policy.admins - signed)
-        raise ProposalNotReady(f"proposal {proposal} has {len(signed)} of {policy.admin_threshold} admin signatures "
-                               f"({', '.join(sorted(signed))}, yours included): needs "
-                               f"{policy.admin_threshold - len(signed)} more of {', '.join(others)}")
-    proposed = proposed_tree(trusted, entry.request.target, proposal)
-    if proposed is None or POLICY_FILE not in proposed:
-        raise BadInput(f"the proposed bytes of {proposal} cannot be read")
-    tree = _applied_tree(branch, base, proposed)
-    message = f"gitjit: apply policy proposal {proposal}\n\n{TRAILER}: {proposal}\n"
-    commit = branch.commit_tree(tree, base, message, True)
-    try:
-        refusals = trusted.extend([commit])
-    except NotTrusted as exc:
-        raise ProposalNotReady(f"the change would not be trusted: {exc}", exc.code) from None
-    if refusals:  # not reached: a policy commit is trusted or raises
-        raise ProposalNotReady(f"the change would not count: {refusals[0].reason}", refusals[0].code)
-    branch.advance(commit, local_before)
-    if push:
-        try:
-            branch.push(commit)
-        except GitFailed as exc:
-            raise GitFailed(f"committed {commit[:12]} on {branch.ref}, but {exc}; "
-                            f"push it later with 'git push {branch.remote} {branch.name}'") from None
-    return commit, tuple(sorted(signed))
+    signed: list[str] = []
+
+    def compose(trusted: TrustedBranch, base: str) -> write.Draft:
+        policy = trusted.policy
+        entry = trusted.requests.get(proposal)
+        if entry is None or entry.request.action != POLICY_ACTION:
+            raise BadInput(f"unknown policy proposal {proposal!r}")
+        me = policy.person_with_key(write.signing_key(branch))
+        if me is None or me not in policy.admins:
+            raise BadInput(f"your signing key is not an admin's: {me or 'nobody'} may not apply a policy change")
+        if entry.state_commit != trusted.state.commit:
+            raise BadInput(f"proposal {proposal} was made under an earlier policy (applied already, or the policy "
+                           f"changed since): propose again")
+        verdict = judge_request(trusted, entry, now)
+        if verdict.rejections:
+            raise ProposalNotReady(f"proposal {proposal} is rejected by {', '.join(verdict.rejections)}")
+        if now >= entry.request.expires:
+            raise ProposalNotReady(f"proposal {proposal} expired at {entry.request.expires:%Y-%m-%dT%H:%M:%SZ}")
+        admins = set(verdict.approvals) & policy.admins | {me}
+        if len(admins) < policy.admin_threshold:
+            others = sorted(policy.admins - admins)
+            raise ProposalNotReady(f"proposal {proposal} has {len(admins)} of {policy.admin_threshold} admin "
+                                   f"signatures ({', '.join(sorted(admins))}, yours included): needs "
+                                   f"{policy.admin_threshold - len(admins)} more of {', '.join(others)}")
+        proposed = proposed_tree(trusted, entry.request.target, proposal)
+        if proposed is None or POLICY_FILE not in proposed:
+            raise BadInput(f"the proposed bytes of {proposal} cannot be read")
+        signed[:] = sorted(admins)
+        message = f"gitjit: apply policy proposal {proposal}\n\n{TRAILER}: {proposal}\n"
+        return write.Draft({}, message, True, tree=lambda at: _applied_tree(branch, at or base, proposed))
+
+    written, _ = write._write(branch, compose, push, offline)
+    return written.commit, tuple(signed)
 
 
 def _applied_tree(branch: ApprovalsBranch, base: str, proposed: dict) -> str:

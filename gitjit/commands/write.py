@@ -1,11 +1,14 @@
 """What the writing commands do, without a terminal in sight (docs/format.md, section 8.3).
 
-Every write follows the same steps: authenticate the branch as it is, check
-the input, build the new tree with pygit2, let `git commit-tree` make (and
-sign) the commit, check that the new commit would count exactly as a
-verifier or the server hook will judge it, and only then move the branch.
-Bad input is refused before anything is written; a commit that would not
-count is never put on the branch.
+Every write follows the same steps: fetch the remote's branch (unless
+offline), authenticate the branch as it is, check the input, build the new
+tree with pygit2, let `git commit-tree` make (and sign) the commit, check
+that the new commit would count exactly as a verifier or the server hook will
+judge it, and only then move the branch. With `push`, the commit is pushed
+first and the local branch follows only once the remote has it; a push that
+lost a race to another one is built, signed and pushed again on the new tip
+(`_write`, git/sync.py). Bad input is refused before anything is written; a
+commit that would not count is never put on the branch.
 """
 
 from __future__ import annotations
@@ -13,13 +16,18 @@ from __future__ import annotations
 import secrets
 import subprocess
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from gitjit import notices
+from gitjit import reasons as R
+from gitjit.commands import deciding, localstate
+from gitjit.commands.nextstep import next_step
 from gitjit.errors import BadInput, GitFailed, NotTrusted
+from gitjit.git import sync, worktrees
 from gitjit.git.branch import ApprovalsBranch
-from gitjit.model.grammar import FINGERPRINT_RE, check_name, parse_duration
+from gitjit.model.grammar import FINGERPRINT_RE, check_name, parse_duration, utc_now
 from gitjit.model.limits import MAX_KEY_FILE_BYTES
 from gitjit.model.policy import POLICY_FILE, render_initial_policy, render_person
 from gitjit.model.records import (
@@ -31,17 +39,20 @@ from gitjit.model.records import (
     request_path,
     text_size_problem,
 )
+from gitjit.namedtuple import NamedTuple
 from gitjit.trust.signatures import Keyring
 from gitjit.trust.trusted import TrustedBranch
+from gitjit.trust.verdicts import judge_request
 
 DEFAULT_TTL = timedelta(hours=24)
 
 
-@dataclass(frozen=True)
-class Written:
+class Written(NamedTuple):
     commit: str
     message: str
     pushed: bool = False
+    tries: int = 1  # pushes it took (more than one: other pushes won the race first)
+    next_step: str = ""  # what happens next, for people (commands/nextstep.py)
 
 
 # -- the user's own signing key (read from their keyring, on the writer's side only) --
@@ -106,11 +117,31 @@ def _identity(branch: ApprovalsBranch) -> str:
     return f"{name} <{email}>" if name and email else (name or email or "")
 
 
-def _commit(trusted: TrustedBranch | None, branch: ApprovalsBranch, base: str | None, local_before: str | None,
-            files: dict[str, bytes], message: str, sign: bool, push: bool) -> tuple[Written, TrustedBranch]:
-    tree = branch.build_tree(base, files)
-    commit = branch.commit_tree(tree, base, message, sign)
-    # Judge the new commit as a verifier would before the branch moves.
+class Draft(NamedTuple):
+    """What one write puts on the branch: built again on each attempt (a lost race moves the base)."""
+
+    files: dict[str, bytes | None]  # None: the commit deletes that file
+    message: str
+    sign: bool
+    tree: Callable[[str | None], str] | None = None  # builds the tree from the base instead of `files`
+    then: Callable[[str], Draft] | None = None  # a second commit, built on this one given its id
+
+
+def _build_all(trusted: TrustedBranch | None, branch: ApprovalsBranch, base: str | None,
+               draft: Draft) -> tuple[str, TrustedBranch, Draft]:
+    """The draft's commit and those it chains (`then`), each on the one before; (last, view, last draft)."""
+    commit, trusted = _build(trusted, branch, base, draft)
+    while draft.then is not None:
+        draft = draft.then(commit)
+        commit, trusted = _build(trusted, branch, commit, draft)
+    return commit, trusted, draft
+
+
+def _build(trusted: TrustedBranch | None, branch: ApprovalsBranch, base: str | None,
+           draft: Draft) -> tuple[str, TrustedBranch]:
+    """The new commit, made and judged as a verifier would; nothing moves yet."""
+    tree = draft.tree(base) if draft.tree is not None else branch.build_tree(base, draft.files)
+    commit = branch.commit_tree(tree, base, draft.message, draft.sign)
     if trusted is None:
         trusted = TrustedBranch(branch, commit)
     try:
@@ -119,14 +150,55 @@ def _commit(trusted: TrustedBranch | None, branch: ApprovalsBranch, base: str | 
         raise BadInput(f"the new commit would not count: {exc}", exc.code) from None
     if refusals:
         raise BadInput(f"the new commit would not count: {refusals[0].reason}", refusals[0].code)
+    return commit, trusted
+
+
+def _advance(branch: ApprovalsBranch, commit: str, local_before: str | None) -> None:
+    """Moves the local branch, and the worktrees that have it checked out with it."""
     branch.advance(commit, local_before)
-    if push:
-        try:
-            branch.push(commit)
-        except GitFailed as exc:  # the commit is made: say so, and how to push it
-            raise GitFailed(f"committed {commit[:12]} on {branch.ref}, but {exc}; "
-                              f"push it later with 'git push {branch.remote} {branch.name}'") from None
-    return Written(commit, message, push), trusted
+    for problem in worktrees.follow(branch, local_before, commit):
+        notices.say(f"warning: {problem}")
+
+
+def _write(branch: ApprovalsBranch, compose: Callable[[TrustedBranch, str], Draft], push: bool,
+           offline: bool = False) -> tuple[Written, TrustedBranch]:
+    """Fetch, build on the newest tip, sign, check, push; on a lost race, all of it again (bounded).
+
+    Without `push` the commit stays local (the branch moves). With `push` the
+    local branch moves only once the remote has the commit, or where the
+    remote cannot be reached at all (then it is there to push later); a push
+    the server refuses leaves nothing behind.
+    """
+    if push and not sync.has_remote(branch):
+        raise BadInput(f"--push: no remote named {branch.remote!r} (see 'git remote -v', or give --remote NAME)")
+    problem = None if offline else sync.try_fetch(branch)
+    if problem is not None and not push:
+        notices.say(f"warning: {sync.Freshness(False, problem).stale_warning()}")
+    detail = ""
+    for attempt in sync.attempts():
+        trusted, base, local_before = load_for_writing(branch)
+        draft = compose(trusted, base)
+        worktrees.check_clean(branch)
+        remote_before = branch.ref_target(branch.remote_ref)
+        commit, trusted, draft = _build_all(trusted, branch, base, draft)
+        if not push:
+            _advance(branch, commit, local_before)
+            return Written(commit, draft.message, False), trusted
+        outcome = sync.push(branch, commit, remote_before)
+        if outcome.ok:
+            _advance(branch, commit, local_before)
+            return Written(commit, draft.message, True, attempt + 1), trusted
+        detail = outcome.detail
+        if outcome.unreachable:  # the commit is made: keep it, say so, and how to push it
+            _advance(branch, commit, local_before)
+            raise GitFailed(f"committed {commit[:12]} on {branch.ref}, but {detail}; "
+                            f"push it later with 'git push {branch.remote} {branch.name}'")
+        if not outcome.lost_race:
+            raise GitFailed(f"nothing was written: {detail}", R.PUSH_REFUSED)
+        if attempt + 1 < sync.TRIES:
+            notices.say(f"{branch.remote} moved on while pushing (another push won): building on its new tip")
+    raise GitFailed(f"nothing was written: {sync.TRIES} pushes in a row lost the race to other pushes "
+                    f"({detail}); run the command again", R.PUSH_REFUSED)
 
 
 def load_for_writing(branch: ApprovalsBranch) -> tuple[TrustedBranch, str, str | None]:
@@ -134,7 +206,9 @@ def load_for_writing(branch: ApprovalsBranch) -> tuple[TrustedBranch, str, str |
     base = branch.write_base()
     if base is None:
         raise BadInput(f"no approvals branch: neither {branch.ref} nor {branch.remote_ref} exists (run 'gitjit init')")
-    return TrustedBranch.load(branch, tip=base), base, local_before
+    trusted = localstate.load(branch, tip=base)
+    localstate.check_counts(branch, trusted)
+    return trusted, base, local_before
 
 
 def init(branch: ApprovalsBranch, admin: str, key: str | None) -> Written:
@@ -145,19 +219,38 @@ def init(branch: ApprovalsBranch, admin: str, key: str | None) -> Written:
     armored = export_user_key(branch, fingerprint)
     policy = render_initial_policy(admin, fingerprint, branch.config("user.email"))
     files = {POLICY_FILE: policy.encode(), f"keys/{admin}.asc": armored}
-    written, trusted = _commit(None, branch, None, None, files, f"gitjit: init (admin {admin})", sign=True, push=False)
-    branch.set_config("gitjit.root", trusted.root)
-    return written
+    draft = Draft(files, f"gitjit: init (admin {admin})", True)
+    worktrees.check_clean(branch)
+    commit, trusted = _build(None, branch, None, draft)
+    branch.advance(commit, None)
+    branch.reader.set_config("gitjit.root", trusted.root)  # init says so itself, with the full id
+    return Written(commit, draft.message)
 
 
 def add_person(branch: ApprovalsBranch, name: str, key: str | None, key_file: str | None,
-               email: str | None, push: bool = False) -> Written:
+               email: str | None, push: bool = False, offline: bool = False) -> Written:
     check_name(name, "person")
     if (key is None) == (key_file is None):
         raise BadInput("give exactly one of --key FPR or --key-file FILE")
-    trusted, base, local_before = load_for_writing(branch)
-    if name in trusted.policy.people:
-        raise BadInput(f"person {name!r} is already in the policy")
+    read: list[tuple[str, bytes]] = []
+
+    def compose(trusted: TrustedBranch, base: str) -> Draft:
+        if name in trusted.policy.people:
+            raise BadInput(f"person {name!r} is already in the policy")
+        if not read:
+            read.append(_person_key(branch, key, key_file))
+        fingerprint, armored = read[0]
+        policy_text = branch.blob(branch.tree(branch.commit(base).tree)[POLICY_FILE].id).decode()
+        new_policy = policy_text.rstrip("\n") + "\n\n" + render_person(name, fingerprint, email)
+        files = {POLICY_FILE: new_policy.encode(), f"keys/{name}.asc": armored}
+        return Draft(files, f"gitjit: add person {name}", True)
+
+    written, _ = _write(branch, compose, push, offline)
+    return written
+
+
+def _person_key(branch: ApprovalsBranch, key: str | None, key_file: str | None) -> tuple[str, bytes]:
+    """(fingerprint, armored public key) from a key file or the user's keyring."""
     if key_file is not None:
         try:
             armored = Path(key_file).read_bytes()
@@ -168,18 +261,13 @@ def add_person(branch: ApprovalsBranch, name: str, key: str | None, key_file: st
         found = fingerprints_in(armored)
         if len(found) != 1:
             raise BadInput(f"key file {key_file} holds {len(found)} public keys, expected exactly one")
-        fingerprint = found[0]
-    else:
-        wanted = key.replace(" ", "").upper()
-        fingerprint = wanted if FINGERPRINT_RE.match(wanted) else resolve_user_key(branch, key)
-        armored = export_user_key(branch, fingerprint)
-        if fingerprint not in fingerprints_in(armored):
-            raise BadInput(f"the exported key does not have fingerprint {fingerprint}")
-    policy_text = branch.blob(branch.tree(branch.commit(base).tree)[POLICY_FILE].id).decode()
-    new_policy = policy_text.rstrip("\n") + "\n\n" + render_person(name, fingerprint, email)
-    files = {POLICY_FILE: new_policy.encode(), f"keys/{name}.asc": armored}
-    written, _ = _commit(trusted, branch, base, local_before, files, f"gitjit: add person {name}", True, push)
-    return written
+        return found[0], armored
+    wanted = key.replace(" ", "").upper()
+    fingerprint = wanted if FINGERPRINT_RE.match(wanted) else resolve_user_key(branch, key)
+    armored = export_user_key(branch, fingerprint)
+    if fingerprint not in fingerprints_in(armored):
+        raise BadInput(f"the exported key does not have fingerprint {fingerprint}")
+    return fingerprint, armored
 
 
 def new_request_id(action: str, now: datetime) -> str:
@@ -210,45 +298,60 @@ def _check_text(text: str, what: str) -> None:
 
 
 def request(branch: ApprovalsBranch, action: str, target_rev: str, reason: str, ttl: str | None,
-            now: datetime, sign: bool | None = None, push: bool = False) -> tuple[Written, Request]:
-    trusted, base, local_before = load_for_writing(branch)
-    policy = trusted.policy
-    if action not in policy.actions:
-        raise BadInput(f"unknown action {action!r}: the policy has {', '.join(sorted(policy.actions)) or 'none'}")
-    lifetime = parse_duration(ttl, "--ttl") if ttl else min(DEFAULT_TTL, policy.max_ttl)
-    if lifetime > policy.max_ttl or lifetime.total_seconds() <= 0:
-        raise BadInput(f"--ttl {ttl} is above max_ttl of the policy or not positive")
+            now: datetime, sign: bool | None = None, push: bool = False, *, offline: bool = False,
+            on_id: Callable[[str], None] | None = None) -> tuple[Written, Request]:
+    """Commits a request; `on_id` hears its id as soon as the input is checked, before signing or pushing."""
     target = resolve_target(branch.repo, target_rev)
     _check_text(reason, "--reason")
-    record = Request(
-        id=new_request_id(action, now),
-        action=action,
-        target=target,
-        requested_by=_identity(branch),
-        reason=reason,
-        created=now,
-        expires=now + lifetime,
-    )
-    if sign is None:
-        sign = bool(branch.config("user.signingkey"))
-    files = {request_path(record.id): render_request(record)}
-    message = f"gitjit: request {record.id}\n\n{action} on {target}\n"
-    written, _ = _commit(trusted, branch, base, local_before, files, message, sign, push)
-    return written, record
+    request_id = new_request_id(action, now)  # the same id on every attempt
+    made: list[Request] = []
+
+    def compose(trusted: TrustedBranch, base: str) -> Draft:
+        policy = trusted.policy
+        if action not in policy.actions:
+            raise BadInput(f"unknown action {action!r}: the policy has {', '.join(sorted(policy.actions)) or 'none'}")
+        lifetime = parse_duration(ttl, "--ttl") if ttl else min(DEFAULT_TTL, policy.max_ttl)
+        if lifetime > policy.max_ttl or lifetime.total_seconds() <= 0:
+            raise BadInput(f"--ttl {ttl} is above max_ttl of the policy or not positive")
+        record = Request(id=request_id, action=action, target=target, requested_by=_identity(branch),
+                         reason=reason, created=now, expires=now + lifetime)
+        if not made and on_id is not None:
+            on_id(request_id)
+        made[:] = [record]
+        files = {request_path(record.id): render_request(record)}
+        message = f"gitjit: request {record.id}\n\n{action} on {target}\n"
+        return Draft(files, message, bool(branch.config("user.signingkey")) if sign is None else sign)
+
+    written, trusted = _write(branch, compose, push, offline)
+    return _with_next_step(written, trusted, request_id, branch), made[0]
 
 
-def decide(branch: ApprovalsBranch, request_id: str, decision: str, comment: str, push: bool = False) -> Written:
-    trusted, base, local_before = load_for_writing(branch)
+def decide(branch: ApprovalsBranch, request_id: str, decision: str, comment: str, push: bool = False,
+           offline: bool = False) -> Written:
+    _check_text(comment, "--comment")
+    fingerprint = signing_key(branch)
+    shown: list[str] = []
+
+    def compose(trusted: TrustedBranch, base: str) -> Draft:
+        person = trusted.policy.person_with_key(fingerprint)
+        if person is None:
+            raise BadInput(f"your signing key {fingerprint} belongs to nobody in the policy")
+        entry = deciding.decidable(branch, trusted, request_id, person, decision, utc_now(), fetched=not offline)
+        if not shown:  # what is about to be signed, before a passphrase prompt
+            deciding.say_description(branch, entry, decision)
+            shown.append(request_id)
+        record = Decision(request_id, entry.blob, entry.request.target, decision, comment)
+        files = {decision_path(request_id, person): render_decision(record)}
+        return Draft(files, f"gitjit: {decision} {request_id}\n", True)
+
+    written, trusted = _write(branch, compose, push, offline)
+    return _with_next_step(written, trusted, request_id, branch)
+
+
+def _with_next_step(written: Written, trusted: TrustedBranch, request_id: str, branch: ApprovalsBranch) -> Written:
     entry = trusted.requests.get(request_id)
     if entry is None:
-        raise BadInput(f"unknown request {request_id!r}")
-    fingerprint = signing_key(branch)
-    person = trusted.policy.person_with_key(fingerprint)
-    if person is None:
-        raise BadInput(f"your signing key {fingerprint} belongs to nobody in the policy")
-    _check_text(comment, "--comment")
-    record = Decision(request_id, entry.blob, entry.request.target, decision, comment)
-    files = {decision_path(request_id, person): render_decision(record)}
-    message = f"gitjit: {decision} {request_id}\n"
-    written, _ = _commit(trusted, branch, base, local_before, files, message, True, push)
-    return written
+        return written
+    verdict = judge_request(trusted, entry, utc_now())
+    text = next_step(trusted, verdict, written.pushed, branch.remote, branch.name)
+    return written._replace(next_step=text)

@@ -27,7 +27,7 @@ from gitjit.git.read import (
 from gitjit.model.grammar import FULL_COMMIT_RE, check_name
 from gitjit.model.limits import MAX_CHANGES
 from gitjit.namedtuple import NamedTuple
-from gitjit.reasons import MISSING_OBJECT, NOT_LINEAR
+from gitjit.reasons import BRANCH_DIVERGED, MISSING_OBJECT, NOT_LINEAR
 
 DEFAULT_BRANCH = "approvals"
 DEFAULT_REMOTE = "origin"
@@ -195,7 +195,19 @@ class ApprovalsBranch:
         return self.reader.config_value(key)
 
     def set_config(self, key: str, value: str) -> None:
+        first_pin = key == "gitjit.root" and self.config(key) is None
         self.reader.set_config(key, value)
+        if first_pin:  # trust on first use: say so, with the full id to compare (docs/format.md, section 5.1)
+            from gitjit import notices
+
+            notices.say_at_end(f"pinned gitjit.root to {value}, the root of the {self.name} branch as first seen "
+                               f"here: compare it with the root id your admin published",
+                               undo=lambda: self._unpin(value))
+
+    def _unpin(self, value: str) -> None:
+        """Takes back a first pin made by a command that ended in bad input (it writes nothing)."""
+        if self.config("gitjit.root") == value:
+            self.reader.git("config", "--unset", "gitjit.root", check=False)
 
     def pinned_root(self) -> str | None:
         value = self.config("gitjit.root")
@@ -347,10 +359,12 @@ class ApprovalsBranch:
             if self.is_ancestor(local, remote):
                 return remote
             if not self.is_ancestor(remote, local):
+                from gitjit.git.worktrees import move_branch_command
+
                 raise BadInput(
                     f"branch {self.name} has diverged from {self.remote}/{self.name}: "
-                    f"keep theirs with 'git branch -f {self.name} {self.remote}/{self.name}' "
-                    f"(your own unpushed approvals commits are then dropped)"
+                    f"keep theirs with '{move_branch_command(self, f'{self.remote}/{self.name}')}' "
+                    f"(your own unpushed approvals commits are then dropped)", BRANCH_DIVERGED
                 )
         return local or remote
 
@@ -374,12 +388,15 @@ class ApprovalsBranch:
             args += ["-p", parent]
         if sign:
             args.insert(1, "-S")
-        result = run_git(self.repo, *args, failure=BadInput)  # the user's signing set-up, mostly
+        result = run_git(self.repo, *args, check=False)
+        if result.returncode != 0:
+            if sign:  # git says only "gpg failed to sign the data": ask gpg why (git/signing.py)
+                from gitjit.git.signing import explain
+
+                raise explain(self.config("gpg.program") or "gpg", self.config("user.signingkey"))
+            raise BadInput(f"git commit-tree failed: {git_failure(result.stderr, result.returncode)}")
         return result.stdout.decode().strip()
 
     def advance(self, new: str, local_before: str | None) -> None:
         """Moves the local branch to `new`, refusing if it moved since `local_before` was read."""
         run_git(self.repo, "update-ref", "-m", "gitjit", self.ref, new, local_before or ZERO, failure=BadInput)
-
-    def push(self, commit_id: str) -> None:
-        run_git(self.repo, "push", "--quiet", self.remote, f"{commit_id}:{self.ref}")
