@@ -19,6 +19,10 @@ time. What is left is judged here, at `now`:
   so taking someone off an action, or a key out of the policy, withdraws
   their outstanding decisions.
 
+Break-glass requests and single-use actions (sections 6.5, 6.6) are judged
+on top of that verdict, by trust/breakglass.py and trust/uses.py: they add
+states (`break-glass ...`, `used`) and fields, and change nothing else.
+
 A verdict is a value: the CLI renders it as a table or JSON, the hook as
 refusal lines. Every reason a request is not approved is kept.
 """
@@ -35,6 +39,8 @@ from gitjit.reasons import Reason
 from gitjit.trust.trusted import DecisionEntry, RequestEntry, TrustedBranch
 
 APPROVED, PENDING, REJECTED, EXPIRED, NOT_YET_VALID = "approved", "pending", "rejected", "expired", "not-yet-valid"
+USED = "used"  # a single-use request whose every use is recorded (section 6.6)
+BREAK_GLASS = "break-glass"  # every break-glass state starts with it (section 6.5)
 
 
 class DecisionVerdict(NamedTuple):
@@ -77,9 +83,15 @@ class RequestVerdict(NamedTuple):
     decisions: tuple[DecisionVerdict, ...]
     reasons: tuple[str, ...]  # why it is not approved; empty when approved
     codes: tuple[str, ...] = ()  # the code of each of `reasons`, in the same order
+    break_glass: BreakGlassReview | None = None  # for a break-glass request (section 6.5)
+    uses: int | None = None  # the action's `uses`; None: unlimited (section 6.6)
+    uses_left: int | None = None
+    use_records: tuple[UseVerdict, ...] = ()
 
     @property
     def approved(self) -> bool:
+        if self.break_glass is not None and self.state.startswith(BREAK_GLASS):
+            return self.break_glass.live  # acted on before approval, while the request is live
         return self.state == APPROVED
 
     def to_json(self) -> dict:
@@ -101,6 +113,67 @@ class RequestVerdict(NamedTuple):
             "decisions": [d.to_json() for d in self.decisions],
             "reasons": list(self.reasons),
             "codes": list(self.codes),
+            **self._break_glass_and_uses_json(),
+        }
+
+    def _break_glass_and_uses_json(self) -> dict:
+        """Present only where they apply: a request of the first format prints as it always did."""
+        out: dict = {}
+        if self.break_glass is not None:
+            out["break_glass"] = self.break_glass.to_json()
+        if self.uses is not None or self.use_records:
+            out.update(uses=self.uses, uses_left=self.uses_left, use_records=[u.to_json() for u in self.use_records])
+        return out
+
+
+class BreakGlassReview(NamedTuple):
+    """Where a break-glass request's after-the-fact review stands (section 6.5)."""
+
+    breaker: str | None  # who broke the glass: the request's signer
+    review_due: datetime  # created + review_within
+    review: str  # "due", "reviewed", "overdue" or "rejected"
+    reviewed_by: tuple[str, ...]  # approvers whose review counts (never the breaker)
+    reviewed_at: datetime | None  # when the last review needed was signed
+    live: bool  # the request grants the action now (its window, its breaker still allowed)
+
+    @property
+    def overdue(self) -> bool:
+        return self.review == "overdue"
+
+    def to_json(self) -> dict:
+        return {
+            "breaker": self.breaker,
+            "review_due": format_time(self.review_due),
+            "review": self.review,
+            "reviewed_by": list(self.reviewed_by),
+            "reviewed_at": format_time(self.reviewed_at) if self.reviewed_at else None,
+            "late": bool(self.reviewed_at and self.reviewed_at > self.review_due),
+            "live": self.live,
+        }
+
+
+class UseVerdict(NamedTuple):
+    """One recorded use of a single-use request (section 6.6)."""
+
+    number: int
+    commit: str
+    user: str | None  # who signed the record
+    tag: str  # the protected tag it is for, if any
+    signed_at: datetime | None
+    counts: bool  # the record is valid; a use is consumed either way
+    reason: str = ""
+    code: str = ""
+
+    def to_json(self) -> dict:
+        return {
+            "use": self.number,
+            "commit": self.commit,
+            "user": self.user,
+            "tag": self.tag or None,
+            "signed_at": format_time(self.signed_at) if self.signed_at else None,
+            "counts": self.counts,
+            "reason": self.reason or None,
+            "code": self.code or None,
         }
 
 
@@ -214,7 +287,7 @@ def judge_request(trusted: TrustedBranch, entry: RequestEntry, now: datetime) ->
         reasons.insert(0, Reason(R.PENDING, f"{len(approvals)} of {threshold} approvals{who}"))
         if unknown and not decisions:
             reasons.insert(1, unknown)  # with decisions, each of them says it
-    return RequestVerdict(
+    verdict = RequestVerdict(
         id=request.id,
         action=request.action,
         target=request.target,
@@ -232,6 +305,22 @@ def judge_request(trusted: TrustedBranch, entry: RequestEntry, now: datetime) ->
         reasons=tuple(r.text for r in reasons),
         codes=tuple(r.code for r in reasons),
     )
+    return _break_glass_and_uses(trusted, entry, verdict, now)
+
+
+def _break_glass_and_uses(trusted: TrustedBranch, entry: RequestEntry, verdict: RequestVerdict,
+                          now: datetime) -> RequestVerdict:
+    """Sections 6.5 and 6.6, on top of the verdict of section 6 (only their requests pay for the imports)."""
+    if entry.request.break_glass:
+        from gitjit.trust.breakglass import judge_break_glass
+
+        verdict = judge_break_glass(trusted, entry, verdict, now)
+    action = trusted.policy.actions.get(entry.request.action)
+    if (action is not None and action.uses is not None) or entry.request.id in trusted.uses:
+        from gitjit.trust.uses import judge_uses
+
+        verdict = judge_uses(trusted, entry, verdict, action)
+    return verdict
 
 
 def verify(trusted: TrustedBranch, action: str, target: str, now: datetime) -> Verdict:
