@@ -37,8 +37,14 @@ def time(value: datetime) -> str:
 
 def state_text(verdict: RequestVerdict) -> str:
     if verdict.state == "pending":
-        return f"pending ({len(verdict.approvals)} of {verdict.threshold})"
-    return verdict.state
+        text = f"pending ({len(verdict.approvals)} of {verdict.threshold})"
+    else:
+        text = verdict.state
+    if verdict.uses is not None and verdict.state != "used":
+        text += f", {verdict.uses_left} of {verdict.uses} uses left"
+    if verdict.break_glass is not None and not verdict.state.startswith("break-glass"):
+        text += f", break-glass {verdict.break_glass.review}"
+    return text
 
 
 def status(verdicts: list[RequestVerdict], detailed: bool = False) -> None:
@@ -65,6 +71,14 @@ def _details(out: Console, v: RequestVerdict) -> None:
     out.print(f"\n[bold]{v.id}[/]: {v.action} on {v.target}")
     out.print(f"  requested by {shown(v.requested_by) or '?'}; reason: {shown(v.reason_text) or '-'}")
     out.print(f"  created {format_time(v.created)}, expires {format_time(v.expires)}")
+    if v.break_glass is not None:
+        bg = v.break_glass
+        reviewed = f"; reviewed by {', '.join(bg.reviewed_by)}" if bg.reviewed_by else ""
+        out.print(f"  break-glass by {bg.breaker or '?'}: review {bg.review}, due {format_time(bg.review_due)}{reviewed}")
+    for u in v.use_records:
+        mark = "counts" if u.counts else f"does not count: {shown(u.reason)}"
+        tag = f" for tag {shown(u.tag)}" if u.tag else ""
+        out.print(f"  use {u.number}{tag} by {u.user or '?'} (commit {u.commit[:12]}): {mark}")
     for d in v.decisions:
         mark = "[green]counts[/]" if d.counts else f"[red]does not count[/]: {shown(d.reason)}"
         key = d.key[-16:] if d.key else "?"
@@ -77,8 +91,10 @@ def verdict(v: Verdict) -> None:
     out = console()
     if v.approved:
         request = next(r for r in v.requests if r.id == v.approved_by)
-        out.print(f"[green]approved[/]: {v.action} on {v.target[:12]} by request {request.id} "
-                  f"({', '.join(request.approvals)})")
+        how = f"({shown(request.state)})" if request.break_glass else f"({', '.join(request.approvals)})"
+        out.print(f"[green]approved[/]: {v.action} on {v.target[:12]} by request {request.id} {how}")
+        if request.uses is not None:
+            out.print(f"  {request.uses_left} of {request.uses} uses left")
         return
     out.print(f"[red]not approved[/]: {v.action} on {v.target[:12]}")
     for reason in v.reasons:

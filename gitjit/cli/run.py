@@ -37,6 +37,9 @@ def register(app: typer.Typer) -> None:
             None, "--interval", help="Time between fetches: 5s, 1m or seconds (default $GITJIT_RUN_INTERVAL or 5s)."),
         root: str | None = typer.Option(None, "--root", help="Pin the root commit for this run."),
         repo: str | None = typer.Option(None, "--repo", help="Repository to work in (default: the current one)."),
+        break_glass: bool = typer.Option(
+            False, "--break-glass", help="Act now, reviewed after: push a signed break-glass request and run CMD."),
+        tag: str = typer.Option("", "--tag", help="Single-use actions: the protected tag CMD pushes (its use)."),
     ) -> None:
         """Find or make and push a request, wait for approval (fetching from the remote), then run CMD.
 
@@ -53,10 +56,15 @@ def register(app: typer.Typer) -> None:
         seconds = gate_core.parse_interval(interval)
         try:
             branch = ApprovalsBranch(open_repository(repo), remote=remote)
-            gate = gate_core.prepare(branch, action, target, reason, ttl, list(command or []), root)
-            render_run.instructions(out, gate)
-            with render_run.WaitDisplay(out, gate) as display:
-                progress = gate.wait(wait_for, seconds, display.report)
+            gate = gate_core.prepare(branch, action, target, reason, ttl, list(command or []), root, break_glass, tag)
+            if break_glass:
+                progress = gate.break_glass_progress()
+            else:
+                render_run.instructions(out, gate)
+                with render_run.WaitDisplay(out, gate) as display:
+                    progress = gate.wait(wait_for, seconds, display.report)
+            if progress.end == gate_core.RUN:
+                progress = gate.record_use(progress, tag)  # single-use actions: pushed before CMD runs
         except KeyboardInterrupt:
             out.print(f"interrupted: {shlex.join(command or [])} was not run", soft_wrap=True, markup=False)
             raise typer.Exit(130) from None

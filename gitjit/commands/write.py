@@ -210,7 +210,8 @@ def _check_text(text: str, what: str) -> None:
 
 
 def request(branch: ApprovalsBranch, action: str, target_rev: str, reason: str, ttl: str | None,
-            now: datetime, sign: bool | None = None, push: bool = False) -> tuple[Written, Request]:
+            now: datetime, sign: bool | None = None, push: bool = False,
+            break_glass: bool = False) -> tuple[Written, Request]:
     trusted, base, local_before = load_for_writing(branch)
     policy = trusted.policy
     if action not in policy.actions:
@@ -228,7 +229,10 @@ def request(branch: ApprovalsBranch, action: str, target_rev: str, reason: str, 
         reason=reason,
         created=now,
         expires=now + lifetime,
+        break_glass=break_glass,
     )
+    if break_glass:
+        sign = True  # a break-glass request counts only signed by the person breaking the glass
     if sign is None:
         sign = bool(branch.config("user.signingkey"))
     files = {request_path(record.id): render_request(record)}
