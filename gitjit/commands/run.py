@@ -38,6 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
+from gitjit import reasons as R
 from gitjit.commands import write as operations
 from gitjit.errors import BadInput, GitFailed, GitjitError, NotTrusted
 from gitjit.git.branch import ApprovalsBranch, run_git
@@ -53,6 +54,12 @@ INTERVAL_ENV = "GITJIT_RUN_INTERVAL"
 # How a wait ends.
 RUN, TIMEOUT, VETOED, EXPIRED_END, FAILED = "approved", "timeout", "rejected", "expired", "failed"
 USED_UP = "used-up"  # approved, but every use of the request is recorded (section 6.6)
+
+
+class UsedUp(GitjitError):
+    """A single-use approval with no use left: not approved, exit 1 (docs/format.md, section 6.6)."""
+
+    code = R.USED
 
 
 def parse_interval(text: str | None) -> float:
@@ -265,6 +272,11 @@ def prepare(branch: ApprovalsBranch, action: str, target_rev: str, reason: str, 
     now = utc_now()
     verdict = verify(trusted, action, target, now)  # an unknown action is bad input, before any write
     found = None if break_glass else _pick(verdict.requests)
+    used = [v for v in verdict.requests if v.state == USED]
+    if found is None and used and not break_glass:
+        # The approval was for a number of runs and they are gone: another run needs a new, explicit request.
+        raise UsedUp(f"used up: request {used[0].id} has used all {used[0].uses} of its uses for {action} on "
+                     f"{target[:12]}; ask again with 'gitjit request {action} --target {target} --push'")
     if break_glass:
         _check_breaker(branch, trusted, action)
     created = found is None
