@@ -149,7 +149,7 @@ def outcome(out: Console, gate: Gate, p: Progress, wait_text: str, command: list
                   soft_wrap=True, markup=True, emoji=False)
         return
     if p.end == USED_UP:
-        out.print(f"[red]used up[/]: request {p.approved_by} has no use left (uses = {p.uses}): {what} was not run",
+        out.print(f"[red]used up[/]: request {p.approved_by or gate.request_id} has no use left (uses = {p.uses}): {what} was not run",
                   soft_wrap=True, emoji=False)
         return
     if p.end == VETOED:

@@ -182,9 +182,9 @@ class Gate:
         if ours is None:
             return Progress(self.request_id, self.instructions.threshold, (), (), deadline,
                             (f"request {self.request_id} is no longer on the approvals branch",), fetch_error, FAILED)
-        end = {REJECTED: VETOED, EXPIRED: EXPIRED_END}.get(ours.state)
+        end = {REJECTED: VETOED, EXPIRED: EXPIRED_END, USED: USED_UP}.get(ours.state)
         return Progress(self.request_id, ours.threshold, ours.approvals, ours.rejections, deadline,
-                        ours.reasons, fetch_error, end)
+                        ours.reasons, fetch_error, end, uses=ours.uses)
 
     def verdict(self, now: datetime | None = None) -> Verdict:
         tip = self.branch.ref_target(self.branch.remote_ref)
