@@ -166,7 +166,6 @@ class AuditReport:
                 "requests": len(self.requests),
                 "decisions": sum(len(r.decisions) for r in self.requests),
                 "refusals": len(self.refusals),
-                "break_glass_overdue": len(self.overdue),
             },
             "policy_changes": [p.to_json() for p in self.policy_changes],
             "requests": [r.to_json() for r in self.requests],

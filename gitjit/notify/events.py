@@ -171,6 +171,8 @@ class PushEvents:
             return []
         decided = {d.person for d in verdict.decisions}  # a decision file is immutable: one per person
         excluded = set(verdict.requesters) if not action.self_approval else set()
+        if verdict.break_glass is not None and verdict.break_glass.breaker:
+            excluded.add(verdict.break_glass.breaker)  # never reviews their own break-glass request
         candidates = sorted(action.approvers - decided - excluded)
         return [{
             "name": "default",
