@@ -73,8 +73,9 @@ def _details(out: Console, v: RequestVerdict) -> None:
     out.print(f"  created {format_time(v.created)}, expires {format_time(v.expires)}")
     if v.break_glass is not None:
         bg = v.break_glass
-        reviewed = f"; reviewed by {', '.join(bg.reviewed_by)}" if bg.reviewed_by else ""
-        out.print(f"  break-glass by {bg.breaker or '?'}: review {bg.review}, due {format_time(bg.review_due)}{reviewed}")
+        reviewed = f" ({len(bg.reviewed_by)} of {v.threshold}: {', '.join(bg.reviewed_by) or 'nobody yet'})"
+        out.print(f"  break-glass by {bg.breaker or '?'}; review due {format_time(bg.review_due)}: "
+                  f"{bg.review}{reviewed}")
     for u in v.use_records:
         mark = "counts" if u.counts else f"does not count: {shown(u.reason)}"
         tag = f" for tag {shown(u.tag)}" if u.tag else ""

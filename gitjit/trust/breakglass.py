@@ -49,9 +49,9 @@ def judge_break_glass(trusted: TrustedBranch, entry: RequestEntry, verdict: Requ
     check = entry.signature(trusted)
     breaker = entry.signer(trusted)
 
-    decisions = tuple(_own_review(d) if d.person == breaker else d for d in verdict.decisions)
+    decisions = tuple(_own_review(d) if d.person == breaker else _never_stale(d) for d in verdict.decisions)
     reviews = sorted((d.signed_at, d.person) for d in decisions
-                     if d.decision == "approve" and (d.counts or d.code == R.STALE) and d.signed_at is not None)
+                     if d.decision == "approve" and d.counts and d.signed_at is not None)
     reviewers = tuple(sorted({person for _, person in reviews}))
     threshold = verdict.threshold
     reviewed_at = reviews[threshold - 1][0] if threshold and len(reviewers) >= threshold else None
@@ -93,6 +93,13 @@ def _own_review(decision: DecisionVerdict) -> DecisionVerdict:
         return decision
     return decision._replace(counts=False, reason=f"{decision.person} broke the glass: their own review never counts",
                              code=R.OWN_REVIEW)
+
+
+def _never_stale(decision: DecisionVerdict) -> DecisionVerdict:
+    """A review counts whatever its age: freshness does not apply to break-glass reviews."""
+    if decision.code != R.STALE:
+        return decision
+    return decision._replace(counts=True, reason="", code="")
 
 
 def _breaker_problem(trusted: TrustedBranch, entry: RequestEntry, check, breaker: str | None,

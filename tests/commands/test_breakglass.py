@@ -82,6 +82,8 @@ def test_review_states_and_the_audit_exit_code(world):
     own = next(d for d in request["decisions"] if d["person"] == "carol")
     assert own["counts"] is False and own["code"] == "own-review"
     assert request["break_glass"]["reviewed_by"] == ["bob"]
+    review = next(d for d in request["decisions"] if d["person"] == "bob")
+    assert review["counts"] is True and review["code"] is None  # 3h old, freshness 1h: a review does not go stale
     carol.gitjit("audit", "--at", iso(later), check=1)
 
     alice = world.clone("alice")
