@@ -317,6 +317,8 @@ def _instructions(branch: ApprovalsBranch, trusted: TrustedBranch, request_id: s
     approvers = set(action.approvers)
     if not action.self_approval:
         approvers -= entry.requesters(trusted)
+    if entry.request.break_glass:
+        approvers.discard(entry.signer(trusted))  # the breaker never reviews their own
     example = render_decision(Decision(request_id, entry.blob, entry.request.target, "approve", "")).decode()
     return Instructions(request_id, action.name, entry.request.target, tuple(sorted(approvers)), action.threshold,
                         branch.remote, branch.name, example)
