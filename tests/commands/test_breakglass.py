@@ -166,3 +166,29 @@ def test_a_break_glass_request_signed_by_carol_with_a_backdated_created_is_refus
     result = world.push(carol, "refs/heads/approvals")
     line = refused(result, "refs/heads/approvals", "within clock_skew")
     assert "hotfix-backdated" in line
+
+
+def snapshot_tip(git_dir) -> str | None:
+    from gitjit.git.branch import ApprovalsBranch, cache_dir
+    from gitjit.trust.cache.snapshot import Snapshot
+
+    branch = ApprovalsBranch(str(git_dir))
+    head = Snapshot.in_directory(cache_dir(branch)).head(branch.pinned_root())
+    return head.tip if head else None
+
+
+def test_the_snapshot_stops_before_a_break_glass_request_and_loads_walk_it_again(world):
+    """Snapshot rows cannot hold a break-glass request: no snapshot is saved past one, so every load
+    (the clone's commands, the server's hook) walks it and judges it as a break-glass request."""
+    carol = world.clone("carol")
+    break_glass(carol, check=0)
+    rid = the_request(world)
+    request_commit = carol.git("log", "-1", "--format=%H", "origin/approvals").stdout.strip()
+    for _ in range(2):  # the second load would resume from a snapshot saved by the first
+        assert status_json(carol, rid)["state"].startswith("break-glass (review due ")
+    for git_dir in (carol.path / ".git", world.server):
+        tip = snapshot_tip(git_dir)
+        assert tip != request_commit
+        assert tip is None or carol.git("merge-base", "--is-ancestor", tip, request_commit, check=False).returncode == 0
+    carol.git("tag", "hotfix-2", carol.head())
+    accepted(world.push(carol, "refs/tags/hotfix-2"))  # the hook, loading after the request, still counts it
