@@ -734,7 +734,10 @@ class TrustedBranch:
                                           f"the request for {request.request.target[:12]}")
         if parts.signature is None:
             return Reason(R.NOT_SIGNED, "use record commit is not signed")
-        check = self.check_signature(entry.commit, parts, self.state.keyring)
+        try:
+            check = self.check_signature(entry.commit, parts, self.state.keyring)
+        except Exception as exc:  # fail closed: the record does not count (its use stays consumed)
+            return Reason(R.GPG_FAILED, f"signature could not be checked: {exc}")
         if not check.good:
             return Reason(check.code or R.NOT_CHECKED, check.reason)
         user = self.state.key_owner(check)

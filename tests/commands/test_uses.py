@@ -9,6 +9,7 @@ has `uses = 2` (tags `rel-*`); bob or carol approves either.
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from gateworld import Background
@@ -122,7 +123,7 @@ def test_the_hook_refuses_a_use_beyond_uses(world, keys):
 
 
 @pytest.mark.parametrize("forgery", ["replayed-number", "replayed-path", "other-request", "unsigned",
-                                     "unknown-key", "out-of-order", "huge", "malformed"])
+                                     "unknown-key", "out-of-order", "huge", "malformed", "future"])
 def test_hostile_use_records_are_refused(world, keys, forgery):
     rid, target = approved(world, "release")
     other, _ = approved(world, "release")
@@ -141,18 +142,22 @@ def test_hostile_use_records_are_refused(world, keys, forgery):
         "out-of-order": {f"uses/{rid}/3.toml": use_text(rid, blob, target, 3)},
         "huge": {f"uses/{rid}/2.toml": use_text(rid, blob, target, 2) + "# " + "x" * 20000 + "\n"},
         "malformed": {f"uses/{rid}/2.toml": "gitjit = 1\nuse = [[[\n"},
+        "future": {f"uses/{rid}/2.toml": use_text(rid, blob, target, 2)},
     }[forgery]
     if forgery == "unsigned":
         sign = False
     elif forgery == "unknown-key":
         sign = keys["erin"].fpr  # a real key, not in the policy
+    if forgery == "future":  # committed two days ahead of the server's clock
+        dave.env["GIT_COMMITTER_DATE"] = f"{int(time.time()) + 2 * 86400} +0000"
     writer.commit(files, "hostile use", sign=sign)
+    dave.env.pop("GIT_COMMITTER_DATE", None)
     before = world.refs()
     result = world.push(dave, "refs/heads/approvals")
     code = {"replayed-number": "the record says use 1", "replayed-path": "must add exactly one file",
             "other-request": "the record says use 1 of", "unsigned": "not signed",
             "unknown-key": "unknown key", "out-of-order": "the next use is 2",
-            "huge": "the limit is", "malformed": "not valid TOML"}[forgery]
+            "huge": "the limit is", "malformed": "not valid TOML", "future": "in the future"}[forgery]
     refused(result, "refs/heads/approvals", code)
     assert world.refs() == before
     # the clone that holds it sees one use gone at most: uses only ever go down
