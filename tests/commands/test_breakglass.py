@@ -192,3 +192,17 @@ def test_the_snapshot_stops_before_a_break_glass_request_and_loads_walk_it_again
         assert tip is None or carol.git("merge-base", "--is-ancestor", tip, request_commit, check=False).returncode == 0
     carol.git("tag", "hotfix-2", carol.head())
     accepted(world.push(carol, "refs/tags/hotfix-2"))  # the hook, loading after the request, still counts it
+
+
+def test_a_break_glass_request_and_its_tag_in_one_push(world, keys):
+    """Written by hand (git and gpg only) and pushed with the tag: the guard lands the request first."""
+    carol = world.clone("carol")
+    carol.git("branch", "-q", "approvals", "origin/approvals")
+    rid = forged_request(world, carol, keys["carol"].fpr)  # signed by carol, whom break_glass names
+    target = carol.head("main")
+    carol.git("tag", "hotfix-7", target)
+    result = world.push(carol, "refs/heads/approvals", "refs/tags/hotfix-7")
+    accepted(result)
+    assert f"approved by break-glass request {rid}" in result.stderr and "lands at" in result.stderr
+    refs = world.refs()
+    assert refs["refs/tags/hotfix-7"] and refs["refs/heads/approvals"] == carol.head("approvals")
