@@ -163,3 +163,21 @@ def test_hostile_use_records_are_refused(world, keys, forgery):
     # the clone that holds it sees one use gone at most: uses only ever go down
     request = status_json(dave, rid)
     assert request["uses_left"] in (0, 1)
+
+
+def test_a_use_record_and_its_tag_in_one_push(world, keys):
+    """By hand: the use record naming the tag and the tag go in one push; the guard lands the record first."""
+    rid, target = approved(world, "db-export")
+    dave, writer = writer_for(world, "dave")
+    blob = writer.blob(f"requests/{rid}.toml")
+    writer.commit({f"uses/{rid}/1.toml": use_text(rid, blob, target, 1, "export-1")}, "use 1", sign=keys["dave"].fpr)
+    dave.git("tag", "export-1", target)
+    dave.git("tag", "export-2", target)
+    result = world.push(dave, "refs/heads/approvals", "refs/tags/export-1")
+    accepted(result)
+    assert f"approved by request {rid}" in result.stderr
+    assert status_json(dave, rid)["state"] == "used"
+    # the one use went to export-1: another tag, even with a record naming it, is beyond uses
+    writer.commit({f"uses/{rid}/2.toml": use_text(rid, blob, target, 2, "export-2")}, "use 2", sign=keys["dave"].fpr)
+    refused(world.push(dave, "refs/heads/approvals", "refs/tags/export-2"), "refs/heads/approvals", "has used all 1")
+    assert "refs/tags/export-2" not in world.refs()
