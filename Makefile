@@ -6,7 +6,7 @@ VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: venv test test-servers dist demo bench fuzz
+.PHONY: venv lint test test-servers dist demo bench fuzz
 
 venv: $(STAMP)
 
@@ -17,9 +17,13 @@ $(STAMP): pyproject.toml | $(VPY)
 	$(VENV)/bin/pip install -q -e '.[test]'
 	touch $@
 
-# pytest's exit status is make's: any failure, or 5 (no tests collected), fails.
-test: venv
+# Lint first (seconds), then the suite. pytest's exit status is make's: any
+# failure, or 5 (no tests collected), fails.
+test: lint
 	$(VPY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check -q gitjit tests fuzz benchmarks demo
 
 # `python -m build` for test-servers and dist, installed once into .venv.
 BUILD := $(VENV)/.build-installed

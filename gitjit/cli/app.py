@@ -16,6 +16,7 @@ import typer
 
 from gitjit.cli import hook as cli_hook
 from gitjit.cli import notify as cli_notify
+from gitjit.cli import policy as cli_policy
 from gitjit.cli import render
 from gitjit.cli import run as cli_gate
 from gitjit.commands import write as operations
@@ -92,6 +93,11 @@ def request(
     branch = _branch(repo)
     written, record = operations.request(branch, action, target, reason, ttl, utc_now(), sign, push)
     typer.echo(record.id)
+    from gitjit.commands.policy import unapprovable  # docs/format.md 13.3: say it now, not after a long wait
+
+    warning = unapprovable(branch, record.id, utc_now())
+    if warning:
+        typer.echo(f"warning: request {record.id} {warning}", err=True)
 
 
 def _decide(decision: str, request_id: str, comment: str, push: bool, repo: str | None) -> None:
@@ -138,10 +144,16 @@ def status(
         if not entries:
             raise BadInput(f"unknown request {request_id!r}")
     verdicts = [judge_request(trusted, e, now) for e in entries]
+    from gitjit.commands.policy import proposal_diff  # a policy proposal shows its change (format.md 14)
+
+    diff = proposal_diff(trusted, request_id) if request_id is not None else []
     if as_json:
-        _print_json({"at": render.time(now), "requests": [v.to_json() for v in verdicts]})
+        _print_json({"at": render.time(now), "requests": [v.to_json() for v in verdicts],
+                     **({"diff": diff} if diff else {})})
     else:
         render.status(verdicts, detailed=request_id is not None)
+        for line in diff:
+            typer.echo(line)
 
 
 def _verify_and_exit(verdicts: list, as_json: bool, tag: str | None = None) -> None:
@@ -219,6 +231,7 @@ def _tag_commit(branch: ApprovalsBranch, name: str) -> str:
 cli_hook.register(app)  # gitjit hook install / pre-receive (docs/format.md, section 7)
 cli_gate.register(app)  # gitjit run / audit
 cli_notify.register(app)  # gitjit notify status / flush (SPEC s.14)
+cli_policy.register(app)  # gitjit policy check / propose / apply
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -37,7 +37,8 @@ def time(value: datetime) -> str:
 
 def state_text(verdict: RequestVerdict) -> str:
     if verdict.state == "pending":
-        text = f"pending ({len(verdict.approvals)} of {verdict.threshold})"
+        have, need = verdict.progress
+        text = f"pending ({have} of {need})"
     else:
         text = verdict.state
     if verdict.uses is not None and verdict.state != "used":
@@ -84,6 +85,11 @@ def _details(out: Console, v: RequestVerdict) -> None:
         mark = "[green]counts[/]" if d.counts else f"[red]does not count[/]: {shown(d.reason)}"
         key = d.key[-16:] if d.key else "?"
         out.print(f"  {d.person}: {d.decision or '?'} (key {key}, commit {d.commit[:12]}) {mark}")
+    if len(v.rules) > 1:
+        for t in v.rules:
+            state = "holds" if t.holds else f"needs {t.needs()}"
+            when = f", counts from {format_time(t.opens)}" if t.opens else ""
+            out.print(f"  rule {t.name}: {len(t.approvals)} of {t.threshold}{when} ({state})")
     for reason in v.reasons:
         out.print(f"  - {shown(reason)}")
 

@@ -165,22 +165,17 @@ class PushEvents:
         return event
 
     def _rules(self, entry, verdict) -> list[dict]:
-        """Who is still needed, per rule: today one rule, `default`, from the action's approvers and threshold."""
-        action = self.after.policy.actions.get(entry.request.action)
-        if action is None:
+        """Who is still needed, per rule (and for the escalation), as the verdict tallied them."""
+        if self.after.policy.action(entry.request.action) is None:
             return []
-        decided = {d.person for d in verdict.decisions}  # a decision file is immutable: one per person
-        excluded = set(verdict.requesters) if not action.self_approval else set()
-        if verdict.break_glass is not None and verdict.break_glass.breaker:
-            excluded.add(verdict.break_glass.breaker)  # never reviews their own break-glass request
-        candidates = sorted(action.approvers - decided - excluded)
+        open_ = verdict.state == "pending" or _review_open(verdict)  # a break-glass review still wants reviewers
         return [{
-            "name": "default",
-            "have": len(verdict.approvals),
-            "need": action.threshold,
-            "approvals": list(verdict.approvals),
-            "candidates": candidates if verdict.state == "pending" or _review_open(verdict) else [],
-        }]
+            "name": t.name,
+            "have": len(t.approvals),
+            "need": t.threshold,
+            "approvals": list(t.approvals),
+            "candidates": list(t.candidates) if open_ else [],
+        } for t in verdict.rules]
 
 
 def _review_open(verdict) -> bool:

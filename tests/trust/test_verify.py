@@ -649,7 +649,8 @@ def test_unreadable_key_file_writes_nothing(world, tmp_path):
 
 VERDICT_KEYS = {"action", "target", "at", "approved", "approved_by", "requests", "reasons", "codes"}
 REQUEST_KEYS = {"id", "action", "target", "requested_by", "requesters", "reason", "created", "expires", "commit",
-                "state", "approved", "approvals", "rejections", "threshold", "decisions", "reasons", "codes"}
+                "state", "approved", "approvals", "rejections", "threshold", "decisions", "reasons", "codes",
+                "rules", "approvable", "unapprovable"}
 DECISION_KEYS = {"person", "decision", "commit", "key", "signed_at", "counts", "reason", "code"}
 TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 
@@ -672,6 +673,9 @@ def test_verify_json_schema(world, keys):
     assert request["reason"] == 'release "1.4.2"\nwith notes'
     assert request["requested_by"] == "Carol <carol@example.com>" and request["requesters"] == ["carol"]
     assert request["approvals"] == ["bob"] and request["rejections"] == [] and request["threshold"] == 2
+    assert request["rules"] == [{"name": "default", "have": 1, "need": 2, "holds": False, "approvals": ["bob"],
+                                 "candidates": ["alice"], "possible": True, "opens": None}]
+    assert request["approvable"] is True and request["unapprovable"] is None
     assert TIME.match(request["created"]) and TIME.match(request["expires"])
     assert request["commit"] == world.git("log", "--format=%H", "-1", BRANCH, "--", f"requests/{rid}.toml").stdout.strip()
     bob, dave = request["decisions"]
