@@ -44,7 +44,7 @@ def due_state(due: datetime) -> str:
 def judge_break_glass(trusted: TrustedBranch, entry: RequestEntry, verdict: RequestVerdict,
                       now: datetime) -> RequestVerdict:
     request = entry.request
-    then = entry.state.policy.actions[request.action]  # the request counted: its action had break_glass then
+    then = entry.state.policy.action(request.action)  # the request counted: its action had break_glass then
     due = request.created + then.break_glass.review_within
     check = entry.signature(trusted)
     breaker = entry.signer(trusted)
@@ -105,7 +105,7 @@ def _never_stale(decision: DecisionVerdict) -> DecisionVerdict:
 def _breaker_problem(trusted: TrustedBranch, entry: RequestEntry, check, breaker: str | None,
                      now: datetime) -> Reason | None:
     """Why the breaker may not act now: today's policy and the key material, as for an approval."""
-    action = trusted.policy.actions.get(entry.request.action)
+    action = trusted.policy.action(entry.request.action)
     if action is None or action.break_glass is None:
         return Reason(R.NO_BREAK_GLASS, f"action {entry.request.action} no longer has break_glass")
     if check is None or breaker is None or breaker not in action.break_glass.people:

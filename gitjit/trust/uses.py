@@ -67,7 +67,8 @@ def _plural(limit: int) -> str:
 def tag_verdict(trusted: TrustedBranch, action: str, commit: str, tag: str, now: datetime) -> Verdict:
     """`verify` for a protected tag: for a single-use action, the tag needs its own recorded use."""
     verdict = verify(trusted, action, commit, now)
-    limit = trusted.policy.actions[action].uses
+    found = trusted.policy.action(action)
+    limit = found.uses if found is not None else None
     if limit is None:
         return verdict
     for request in verdict.requests:
