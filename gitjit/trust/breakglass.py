@@ -10,10 +10,11 @@ section 6:
   still allowed by today's policy with a key neither expired nor revoked
   now;
 - its review: the action's normal approvals, freshness aside (a review
-  does not go stale), never the breaker's own. It is `reviewed` once enough
-  count, `overdue` while not reviewed from `created + review_within` on,
-  else due. A late review still ends the overdue state; the JSON says it
-  was late.
+  does not go stale), never the breaker's own. It is `reviewed` once every
+  rule of the action holds on such approvals (or the escalation does, from
+  those signed once it opens: the routes of a normal approval), `overdue`
+  while not reviewed from `created + review_within` on, else due. A late
+  review still ends the overdue state; the JSON says it was late.
 """
 
 from __future__ import annotations
@@ -32,6 +33,11 @@ from gitjit.trust.verdicts import (
     BreakGlassReview,
     DecisionVerdict,
     RequestVerdict,
+    RuleTally,
+    _approvable,
+    _approved,
+    _unapprovable_reason,
+    tally,
 )
 
 REVIEWED, OVERDUE = f"{BREAK_GLASS} reviewed", f"{BREAK_GLASS} overdue"
@@ -53,8 +59,12 @@ def judge_break_glass(trusted: TrustedBranch, entry: RequestEntry, verdict: Requ
     reviews = sorted((d.signed_at, d.person) for d in decisions
                      if d.decision == "approve" and d.counts and d.signed_at is not None)
     reviewers = tuple(sorted({person for _, person in reviews}))
-    threshold = verdict.threshold
-    reviewed_at = reviews[threshold - 1][0] if threshold and len(reviewers) >= threshold else None
+    action = trusted.policy.action(request.action)
+    tallies = _review_tallies(trusted, action, entry, decisions, breaker, now) if action else ()
+    reviewed_at = _reviewed_at(tallies, {person: at for at, person in reviews})
+    unapprovable = ""
+    if tallies and reviewed_at is None and not _approvable(tallies):
+        unapprovable = _unapprovable_reason(tallies, {breaker} if breaker else set(), action).text
     if verdict.state == REJECTED:
         review = "rejected"
     elif reviewed_at is not None:
@@ -84,7 +94,33 @@ def judge_break_glass(trusted: TrustedBranch, entry: RequestEntry, verdict: Requ
         reasons=tuple(r.text for r in reasons),
         codes=tuple(r.code for r in reasons),
         break_glass=BreakGlassReview(breaker, due, review, reviewers, reviewed_at, live),
+        rules=tallies,
+        unapprovable=unapprovable,
     )
+
+
+def _review_tallies(trusted: TrustedBranch, action, entry: RequestEntry, decisions: tuple[DecisionVerdict, ...],
+                    breaker: str | None, now: datetime) -> tuple[RuleTally, ...]:
+    """The action's rules (and escalation) counted on the review's decisions; the breaker is nobody's candidate."""
+    tallies = tally(trusted, action, entry, decisions, now)
+    return tuple(t._replace(candidates=tuple(p for p in t.candidates if p != breaker)) for t in tallies)
+
+
+def _reviewed_at(tallies: tuple[RuleTally, ...], signed: dict[str, datetime]) -> datetime | None:
+    """When the review became complete: the earliest time every rule held, or the escalation did; None if not yet."""
+    if not tallies or not _approved(tallies):
+        return None
+
+    def held_at(t: RuleTally) -> datetime | None:
+        times = sorted(signed[p] for p in t.approvals if p in signed)
+        return times[t.threshold - 1] if len(times) >= t.threshold else None
+
+    routes = []
+    rules = [held_at(t) for t in tallies if t.opens is None]
+    if rules and all(at is not None for at in rules):
+        routes.append(max(rules))
+    routes += [at for t in tallies if t.opens is not None and (at := held_at(t)) is not None]
+    return min(routes) if routes else None
 
 
 def _own_review(decision: DecisionVerdict) -> DecisionVerdict:

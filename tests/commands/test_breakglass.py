@@ -206,3 +206,70 @@ def test_a_break_glass_request_and_its_tag_in_one_push(world, keys):
     assert f"approved by break-glass request {rid}" in result.stderr and "lands at" in result.stderr
     refs = world.refs()
     assert refs["refs/tags/hotfix-7"] and refs["refs/heads/approvals"] == carol.head("approvals")
+
+
+TWO_RULES = """
+[actions.twokey]
+freshness = "1h"
+self_approval = true
+tags = ["twokey-*"]
+
+[[actions.twokey.rules]]
+name = "ops"
+approvers = ["alice", "carol"]
+threshold = 1
+
+[[actions.twokey.rules]]
+name = "app"
+approvers = ["bob", "carol"]
+threshold = 1
+
+[actions.twokey.break_glass]
+people = ["carol"]
+review_within = "2h"
+"""
+
+
+def test_a_review_with_two_rules_needs_both_without_the_breaker(world):
+    """With rules (section 13.1), the review is complete when every rule holds on approvals by people
+    other than the breaker: carol, in both rules, breaks the glass; her own approval would make both
+    hold, but counts for neither. bob makes `app` hold; only alice's makes `ops` hold. Freshness
+    still does not apply."""
+    policy = world.writer.git("show", "HEAD:policy.toml").stdout + TWO_RULES
+    world.writer.commit({"policy.toml": policy}, "gitjit: twokey, two rules and break-glass")
+    accepted(world.push(world.alice, "approvals"))
+    carol = world.clone("carol")
+    carol.gitjit("run", "twokey", "--break-glass", "--reason", "outage", *probe(), check=0,
+                 env=dict(carol.env, **FAST))
+    rid = the_request(world)
+    later = utc(hours=3)  # past review_within (2h) and freshness (1h)
+
+    def tallies(request: dict) -> list[tuple]:
+        return [(t["name"], t["have"], t["need"], t["holds"], t["candidates"]) for t in request["rules"]]
+
+    request = status_json(carol, rid)
+    assert tallies(request) == [("ops", 0, 1, False, ["alice"]), ("app", 0, 1, False, ["bob"])]  # never carol
+
+    carol.gitjit("approve", rid, "--push", check=0)
+    bob = world.clone("bob")
+    bob.gitjit("approve", rid, "--push", check=0)
+    fetch(carol)
+    request = status_json(carol, rid, later)
+    assert request["state"] == "break-glass overdue"  # app holds; ops would only by carol's own approval
+    assert tallies(request) == [("ops", 0, 1, False, ["alice"]), ("app", 1, 1, True, [])]
+    own = next(d for d in request["decisions"] if d["person"] == "carol")
+    assert own["counts"] is False and own["code"] == "own-review"
+    assert request["break_glass"]["reviewed_by"] == ["bob"] and request["break_glass"]["reviewed_at"] is None
+    assert request["approvable"] is True
+    carol.gitjit("audit", "--at", iso(later), check=1)
+
+    alice = world.clone("alice")
+    alice.gitjit("approve", rid, "--push", check=0)
+    fetch(carol)
+    request = status_json(carol, rid, later)
+    assert request["state"] == "break-glass reviewed"  # both rules, on reviews 3h old (freshness 1h)
+    assert tallies(request) == [("ops", 1, 1, True, []), ("app", 1, 1, True, [])]
+    signed = {d["person"]: d["signed_at"] for d in request["decisions"]}
+    assert request["break_glass"]["reviewed_at"] == max(signed["alice"], signed["bob"])
+    assert request["break_glass"]["reviewed_by"] == ["alice", "bob"]
+    carol.gitjit("audit", "--at", iso(later), check=0)
