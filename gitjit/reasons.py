@@ -63,6 +63,16 @@ REJECTED = "rejected"  # an approver's veto counts
 PENDING = "pending"  # fewer approvals count than the threshold
 UNAPPROVABLE = "unapprovable"  # a pending request no rule set can make approved any more (format.md 13.3)
 NO_REQUEST = "no-request"  # no request for this action and target
+# -- break-glass and single-use approvals ---------------------------------------------
+NOT_A_BREAKER = "not-a-breaker"  # a break-glass request not signed by a person its action's break_glass names
+NO_BREAK_GLASS = "no-break-glass"  # a break-glass request for an action without break_glass
+OWN_REVIEW = "own-review"  # the person who broke the glass approved their own break-glass request
+NOT_SINGLE_USE = "not-single-use"  # a use record for a request whose action has no `uses`
+USED = "used"  # every use of the request is recorded: no longer approved
+USED_UP = "used-up"  # a use record beyond the action's `uses`
+USE_OUT_OF_ORDER = "use-out-of-order"  # a use record whose number is not the next one, or not its file name
+WRONG_USER = "wrong-user"  # a use record not signed by a person who may request the action
+USE_NOT_RECORDED = "use-not-recorded"  # a protected tag of a single-use action without a use record naming it
 # -- the branch's layout and records ------------------------------------------------
 LAYOUT = "layout"  # a commit that does not add exactly one file where the layout allows it
 TOO_LARGE = "too-large"  # a file larger than its limit

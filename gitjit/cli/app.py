@@ -273,7 +273,9 @@ def verify_tag(
     actions = trusted.policy.actions_for_tag(name)
     if not actions:
         raise BadInput(f"tag {name!r} matches no action's tags in the policy")
-    _verify_and_exit([verify_action(trusted, a.name, commit, now) for a in actions], as_json, tag=name)
+    from gitjit.trust.uses import tag_verdict  # as the hook judges it: a single-use action needs the tag's use
+
+    _verify_and_exit([tag_verdict(trusted, a.name, commit, name, now) for a in actions], as_json, tag=name)
 
 
 def _tag_commit(branch: ApprovalsBranch, name: str) -> str:

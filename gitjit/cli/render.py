@@ -45,8 +45,14 @@ def time(value: datetime) -> str:
 def state_text(verdict: RequestVerdict) -> str:
     if verdict.state == "pending":
         have, need = verdict.progress
-        return f"pending ({have} of {need})"
-    return verdict.state
+        text = f"pending ({have} of {need})"
+    else:
+        text = verdict.state
+    if verdict.uses is not None and verdict.state != "used":
+        text += f", {verdict.uses_left} of {verdict.uses} uses left"
+    if verdict.break_glass is not None and not verdict.state.startswith("break-glass"):
+        text += f", break-glass {verdict.break_glass.review}"
+    return text
 
 
 # The status table's columns besides the request id, at their narrowest: below this the list layout is used.
@@ -112,6 +118,15 @@ def _details(out: Console, v: RequestVerdict) -> None:
     out.print(f"\n[bold]{v.id}[/]: {v.action} on {v.target}", soft_wrap=True)
     out.print(f"  requested by {shown(v.requested_by) or '?'}; reason: {shown(v.reason_text) or '-'}", soft_wrap=True)
     out.print(f"  created {format_time(v.created)}, expires {format_time(v.expires)}", soft_wrap=True)
+    if v.break_glass is not None:
+        bg = v.break_glass
+        reviewed = f" ({len(bg.reviewed_by)} of {v.threshold}: {', '.join(bg.reviewed_by) or 'nobody yet'})"
+        out.print(f"  break-glass by {bg.breaker or '?'}; review due {format_time(bg.review_due)}: "
+                  f"{bg.review}{reviewed}", soft_wrap=True)
+    for u in v.use_records:
+        mark = "counts" if u.counts else f"does not count: {shown(u.reason)}"
+        tag = f" for tag {shown(u.tag)}" if u.tag else ""
+        out.print(f"  use {u.number}{tag} by {u.user or '?'} (commit {u.commit[:12]}): {mark}", soft_wrap=True)
     for d in v.decisions:
         mark = "[green]counts[/]" if d.counts else f"[red]does not count[/]: {shown(d.reason)}"
         key = d.key[-16:] if d.key else "?"
@@ -150,8 +165,10 @@ def verdict(v: Verdict) -> None:
     out = console()
     if v.approved:
         request = next(r for r in v.requests if r.id == v.approved_by)
-        out.print(f"[green]approved[/]: {v.action} on {v.target[:12]} by request {request.id} "
-                  f"({', '.join(request.approvals)})", soft_wrap=True)
+        how = f"({shown(request.state)})" if request.break_glass else f"({', '.join(request.approvals)})"
+        out.print(f"[green]approved[/]: {v.action} on {v.target[:12]} by request {request.id} {how}", soft_wrap=True)
+        if request.uses is not None:
+            out.print(f"  {request.uses_left} of {request.uses} uses left")
         return
     out.print(f"[red]not approved[/]: {v.action} on {v.target[:12]}", soft_wrap=True)
     for reason in v.reasons:

@@ -72,6 +72,21 @@ def audit(report: AuditReport) -> None:
         if table.row_count:
             _print(out, table)
 
+    uses = [(r.verdict.id, u) for r in report.requests for u in r.verdict.use_records]
+    if uses:
+        table = _table("uses", "request", "use", "commit", "by", "tag", "signed at", "counts")
+        for request_id, u in uses:
+            counts = Text("yes", style="green") if u.counts else _text(f"no: {u.reason}", "red")
+            table.add_row(request_id, str(u.number), u.commit[:12], u.user or "-", _text(u.tag or "-"),
+                          _t(u.signed_at), counts)
+        out.print(table)
+
+    for r in report.overdue:
+        bg = r.verdict.break_glass
+        out.print(_text(f"break-glass overdue: {r.verdict.id} ({r.verdict.action} on {r.verdict.target[:12]}, "
+                        f"by {bg.breaker}) was due for review at {format_time(bg.review_due)}; "
+                        f"{len(bg.reviewed_by)} of {r.verdict.threshold} reviews", "bold red"))
+
     if report.refusals:
         table = _table(f"commits that do not count ({len(report.refusals)})", "commit", "committed", "reason",
                        style="red")
@@ -83,6 +98,8 @@ def audit(report: AuditReport) -> None:
         out.print(f"[green]ok[/]: every commit{window} verifies")
     elif report.not_trusted:
         out.print("[bold red]NOT TRUSTED[/]: the approvals branch does not authenticate from its root")
+    elif not report.refusals:
+        out.print(f"[red]{len(report.overdue)} break-glass request(s) overdue for review[/]")
     else:
         out.print(f"[red]{len(report.refusals)} commit(s){window} do not verify[/]")
 

@@ -56,12 +56,30 @@ def _decision(v, fields: dict) -> dict:
     return _data(fields, null_if_empty=("reason", "code"))
 
 
+_ONLY_WHERE_THEY_APPLY = ("break_glass", "uses", "uses_left", "use_records")
+
+
 def _request(v, fields: dict) -> dict:
-    data = {**_data(fields, rename={"reason_text": "reason"}, null_if_empty=("unapprovable",)),
+    data = {**_data({k: x for k, x in fields.items() if k not in _ONLY_WHERE_THEY_APPLY},
+                    rename={"reason_text": "reason"}, null_if_empty=("unapprovable",)),
             "approved": v.approved}
     if "unapprovable" in fields:  # approval rules (docs/json.md): whether any rule set can still hold
         data["approvable"] = not fields["unapprovable"]
+    # break-glass and single use (docs/json.md): present only where they apply, so a
+    # request of an action without them prints as it always did
+    if v.break_glass is not None:
+        data["break_glass"] = plain(v.break_glass)
+    if v.uses is not None or v.use_records:
+        data.update(uses=v.uses, uses_left=v.uses_left, use_records=plain(v.use_records))
     return data
+
+
+def _break_glass(b, fields: dict) -> dict:
+    return {**_data(fields), "late": bool(b.reviewed_at and b.reviewed_at > b.review_due)}
+
+
+def _use(u, fields: dict) -> dict:
+    return _data(fields, rename={"number": "use"}, null_if_empty=("tag", "reason", "code"))
 
 
 def _rule(t, fields: dict) -> dict:
@@ -103,6 +121,7 @@ def _audit(report, fields: dict) -> dict:
         },
         **{k: v for k, v in data.items() if k not in ("at", "since", "ref", "tip", "root", "root_pinned",
                                                       "not_trusted", "commits")},
+        "break_glass_overdue": [r.verdict.id for r in report.overdue],
     }
 
 
@@ -110,6 +129,8 @@ _SHAPES = {
     "DecisionVerdict": _decision,
     "RequestVerdict": _request,
     "RuleTally": _rule,
+    "BreakGlassReview": _break_glass,
+    "UseVerdict": _use,
     "Verdict": _verdict,
     "DecisionAudit": _decision_audit,
     "RequestAudit": _request_audit,

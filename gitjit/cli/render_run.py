@@ -21,7 +21,7 @@ from rich.table import Table
 from rich.text import Text
 
 from gitjit.cli.render import shown
-from gitjit.commands.run import EXPIRED_END, FAILED, RUN, TIMEOUT, UNAPPROVABLE_END, VETOED, Gate, Progress
+from gitjit.commands.run import EXPIRED_END, FAILED, RUN, TIMEOUT, UNAPPROVABLE_END, USED_UP, VETOED, Gate, Progress
 
 PLAIN_HEARTBEAT = 60.0  # seconds between "still waiting" lines in plain output
 
@@ -138,10 +138,21 @@ class WaitDisplay:
 
 def outcome(out: Console, gate: Gate, p: Progress, wait_text: str, command: list[str]) -> None:
     what = shown(shlex.join(command))
+    use = f" (use {p.use} of {p.uses})" if p.use is not None else ""
+    if p.end == RUN and p.break_glass:
+        out.print(f"[bold red]break-glass[/]: request {gate.request_id} for {gate.action} on {gate.target[:12]} "
+                  f"pushed, {shown(p.break_glass)}{use}: running {what}", soft_wrap=True, emoji=False)
+        out.print(f"  review:   gitjit approve {gate.request_id} --push (by {', '.join(gate.instructions.approvers)})",
+                  soft_wrap=True, markup=False)
+        return
     if p.end == RUN:
         other = "" if p.approved_by == gate.request_id else f" (request {p.approved_by})"
-        out.print(f"[green]approved[/] by {', '.join(p.approved_with)}{other}: running {what}",
+        out.print(f"[green]approved[/] by {', '.join(p.approved_with)}{other}{use}: running {what}",
                   soft_wrap=True, markup=True, emoji=False)
+        return
+    if p.end == USED_UP:
+        out.print(f"[red]used up[/]: request {p.approved_by or gate.request_id} has no use left (uses = {p.uses}): {what} was not run",
+                  soft_wrap=True, emoji=False)
         return
     if p.end == VETOED:
         head = f"[red]rejected[/] by {', '.join(p.rejections)}"

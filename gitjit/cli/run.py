@@ -38,6 +38,10 @@ def register(app: typer.Typer) -> None:
             help="Time between fetches: 5s, 1m or seconds (default $GITJIT_RUN_INTERVAL or 5s)."),
         root: str | None = options.ROOT,
         repo: str | None = options.REPO,
+        break_glass: bool = typer.Option(
+            False, "--break-glass", help="Act now, reviewed after: push a signed break-glass request and run CMD."),
+        tag: str = typer.Option("", "--tag", metavar="TAG",
+                                help="Single-use actions: the protected tag CMD pushes (its use)."),
     ) -> None:
         """Find or make and push a request, wait for approval (fetching from the remote), then run CMD.
 
@@ -57,10 +61,16 @@ def register(app: typer.Typer) -> None:
         seconds = gate_core.parse_interval(interval)
         try:
             branch = options.branch(repo, remote)
-            gate = gate_core.prepare(branch, action, target, reason, ttl, list(command or []), options.root(root))
-            render_run.instructions(out, gate)
-            with render_run.WaitDisplay(out, gate) as display:
-                progress = gate.wait(wait_for, seconds, display.report)
+            gate = gate_core.prepare(branch, action, target, reason, ttl, list(command or []), options.root(root),
+                                     break_glass, tag)
+            if break_glass:
+                progress = gate.break_glass_progress()
+            else:
+                render_run.instructions(out, gate)
+                with render_run.WaitDisplay(out, gate) as display:
+                    progress = gate.wait(wait_for, seconds, display.report)
+            if progress.end == gate_core.RUN:
+                progress = gate.record_use(progress, tag)  # single-use actions: pushed before CMD runs
         except KeyboardInterrupt:
             out.print(f"interrupted: {shlex.join(command or [])} was not run", soft_wrap=True, markup=False)
             raise typer.Exit(130) from None

@@ -16,8 +16,9 @@ The report is built in this order:
 5. Every commit that does not count (`TrustedBranch.refusals`) is listed
    with the reason.
 
-`ok` is false, and the CLI exits 1, when the branch is not trusted or a
-commit does not count. `--since` narrows the listed items to commits made
+`ok` is false, and the CLI exits 1, when the branch is not trusted, a
+commit does not count, or a break-glass request's review is overdue at `at`
+(section 6.5: a scheduled audit then fails loudly until it is reviewed). `--since` narrows the listed items to commits made
 at or after that time (by committer time, which is only a filter) and the
 `ok` verdict to them; the branch is always authenticated whole.
 
@@ -110,8 +111,13 @@ class AuditReport:
         return self.not_trusted is None
 
     @property
+    def overdue(self) -> tuple[RequestAudit, ...]:
+        """Break-glass requests whose review is overdue (docs/format.md, section 6.5)."""
+        return tuple(r for r in self.requests if r.verdict.break_glass is not None and r.verdict.break_glass.overdue)
+
+    @property
     def ok(self) -> bool:
-        return self.trusted and not self.refusals
+        return self.trusted and not self.refusals and not self.overdue
 
 
 # -- building the report ---------------------------------------------------------

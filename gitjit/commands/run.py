@@ -13,7 +13,13 @@ The steps, in order:
    left who can approve: it ends at once), or until the wait is over. A failed fetch is retried at the
    next interval; any error while verifying ends the wait as "not
    approved" (fail closed).
-3. `exec_command`: only after an approving verdict, replace this process
+   With `--break-glass` (section 6.5) there is no wait: a signed
+   break-glass request is made and pushed, and once the remote's branch
+   counts it the command runs at once.
+3. For a single-use action (section 6.6), `Gate.record_use` pushes a signed
+   use record; only once the push is accepted may the command run. A
+   runner that finds every use recorded ends "used up" without running it.
+4. `exec_command`: only after an approving verdict, replace this process
    with the command (no shell), so its exit code and its signals are its
    own. It sees GITJIT_REQUEST, GITJIT_APPROVERS (comma-separated),
    GITJIT_ACTION and GITJIT_TARGET.
@@ -30,16 +36,17 @@ import os
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
+from gitjit import reasons as R
 from gitjit.commands import write as operations
 from gitjit.errors import BadInput, GitFailed, GitjitError, NotTrusted
 from gitjit.git.branch import ApprovalsBranch, run_git
 from gitjit.model.grammar import FULL_COMMIT_RE, format_time, parse_duration, utc_now
-from gitjit.model.records import Decision, render_decision
+from gitjit.model.records import Decision, is_tag_name, render_decision
 from gitjit.trust.trusted import TrustedBranch
-from gitjit.trust.verdicts import APPROVED, EXPIRED, PENDING, REJECTED, RequestVerdict, Verdict, verify
+from gitjit.trust.verdicts import EXPIRED, PENDING, REJECTED, USED, RequestVerdict, Verdict, verify
 
 DEFAULT_WAIT = "30m"
 DEFAULT_INTERVAL = 5.0  # seconds between fetches
@@ -48,6 +55,13 @@ INTERVAL_ENV = "GITJIT_RUN_INTERVAL"
 # How a wait ends.
 RUN, TIMEOUT, VETOED, EXPIRED_END, FAILED = "approved", "timeout", "rejected", "expired", "failed"
 UNAPPROVABLE_END = "unapprovable"  # a rule can never hold: waiting would only time out
+USED_UP = "used-up"  # approved, but every use of the request is recorded (section 6.6)
+
+
+class UsedUp(GitjitError):
+    """A single-use approval with no use left: not approved, exit 1 (docs/format.md, section 6.6)."""
+
+    code = R.USED
 
 
 def parse_interval(text: str | None) -> float:
@@ -115,6 +129,9 @@ class Progress:
     approved_by: str | None = None  # the approved request's id (ours, or another for the same action and target)
     approved_with: tuple[str, ...] = ()  # who approved that request
     summary: str = ""  # the rules' state ("sre 2 of 2, security 0 of 1: needs one of dave, erin"); empty: one rule
+    break_glass: str | None = None  # the break-glass request's review state, when that request is the approval
+    use: int | None = None  # the use this run recorded (single-use actions)
+    uses: int | None = None  # the action's `uses`
 
     def left(self, now: float | None = None) -> float:
         return max(0.0, self.deadline - (time.monotonic() if now is None else now))
@@ -169,13 +186,13 @@ class Gate:
         if ours is None:
             return Progress(self.request_id, self.instructions.threshold, (), (), deadline,
                             (f"request {self.request_id} is no longer on the approvals branch",), fetch_error, FAILED)
-        end = {REJECTED: VETOED, EXPIRED: EXPIRED_END}.get(ours.state)
+        end = {REJECTED: VETOED, EXPIRED: EXPIRED_END, USED: USED_UP}.get(ours.state)
         if end is None and ours.state == PENDING and not ours.approvable:
             end = UNAPPROVABLE_END
         summary = ours.reasons[0] if ours.state == PENDING and len(ours.rules) > 1 and ours.reasons else ""
         reasons = ours.reasons + ((ours.unapprovable,) if end == UNAPPROVABLE_END else ())
         return Progress(self.request_id, ours.threshold, ours.approvals, ours.rejections, deadline,
-                        reasons, fetch_error, end, summary=summary)
+                        reasons, fetch_error, end, summary=summary, uses=ours.uses)
 
     def verdict(self, now: datetime | None = None) -> Verdict:
         tip = self.branch.ref_target(self.branch.remote_ref)
@@ -186,6 +203,38 @@ class Gate:
             self.verified_tip = tip
         return verify(self.trusted, self.action, self.target, now or utc_now())
 
+    # -- break-glass and single use (sections 6.5, 6.6) -------------------------
+
+    def break_glass_progress(self) -> Progress:
+        """The break-glass request as the remote's branch has it: live, so the command runs now."""
+        try:
+            verdict = self.verdict()
+        except Exception as exc:  # noqa: BLE001 - fail closed
+            return Progress(self.request_id, 0, (), (), time.monotonic(), (f"verification failed: {exc}",), None,
+                            FAILED)
+        ours = next((r for r in verdict.requests if r.id == self.request_id), None)
+        if ours is None or not ours.approved or ours.break_glass is None:
+            reasons = ours.reasons if ours else (f"request {self.request_id} is not counted on the remote's branch",)
+            return Progress(self.request_id, 0, (), (), time.monotonic(), reasons or ("not live",), None, FAILED)
+        return Progress(self.request_id, ours.threshold, (), (), time.monotonic(), (), None, RUN, ours.id, (),
+                        break_glass=ours.state)
+
+    def record_use(self, progress: Progress, tag: str = "") -> Progress:
+        """For a single-use action, records this run's use (pushed) before it happens; else `progress` as it is."""
+        from gitjit.commands.uses import record_use
+
+        try:
+            outcome = record_use(self.branch, progress.approved_by or self.request_id, tag, self.root, fetch)
+        except GitjitError as exc:
+            return replace(progress, end=FAILED, reasons=(f"could not record this use: {exc}",))
+        if not outcome.needed:
+            return progress
+        verdict = outcome.verdict
+        if outcome.number is None:
+            end = USED_UP if verdict.state == USED else FAILED
+            return replace(progress, end=end, reasons=verdict.reasons, uses=verdict.uses)
+        return replace(progress, use=outcome.number, uses=verdict.uses)
+
 
 def _ended(progress: Progress, end: str) -> Progress:
     return Progress(progress.request_id, progress.threshold, progress.approvals, progress.rejections,
@@ -193,16 +242,25 @@ def _ended(progress: Progress, end: str) -> Progress:
 
 
 def _pick(verdicts: tuple[RequestVerdict, ...]) -> RequestVerdict | None:
-    """An approved request first; else the pending one closest to approval, then the longest-lived."""
-    usable = [v for v in verdicts if v.state in (APPROVED, PENDING)]
+    """An approved request first (a live break-glass one included); else the pending one closest to
+    approval, then the longest-lived."""
+    usable = [v for v in verdicts if v.approved or v.state == PENDING]
     if not usable:
         return None
-    return max(usable, key=lambda v: (v.state == APPROVED, len(v.approvals), v.expires, v.created))
+    return max(usable, key=lambda v: (v.approved, len(v.approvals), v.expires, v.created))
 
 
 def prepare(branch: ApprovalsBranch, action: str, target_rev: str, reason: str, ttl: str | None,
-            command: list[str], root: str | None = None) -> Gate:
-    """Step 1: check the input, fetch, then find or make (and push) the request."""
+            command: list[str], root: str | None = None, break_glass: bool = False, tag: str = "") -> Gate:
+    """Step 1: check the input, fetch, then find or make (and push) the request.
+
+    With `break_glass`, always makes a new break-glass request, signed; refused (bad input, nothing
+    written) for an action without `break_glass` and for a signer it does not name.
+    """
+    if break_glass and not reason.strip():
+        raise BadInput("--break-glass needs --reason TEXT: say why the glass is broken, for the review")
+    if tag and not is_tag_name(tag):
+        raise BadInput(f"--tag {tag!r} is not a tag name")
     if not command:
         raise BadInput("give the command to run after '--', e.g. gitjit run deploy -- ./deploy.sh")
     if shutil.which(command[0]) is None:
@@ -221,10 +279,18 @@ def prepare(branch: ApprovalsBranch, action: str, target_rev: str, reason: str, 
     trusted = TrustedBranch.load(branch, tip=tip, root=root)
     now = utc_now()
     verdict = verify(trusted, action, target, now)  # an unknown action is bad input, before any write
-    found = _pick(verdict.requests)
+    found = None if break_glass else _pick(verdict.requests)
+    used = [v for v in verdict.requests if v.state == USED]
+    if found is None and used and not break_glass:
+        # The approval was for a number of runs and they are gone: another run needs a new, explicit request.
+        raise UsedUp(f"used up: request {used[0].id} has used all {used[0].uses} of its uses for {action} on "
+                     f"{target[:12]}; ask again with 'gitjit request {action} --target {target} --push'")
+    if break_glass:
+        _check_breaker(branch, trusted, action)
     created = found is None
     if created:
-        written, record = operations.request(branch, action, target, reason, ttl, now, push=True)
+        written, record = operations.request(branch, action, target, reason, ttl, now, push=True,
+                                             break_glass=break_glass)
         request_id = record.id
         try:
             fetch(branch)  # the pushed request, as the remote has it
@@ -239,12 +305,28 @@ def prepare(branch: ApprovalsBranch, action: str, target_rev: str, reason: str, 
                 verified_tip=trusted.tip)
 
 
+def _check_breaker(branch: ApprovalsBranch, trusted: TrustedBranch, action: str) -> None:
+    """The action has break_glass and it names the person whose key signs for this user."""
+    found = trusted.policy.action(action)
+    rule = found.break_glass if found is not None else None
+    if rule is None:
+        raise BadInput(f"action {action} has no break_glass in the policy: --break-glass is refused")
+    fingerprint = operations.signing_key(branch)
+    person = trusted.policy.person_with_key(fingerprint)
+    if person is None or person not in rule.people:
+        who = person or f"your signing key {fingerprint}"
+        raise BadInput(f"{who} may not break the glass for {action} (break_glass.people: "
+                       f"{', '.join(sorted(rule.people))})")
+
+
 def _instructions(branch: ApprovalsBranch, trusted: TrustedBranch, request_id: str) -> Instructions:
     entry = trusted.requests[request_id]
     action = trusted.policy.action(entry.request.action)
     approvers = set(action.approvers)
     if not action.self_approval:
         approvers -= entry.requesters(trusted)
+    if entry.request.break_glass:
+        approvers.discard(entry.signer(trusted))  # the breaker never reviews their own
     example = render_decision(Decision(request_id, entry.blob, entry.request.target, "approve", "")).decode()
     excluded = set() if action.self_approval else entry.requesters(trusted)
     rules: list[str] = []
@@ -268,6 +350,10 @@ def command_environment(gate: Gate, progress: Progress, base: dict[str, str] | N
         GITJIT_ACTION=gate.action,
         GITJIT_TARGET=gate.target,
     )
+    if progress.break_glass:
+        env["GITJIT_BREAK_GLASS"] = "1"
+    if progress.use is not None:
+        env["GITJIT_USE"] = str(progress.use)
     return env
 
 

@@ -299,7 +299,7 @@ def _check_text(text: str, what: str) -> None:
 
 def request(branch: ApprovalsBranch, action: str, target_rev: str, reason: str, ttl: str | None,
             now: datetime, sign: bool | None = None, push: bool = False, *, offline: bool = False,
-            on_id: Callable[[str], None] | None = None) -> tuple[Written, Request]:
+            on_id: Callable[[str], None] | None = None, break_glass: bool = False) -> tuple[Written, Request]:
     """Commits a request; `on_id` hears its id as soon as the input is checked, before signing or pushing."""
     target = resolve_target(branch.repo, target_rev)
     _check_text(reason, "--reason")
@@ -314,13 +314,15 @@ def request(branch: ApprovalsBranch, action: str, target_rev: str, reason: str, 
         if lifetime > policy.max_ttl or lifetime.total_seconds() <= 0:
             raise BadInput(f"--ttl {ttl} is above max_ttl of the policy or not positive")
         record = Request(id=request_id, action=action, target=target, requested_by=_identity(branch),
-                         reason=reason, created=now, expires=now + lifetime)
+                         reason=reason, created=now, expires=now + lifetime, break_glass=break_glass)
         if not made and on_id is not None:
             on_id(request_id)
         made[:] = [record]
         files = {request_path(record.id): render_request(record)}
         message = f"gitjit: request {record.id}\n\n{action} on {target}\n"
-        return Draft(files, message, bool(branch.config("user.signingkey")) if sign is None else sign)
+        # a break-glass request counts only signed by the person breaking the glass
+        signed = True if break_glass else bool(branch.config("user.signingkey")) if sign is None else sign
+        return Draft(files, message, signed)
 
     written, trusted = _write(branch, compose, push, offline)
     return _with_next_step(written, trusted, request_id, branch), made[0]

@@ -27,6 +27,15 @@ class Person(NamedTuple):
     emails: tuple[str, ...]
 
 
+class BreakGlass(NamedTuple):
+    """`[actions.NAME.break_glass]`: who may act before approval, and how soon the review is due."""
+
+    people: frozenset[str]  # groups expanded
+    review_within: timedelta
+
+
+MAX_USES = 1_000_000  # `uses` above this is refused: a limit nobody reaches is no limit
+
 DEFAULT_RULE = "default"  # the name of the rule an action-level approvers/threshold pair makes
 
 
@@ -54,6 +63,8 @@ class Action(NamedTuple):
     requesters: frozenset[str] | None  # None means anyone ("*")
     tags: tuple[str, ...]
     escalation: Escalation | None = None
+    break_glass: BreakGlass | None = None  # None: `--break-glass` is refused for this action
+    uses: int | None = None  # None: unlimited while fresh; N: each approved request runs at most N times
 
     @property
     def approvers(self) -> frozenset[str]:
@@ -233,7 +244,8 @@ def policy_from_document(doc: dict, source: str = POLICY_FILE) -> Policy:
         return approvers, threshold
 
     actions: dict[str, Action] = {}
-    allowed = {"approvers", "threshold", "freshness", "self_approval", "requesters", "tags", "rules", "escalation"}
+    allowed = {"approvers", "threshold", "freshness", "self_approval", "requesters", "tags", "rules", "escalation",
+               "break_glass", "uses"}
     for name, entry in _sub(r, doc, "actions").items():
         key = f"actions.{name}"
         if not is_valid_name(name):
@@ -263,6 +275,8 @@ def policy_from_document(doc: dict, source: str = POLICY_FILE) -> Policy:
             requesters=requesters,
             tags=r.strings(entry.get("tags", []), f"{key}.tags"),
             escalation=escalation,
+            break_glass=_break_glass(r, entry, key, expand),
+            uses=_uses(r, entry, key),
         )
 
     return Policy(freshness, max_ttl, clock_skew, people, groups, admins, actions, admin_threshold)
@@ -295,6 +309,36 @@ def _rules(r: _Reader, entry: dict, key: str, group) -> tuple[Rule, ...]:
         approvers, threshold = group(table, f"{key}.rules.{name}", "approvers")
         rules.append(Rule(name, approvers, threshold))
     return tuple(rules)
+
+
+def _break_glass(r: _Reader, entry: dict, key: str, expand) -> BreakGlass | None:
+    """`[actions.NAME.break_glass]` (docs/format.md, section 3.2.1), or None where absent."""
+    if "break_glass" not in entry:
+        return None
+    key = f"{key}.break_glass"
+    table = _sub(r, entry, "break_glass", {"people", "review_within"}, key)
+    for required in ("people", "review_within"):
+        if required not in table:
+            raise r.fail(f"{key}.{required}", "is missing")
+    people = expand(r.strings(table["people"], f"{key}.people"), f"{key}.people")
+    if not people:
+        raise r.fail(f"{key}.people", "names nobody")
+    review_within = r.duration(table["review_within"], f"{key}.review_within")
+    if review_within.total_seconds() <= 0:
+        raise r.fail(f"{key}.review_within", "must be longer than 0s")
+    return BreakGlass(people, review_within)
+
+
+def _uses(r: _Reader, entry: dict, key: str) -> int | None:
+    """`uses = N` (docs/format.md, section 3.2.2), or None where absent (unlimited while fresh)."""
+    if "uses" not in entry:
+        return None
+    uses = entry["uses"]
+    if not isinstance(uses, int) or isinstance(uses, bool):
+        raise r.fail(f"{key}.uses", "must be an integer")
+    if not 1 <= uses <= MAX_USES:
+        raise r.fail(f"{key}.uses", f"{uses} is outside 1 to {MAX_USES}")
+    return uses
 
 
 def _sub(r: _Reader, parent: dict, name: str, allowed: set[str] | None = None, key: str | None = None) -> dict:

@@ -6,6 +6,7 @@ Parsing takes untrusted bytes and returns a frozen record or raises
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 from gitjit.errors import BadInput
@@ -24,6 +25,7 @@ class Request(NamedTuple):
     reason: str
     created: datetime
     expires: datetime
+    break_glass: bool = False  # `break_glass = true`: acted on at once, approvals due after (section 3.4.1)
 
 
 class Decision(NamedTuple):
@@ -193,7 +195,7 @@ def _time(doc: dict, key: str, path: str) -> datetime:
 
 
 def parse_request(data: bytes, path: str) -> Request:
-    doc = _load(data, path, {"id", "action", "target", "requested_by", "reason", "created", "expires"})
+    doc = _load(data, path, {"id", "action", "target", "requested_by", "reason", "created", "expires", "break_glass"})
     request_id = _string(doc, "id", path)
     if not is_valid_name(request_id):
         raise BadInput(f"{path}: id: {request_id!r} is not a valid name")
@@ -205,6 +207,9 @@ def parse_request(data: bytes, path: str) -> Request:
     created, expires = _time(doc, "created", path), _time(doc, "expires", path)
     if not created < expires:
         raise BadInput(f"{path}: expires: must be after created")
+    break_glass = doc.get("break_glass", False)
+    if not isinstance(break_glass, bool):
+        raise BadInput(f"{path}: break_glass: must be true or false")
     return Request(
         id=request_id,
         action=action,
@@ -213,6 +218,7 @@ def parse_request(data: bytes, path: str) -> Request:
         reason=_text(doc, "reason", path),
         created=created,
         expires=expires,
+        break_glass=break_glass,
     )
 
 
@@ -247,17 +253,18 @@ def _render(fields: dict) -> bytes:
 
 
 def render_request(request: Request) -> bytes:
-    return _render(
-        {
-            "id": request.id,
-            "action": request.action,
-            "target": request.target,
-            "requested_by": request.requested_by,
-            "reason": request.reason,
-            "created": request.created,
-            "expires": request.expires,
-        }
-    )
+    fields = {
+        "id": request.id,
+        "action": request.action,
+        "target": request.target,
+        "requested_by": request.requested_by,
+        "reason": request.reason,
+        "created": request.created,
+        "expires": request.expires,
+    }
+    if request.break_glass:  # written only when true: an ordinary request reads as it always did
+        fields["break_glass"] = True
+    return _render(fields)
 
 
 def render_decision(decision: Decision) -> bytes:
@@ -270,3 +277,63 @@ def render_decision(decision: Decision) -> bytes:
             "comment": decision.comment,
         }
     )
+
+
+# -- use records (docs/format.md, section 3.6) ---------------------------------------
+
+USES_DIR = "uses"
+_USE_NUMBER_RE = re.compile(r"^[1-9][0-9]{0,6}\Z")
+_TAG_NAME_RE = re.compile(r"^[A-Za-z0-9._][A-Za-z0-9._/+@-]{0,254}\Z")
+
+
+class Use(NamedTuple):
+    """One use of a single-use request, recorded (and signed) before it happens."""
+
+    request: str
+    request_blob: str
+    target: str
+    use: int  # 1 for the first use; equals the file name
+    tag: str = ""  # the protected tag this use is for, if any (a name, without refs/tags/)
+
+
+def use_path(request_id: str, number: int) -> str:
+    return f"{USES_DIR}/{request_id}/{number}.toml"
+
+
+def use_number(file_name: str) -> int | None:
+    """The use number a file name `<n>.toml` gives, or None (no leading zeros, no signs)."""
+    stem = file_name.removesuffix(".toml")
+    if stem == file_name or not _USE_NUMBER_RE.match(stem):
+        return None
+    return int(stem)
+
+
+def is_tag_name(name: str) -> bool:
+    return bool(_TAG_NAME_RE.match(name)) and ".." not in name and not name.endswith((".lock", "/", "."))
+
+
+def parse_use(data: bytes, path: str) -> Use:
+    doc = _load(data, path, {"request", "request_blob", "target", "use", "tag"})
+    blob = _string(doc, "request_blob", path)
+    if not FULL_COMMIT_RE.match(blob):
+        raise BadInput(f"{path}: request_blob: {blob!r} is not a full blob id")
+    number = doc.get("use")
+    if type(number) is not int or not 1 <= number <= 9_999_999:
+        raise BadInput(f"{path}: use: must be a whole number from 1, found {number!r}")
+    tag = _string(doc, "tag", path, required=False)
+    if tag and not is_tag_name(tag):
+        raise BadInput(f"{path}: tag: {tag[:80]!r} is not a tag name")
+    return Use(
+        request=_string(doc, "request", path),
+        request_blob=blob,
+        target=_commit_id(doc, "target", path),
+        use=number,
+        tag=tag,
+    )
+
+
+def render_use(use: Use) -> bytes:
+    fields: dict = {"request": use.request, "request_blob": use.request_blob, "target": use.target, "use": use.use}
+    if use.tag:
+        fields["tag"] = use.tag
+    return _render(fields)

@@ -28,10 +28,8 @@ from gitjit.namedtuple import NamedTuple
 PREFIX = "gitjit.notify."
 KEYS = ("url", "command", "format", "secret", "events")
 FORMATS = ("json", "slack")
-# Sent today; "used" and "break-glass" are accepted in filters for when
-# single-use approvals and break-glass exist (SPEC s.12, s.13).
-EVENTS = ("request", "approve", "reject", "approved", "rejected", "expired")
-FUTURE_EVENTS = ("used", "break-glass")
+EVENTS = ("request", "approve", "reject", "approved", "rejected", "expired", "used", "break-glass")
+FUTURE_EVENTS: tuple[str, ...] = ()  # names accepted in filters before they are sent
 SCHEMES = ("http", "https")
 
 

@@ -2,7 +2,8 @@
 
 One event per request the push added (`request`), per decision it added
 (`approve`, `reject`), and per state change of a request it touched (added,
-or given a decision): `approved`, `rejected`, `expired`. A state change
+given a decision or a use record): `approved`, `rejected`, `expired`, `used`.
+A break-glass request is announced as `break-glass` instead of `request`. A state change
 compares the request's verdict before and after the push, both judged at the
 same `now`, so of two pushes racing to approve a request only the one that
 made it approved reports `approved`.
@@ -26,7 +27,7 @@ import os
 from datetime import datetime
 
 EVENT_VERSION = 1
-STATE_EVENTS = ("approved", "rejected", "expired")
+STATE_EVENTS = ("approved", "rejected", "expired", "used")
 REASON_LIMIT = 8192  # characters of a request's reason or a decision's comment kept in an event
 
 
@@ -59,6 +60,10 @@ class PushEvents:
                 if event is not None:
                     events.append(event)
                     last_touch[event["request"]["id"]] = commit_id
+                elif change.status == "A" and change.path.startswith("uses/") and change.path.count("/") == 2:
+                    request_id = change.path.split("/")[1]  # a use record: the request may now be `used`
+                    if request_id in self.after.requests:
+                        last_touch[request_id] = commit_id
         for request_id, commit_id in last_touch.items():
             state_change = self._state_change(request_id, commit_id)
             if state_change is not None:
@@ -73,7 +78,8 @@ class PushEvents:
             entry = self.after.requests.get(segments[1][: -len(".toml")])
             if entry is None or entry.commit != commit_id:
                 return None  # a commit that does not count: the pre-receive hook refuses it
-            return self._event("request", entry, commit_id)
+            # a break-glass request is announced as such: it needs its review, not an approval first
+            return self._event("break-glass" if entry.request.break_glass else "request", entry, commit_id)
         if len(segments) == 3 and segments[0] == "approvals" and segments[2].endswith(".toml"):
             request = self.after.requests.get(segments[1])
             found = [d for d in self.after.decisions.get(segments[1], []) if d.commit == commit_id]
@@ -162,14 +168,19 @@ class PushEvents:
         """Who is still needed, per rule (and for the escalation), as the verdict tallied them."""
         if self.after.policy.action(entry.request.action) is None:
             return []
-        pending = verdict.state == "pending"
+        open_ = verdict.state == "pending" or _review_open(verdict)  # a break-glass review still wants reviewers
         return [{
             "name": t.name,
             "have": len(t.approvals),
             "need": t.threshold,
             "approvals": list(t.approvals),
-            "candidates": list(t.candidates) if pending else [],
+            "candidates": list(t.candidates) if open_ else [],
         } for t in verdict.rules]
+
+
+def _review_open(verdict) -> bool:
+    """A break-glass request still waiting for its after-the-fact review: its reviewers are still needed."""
+    return verdict.break_glass is not None and verdict.break_glass.review in ("due", "overdue")
 
 
 def _decision_json(decision, verdict) -> dict:

@@ -452,7 +452,7 @@ class PushCheck:
         A tag approved this way needs nothing of the push to land; one approved
         only once the push's own decisions count needs the guard (`needs`).
         """
-        from gitjit.trust.verdicts import verify
+        from gitjit.trust.uses import tag_verdict
 
         if update.old is not None or update.new is None or self.before is None:
             return
@@ -460,10 +460,11 @@ class PushCheck:
         actions = [a.name for a in self.before.policy.actions_for_tag(name)]
         commit = self._peel(update.new) if actions else None
         if commit is not None:
-            self.early[update.ref] = {a for a in actions if verify(self.before, a, commit, self.now).approved}
+            self.early[update.ref] = {a for a in actions
+                                      if tag_verdict(self.before, a, commit, name, self.now).approved}
 
     def _judge_new_tag(self, name: str, new: str) -> Reason | None:
-        from gitjit.trust.verdicts import verify
+        from gitjit.trust.uses import tag_verdict  # verify, and a single-use action's recorded use of the tag
 
         trusted = self.after
         actions = [a.name for a in trusted.policy.actions_for_tag(name)]
@@ -473,17 +474,20 @@ class PushCheck:
         if commit is None:
             return Reason(R.TAG_NOT_APPROVED, f"tag {name} does not point at a commit")
         failed: list[str] = []
+        codes: list[str] = []
         notes: list[str] = []
         for action in actions:
-            verdict = verify(trusted, action, commit, self.now)
+            verdict = tag_verdict(trusted, action, commit, name, self.now)
             if verdict.approved:
                 request = next(r for r in verdict.requests if r.id == verdict.approved_by)
-                notes.append(f"gitjit: {TAGS}{name} accepted: {action} on {commit[:12]} approved by "
-                             f"request {request.id} ({', '.join(request.approvals)})")
+                how = (f"break-glass request {request.id} ({request.state})" if request.break_glass
+                       else f"request {request.id} ({', '.join(request.approvals)})")
+                notes.append(f"gitjit: {TAGS}{name} accepted: {action} on {commit[:12]} approved by {how}")
             else:
                 failed.append(describe_verdict(verdict, len(actions) > 1))
+                codes.append(R.USE_NOT_RECORDED if verdict.codes == (R.USE_NOT_RECORDED,) else R.TAG_NOT_APPROVED)
         if failed:
-            return Reason(R.TAG_NOT_APPROVED, "; ".join(failed))
+            return Reason(codes[0] if len(set(codes)) == 1 else R.TAG_NOT_APPROVED, "; ".join(failed))
         ref = TAGS + name
         if self.moves_branch and not set(actions) <= self.early.get(ref, set()):
             # Approved only by decisions arriving in this push: they must land first.
@@ -543,7 +547,9 @@ class PushCheck:
 def describe_verdict(verdict: Verdict, with_action: bool = False) -> str:
     """A not-approved verdict as one actionable clause for the pusher."""
     action, target = verdict.action, verdict.target
-    if not verdict.requests:
+    if verdict.codes == (R.USE_NOT_RECORDED,):
+        text = verdict.reasons[0]
+    elif not verdict.requests:
         text = (f"no request for {action} on {target[:12]}: ask for one with "
                 f"'gitjit request {action} --target {target} --push', get it approved, then push the tag again")
     else:

@@ -24,6 +24,12 @@ order and storing nothing half-checked:
    to the request's id, blob and target (sections 6.2, 6.3).
 7. On a push, a request or decision committed or signed later than the
    server's clock plus `clock_skew` does not count (section 7.1).
+8. A break-glass request is signed by a person its action's `break_glass`
+   names, with a signature time within clock_skew of its `created` (section 6.5).
+9. An added use record takes the next number of a request of a single-use
+   action, within `uses`; it is bound to the request and signed by a person
+   who may request the action (section 6.6). A use is consumed by its file
+   even where the record does not count: uses only ever go down.
    What depends on the time of verification (freshness, expiry of keys and
    requests) is judged later, by `trust/verdicts.py`.
 
@@ -46,7 +52,7 @@ from gitjit.git.read import CommitObject, MissingObject, TreeEntry
 from gitjit.model.grammar import describe_age, format_time, from_timestamp, is_valid_name
 from gitjit.model.limits import MAX_CHANGES, MAX_RECORD_BYTES, SHOWN_CHANGES, list_some, max_bytes_for, size_problem
 from gitjit.model.policy import POLICY_FILE, Policy, load_policy_document, policy_from_document
-from gitjit.model.records import parse_decision, parse_request, request_path
+from gitjit.model.records import parse_decision, parse_request, parse_use, request_path, use_number
 from gitjit.reasons import Reason
 from gitjit.trust.cache import view_store
 from gitjit.trust.cache.snapshot import Head
@@ -84,6 +90,10 @@ class TrustedBranch:
         self._applied: dict[str, int] = {}  # commit -> position, for commits applied by this process
         self._policy_documents: dict[str, dict] = {}  # policy blob id -> TOML document parsed by this process
         self._failure: str | None = None  # why an `extend` failed: the view is then unusable
+        self.uses: dict[str, list] = {}  # request id -> its UseEntry list (trust/uses.py), in branch order
+        # Break-glass requests and use records have no rows in the snapshot: a view holding any is not
+        # saved, so every later load walks them again from the last snapshot before them (docs/decisions.md).
+        self._unsnapshotted = False
 
     def __repr__(self) -> str:
         return f"TrustedBranch(root={self.root[:12]!r}, tip={(self.tip or '')[:12]!r}, count={self.count})"
@@ -166,6 +176,8 @@ class TrustedBranch:
         self._usable()
         if self.tip is None or (self._stored is not None and self._stored.head.tip == self.tip):
             return False
+        if self._unsnapshotted:
+            return False
         positions = self._applied
         return view_store.save(
             self.branch, self._stored, Head(self.root, self.tip, self.count),
@@ -246,6 +258,8 @@ class TrustedBranch:
             self._apply_request(commit_id, position, parts, change, pending)
         elif len(segments) == 3 and segments[0] == "approvals" and segments[2].endswith(".toml"):
             self._apply_decision(commit_id, position, parts, change, pending)
+        elif len(segments) == 3 and segments[0] == "uses":
+            self._apply_use(commit_id, position, parts, change)
         else:
             self.refusals.append(Refusal(commit_id, f"{change.path} is outside the approvals branch layout", R.LAYOUT))
 
@@ -376,7 +390,13 @@ class TrustedBranch:
         entry = RequestEntry(request, commit_id, change.new_id, position, parts.author_email,
                              parts.signature is not None, self.state.commit, self, _parts=parts, _state=self.state)
         action = policy.action(request.action)
-        if action.requesters is not None:
+        if request.break_glass:  # its people may break the glass whoever may request (section 6.5)
+            problem = self._break_glass_problem(entry, action, parts)
+            if problem:
+                self.refusals.append(Refusal.of(commit_id, problem.prefixed(change.path)))
+                return
+            self._unsnapshotted = True
+        elif action.requesters is not None:
             signer = entry.signer(self)
             if not action.may_request(signer):
                 who = signer or "an unsigned or unknown-key commit"
@@ -415,6 +435,102 @@ class TrustedBranch:
             pending.append(entry)
         else:
             self.refusals.append(Refusal.of(commit_id, entry.problem.prefixed(person)))
+
+    def _break_glass_problem(self, entry: RequestEntry, action, parts: CommitParts) -> Reason | None:
+        """Why a break-glass request does not count: it must be signed, when it says it was made,
+        by a person its action's `break_glass` names (docs/format.md, section 6.5)."""
+        if action.break_glass is None:
+            return Reason(R.NO_BREAK_GLASS, f"action {action.name} has no break_glass")
+        check = entry.signature(self)  # checked now: whether the request counts depends on it
+        if check is None:
+            return Reason(R.NOT_A_BREAKER, "a break-glass request must be signed by the person breaking the glass")
+        if not check.good:
+            return Reason(R.NOT_A_BREAKER, f"the break-glass signature does not count: {check.reason}")
+        breaker = entry.state.key_owner(check)
+        if breaker is None or breaker not in action.break_glass.people:
+            who = breaker or f"key {check.primary_key}"
+            return Reason(R.NOT_A_BREAKER, f"{who} may not break the glass for {action.name}")
+        skew = entry.state.policy.clock_skew
+        late = self._witness_problem(check.created, "signed", skew)
+        if late:
+            return late
+        if abs(check.created - entry.request.created) > skew or abs(check.created - parts.committer_time) > skew:
+            return Reason(R.CLOCK_SKEW, "a break-glass request's created, signature and committer times must agree "
+                                        "within clock_skew")
+        return None
+
+    def _apply_use(self, commit_id: str, position: int, parts: CommitParts, change: Change) -> None:
+        """A use record, `uses/<request id>/<n>.toml` (docs/format.md, section 6.6)."""
+        from gitjit.trust.uses import UseEntry  # only a branch with use records pays for it
+
+        _, request_id, file_name = change.path.split("/")
+        number = use_number(file_name)
+        request = self.requests.get(request_id) if is_valid_name(request_id) else None
+        action = self.state.policy.action(request.request.action) if request else None
+        earlier = self.uses.get(request_id, [])
+        problem = None
+        if number is None:
+            problem = Reason(R.LAYOUT, f"{change.path} is not a valid use record path")
+        elif request is None:
+            problem = Reason(R.NO_SUCH_REQUEST, f"request {request_id} does not exist before this use record")
+        elif action is None or action.uses is None:
+            problem = Reason(R.NOT_SINGLE_USE, f"{request.request.action} has no uses limit: nothing to record")
+        elif len(earlier) >= action.uses:
+            problem = Reason(R.USED_UP, f"request {request_id} has used all {action.uses} of its uses")
+        elif number != len(earlier) + 1:
+            problem = Reason(R.USE_OUT_OF_ORDER, f"use {number} of request {request_id}: the next use is "
+                                                 f"{len(earlier) + 1}")
+        if problem:
+            self.refusals.append(Refusal.of(commit_id, problem))
+            return
+        entry = UseEntry(request_id, number, commit_id, position)
+        self._unsnapshotted = True
+        self.uses.setdefault(request_id, []).append(entry)  # consumed, whether or not the record counts
+        entry.problem = self._use_problem(entry, request, action, parts, change)
+        if entry.problem:
+            self.refusals.append(Refusal.of(commit_id, entry.problem.prefixed(change.path)))
+
+    def _use_problem(self, entry, request: RequestEntry, action, parts: CommitParts, change: Change) -> Reason | None:
+        """Why a use record does not count: its content, its binding, or its signer."""
+        try:
+            use = parse_use(self._record_bytes(change), change.path)
+        except BadInput as exc:
+            return _record_problem(exc)
+        skew = self.state.policy.clock_skew
+        late = self._witness_problem(parts.committer_time, "committed", skew)
+        if late:
+            return late
+        if (use.request, use.use) != (request.request.id, entry.number):
+            return Reason(R.USE_OUT_OF_ORDER, f"the record says use {use.use} of {use.request!r}, "
+                                              f"its path use {entry.number} of {request.request.id!r}")
+        if use.request_blob != request.blob:
+            return Reason(R.WRONG_BLOB, "use record is bound to another version of the request (request_blob differs)")
+        if use.target != request.request.target:
+            return Reason(R.WRONG_TARGET, f"use record is for target {use.target[:12]}, "
+                                          f"the request for {request.request.target[:12]}")
+        if parts.signature is None:
+            return Reason(R.NOT_SIGNED, "use record commit is not signed")
+        try:
+            check = self.check_signature(entry.commit, parts, self.state.keyring)
+        except Exception as exc:  # fail closed: the record does not count (its use stays consumed)
+            return Reason(R.GPG_FAILED, f"signature could not be checked: {exc}")
+        if not check.good:
+            return Reason(check.code or R.NOT_CHECKED, check.reason)
+        user = self.state.key_owner(check)
+        if user is None:
+            return Reason(R.UNKNOWN_KEY, f"signature by key {check.primary_key}, which is not in the policy "
+                                         f"with its keys/ file")
+        if not action.may_request(user):
+            return Reason(R.WRONG_USER, f"{user} may not request {action.name}, so may not use it")
+        late = self._witness_problem(check.created, "signed", skew)
+        if late:
+            return late
+        if abs(check.created - parts.committer_time) > skew:
+            return Reason(R.CLOCK_SKEW, "signature time and committer time disagree by more than clock_skew")
+        if check.created < request.request.created - skew:
+            return Reason(R.SIGNED_BEFORE_REQUEST, "signed before the request was created")
+        entry.use, entry.user, entry.signed_at = use, user, check.created
+        return None
 
     def _binding_problem(self, entry: DecisionEntry, request: RequestEntry | None) -> Reason | None:
         decision = entry.decision

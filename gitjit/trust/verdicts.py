@@ -26,6 +26,10 @@ holds from approvals signed at least `after` past the request's `created`.
 A rule that cannot hold any more (too few people left who can sign, the
 requester aside) makes the request unapprovable, which `run` acts on at once.
 
+Break-glass requests and single-use actions (sections 6.5, 6.6) are judged
+on top of that verdict, by trust/breakglass.py and trust/uses.py: they add
+states (`break-glass ...`, `used`) and fields, and change nothing else.
+
 A verdict is a value: the CLI renders it as a table or JSON, the hook as
 refusal lines. Every reason a request is not approved is kept.
 """
@@ -44,6 +48,8 @@ from gitjit.trust.eligibility import signers
 from gitjit.trust.trusted import DecisionEntry, RequestEntry, TrustedBranch
 
 APPROVED, PENDING, REJECTED, EXPIRED, NOT_YET_VALID = "approved", "pending", "rejected", "expired", "not-yet-valid"
+USED = "used"  # a single-use request whose every use is recorded (section 6.6)
+BREAK_GLASS = "break-glass"  # every break-glass state starts with it (section 6.5)
 
 
 class DecisionVerdict(NamedTuple):
@@ -146,6 +152,10 @@ class RequestVerdict(NamedTuple):
     decisions: tuple[DecisionVerdict, ...]
     reasons: tuple[str, ...]  # why it is not approved; empty when approved
     codes: tuple[str, ...] = ()  # the code of each of `reasons`, in the same order
+    break_glass: BreakGlassReview | None = None  # for a break-glass request (section 6.5)
+    uses: int | None = None  # the action's `uses`; None: unlimited (section 6.6)
+    uses_left: int | None = None
+    use_records: tuple[UseVerdict, ...] = ()
     rules: tuple[RuleTally, ...] = ()  # each rule of the action, then the escalation if it has one
     unapprovable: str = ""  # why no rule set (nor the escalation) can hold any more; empty while one can
 
@@ -155,6 +165,8 @@ class RequestVerdict(NamedTuple):
 
     @property
     def approved(self) -> bool:
+        if self.break_glass is not None and self.state.startswith(BREAK_GLASS):
+            return self.break_glass.live  # acted on before approval, while the request is live
         return self.state == APPROVED
 
     @property
@@ -164,6 +176,36 @@ class RequestVerdict(NamedTuple):
         if not rules:
             return len(self.approvals), self.threshold
         return sum(min(len(t.approvals), t.threshold) for t in rules), sum(t.threshold for t in rules)
+
+
+class BreakGlassReview(NamedTuple):
+    """Where a break-glass request's after-the-fact review stands (section 6.5)."""
+
+    breaker: str | None  # who broke the glass: the request's signer
+    review_due: datetime  # created + review_within
+    review: str  # "due", "reviewed", "overdue" or "rejected"
+    reviewed_by: tuple[str, ...]  # approvers whose review counts (never the breaker)
+    reviewed_at: datetime | None  # when the last review needed was signed
+    live: bool  # the request grants the action now (its window, its breaker still allowed)
+
+    @property
+    def overdue(self) -> bool:
+        return self.review == "overdue"
+
+
+
+class UseVerdict(NamedTuple):
+    """One recorded use of a single-use request (section 6.6)."""
+
+    number: int
+    commit: str
+    user: str | None  # who signed the record
+    tag: str  # the protected tag it is for, if any
+    signed_at: datetime | None
+    counts: bool  # the record is valid; a use is consumed either way
+    reason: str = ""
+    code: str = ""
+
 
 
 class Verdict(NamedTuple):
@@ -321,7 +363,7 @@ def judge_request(trusted: TrustedBranch, entry: RequestEntry, now: datetime) ->
             reasons.insert(1, unknown)  # with decisions, each of them says it
         if not _approvable(tallies):  # beside the reasons: they say why not yet, this why never
             unapprovable = _unapprovable_reason(tallies, entry.requesters(trusted), action).text
-    return RequestVerdict(
+    verdict = RequestVerdict(
         id=request.id,
         action=request.action,
         target=request.target,
@@ -341,6 +383,22 @@ def judge_request(trusted: TrustedBranch, entry: RequestEntry, now: datetime) ->
         rules=tallies,
         unapprovable=unapprovable,
     )
+    return _break_glass_and_uses(trusted, entry, verdict, now)
+
+
+def _break_glass_and_uses(trusted: TrustedBranch, entry: RequestEntry, verdict: RequestVerdict,
+                          now: datetime) -> RequestVerdict:
+    """Sections 6.5 and 6.6, on top of the verdict of section 6 (only their requests pay for the imports)."""
+    if entry.request.break_glass:
+        from gitjit.trust.breakglass import judge_break_glass
+
+        verdict = judge_break_glass(trusted, entry, verdict, now)
+    action = trusted.policy.action(entry.request.action)
+    if (action is not None and action.uses is not None) or entry.request.id in trusted.uses:
+        from gitjit.trust.uses import judge_uses
+
+        verdict = judge_uses(trusted, entry, verdict, action)
+    return verdict
 
 
 def verify(trusted: TrustedBranch, action: str, target: str, now: datetime) -> Verdict:
