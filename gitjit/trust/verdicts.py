@@ -28,11 +28,14 @@ from __future__ import annotations
 from datetime import datetime
 
 from gitjit import reasons as R
-from gitjit.errors import BadInput
+from gitjit.errors import BadInput, NotTrusted
 from gitjit.model.grammar import describe_age, format_duration, format_time
-from gitjit.namedtuple import NamedTuple
+from gitjit.namedtuple import TYPE_CHECKING, NamedTuple
 from gitjit.reasons import Reason
 from gitjit.trust.trusted import DecisionEntry, RequestEntry, TrustedBranch
+
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
 
 APPROVED, PENDING, REJECTED, EXPIRED, NOT_YET_VALID = "approved", "pending", "rejected", "expired", "not-yet-valid"
 
@@ -47,7 +50,7 @@ class DecisionVerdict(NamedTuple):
     reason: str  # why it does not count; empty when it counts
     code: str = ""  # the reason's code (gitjit.reasons); empty when it counts
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "person": self.person,
             "decision": self.decision,
@@ -82,7 +85,7 @@ class RequestVerdict(NamedTuple):
     def approved(self) -> bool:
         return self.state == APPROVED
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "action": self.action,
@@ -117,7 +120,7 @@ class Verdict(NamedTuple):
     def approved(self) -> bool:
         return self.approved_by is not None
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "action": self.action,
             "target": self.target,
@@ -147,7 +150,11 @@ def judge_decision(trusted: TrustedBranch, entry: DecisionEntry, request: Reques
 
     if entry.problem is not None or check is None or not check.good:
         return verdict(entry.problem or Reason(R.NOT_CHECKED, "signature was not checked"))
+    if check.primary_key is None or check.signing_key is None or check.created is None:  # a good check names them
+        return verdict(Reason(R.MALFORMED_SIGNATURE, "GnuPG named no key or time for the signature"))
     policy = trusted.policy
+    if trusted.state is None:  # trusted.policy raised already
+        raise NotTrusted("the approvals branch has no policy in force")
     action = policy.actions.get(request.request.action)
     if action is None:
         return verdict(Reason(R.UNKNOWN_ACTION, f"action {request.request.action} is no longer in the policy"))
