@@ -36,10 +36,14 @@ from gitjit.errors import BadInput, NotTrusted
 from gitjit.git.branch import ApprovalsBranch
 from gitjit.git.read import HEX40
 from gitjit.model.grammar import format_time
+from gitjit.namedtuple import TYPE_CHECKING
 from gitjit.trust.signature_checks import SignatureChecker
-from gitjit.trust.signatures import MalformedCommit, SignatureCheck, split_commit
+from gitjit.trust.signatures import Keyring, MalformedCommit, SignatureCheck, split_commit
 from gitjit.trust.trusted import DecisionEntry, RequestEntry, TrustedBranch
 from gitjit.trust.verdicts import DecisionVerdict, RequestVerdict, judge_request
+
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
 
 SCHEMA = "gitjit-audit/1"
 
@@ -55,7 +59,7 @@ class PolicyChange:
     committed_at: datetime
     changes: tuple[str, ...]  # "A keys/bob.asc", "M policy.toml"
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "commit": self.commit,
             "kind": self.kind,
@@ -77,7 +81,7 @@ class DecisionAudit:
     signed_at: datetime | None
     committed_at: datetime
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {**self.verdict.to_json(), "key": self.key, "signed_at": _time(self.signed_at), "signer": self.signer,
                 "signing_key": self.signing_key, "committed_at": format_time(self.committed_at)}
 
@@ -91,7 +95,7 @@ class RequestAudit:
     committed_at: datetime
     decisions: tuple[DecisionAudit, ...]
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         data = self.verdict.to_json()
         data.update(signer=self.signer, key=self.key, signed=self.signed,
                     committed_at=format_time(self.committed_at),
@@ -106,7 +110,7 @@ class RefusedCommit:
     committed_at: datetime | None
     code: str = R.LAYOUT
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {"commit": self.commit, "reason": self.reason, "code": self.code, "committed_at": _time(self.committed_at)}
 
 
@@ -117,7 +121,7 @@ class NotTrustedAt:
     unchecked: int  # commits after the authenticated part, not checked
     code: str = R.NOT_TRUSTED
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {"commit": self.commit, "reason": self.reason, "code": self.code, "unchecked_commits": self.unchecked}
 
 
@@ -143,7 +147,7 @@ class AuditReport:
     def ok(self) -> bool:
         return self.trusted and not self.refusals
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "schema": SCHEMA,
             "at": format_time(self.at),
@@ -285,7 +289,8 @@ def _verdicts_stand(trusted: TrustedBranch) -> bool:
     from gitjit.trust.cache.signatures import SignatureCache
 
     now = datetime.now(UTC)
-    stored = [(e, e.known_signature) for e in trusted.requests.values() if e.known_signature is not None]
+    stored: list[tuple[RequestEntry | DecisionEntry, SignatureCheck]] = [
+        (e, e.known_signature) for e in trusted.requests.values() if e.known_signature is not None]
     stored += [(d, d.signature) for d in trusted.decisions.all() if d.signature is not None]
     again = []
     for entry, check in stored:
@@ -299,7 +304,7 @@ def _verdicts_stand(trusted: TrustedBranch) -> bool:
     return all(check.good for check in _policy_signatures(trusted))
 
 
-class _Times(dict):
+class _Times(dict[str, datetime | None]):
     """Committer times by commit id: those of `entries` at once, any other when first asked for."""
 
     def __init__(self, trusted: TrustedBranch, entries: list[RequestEntry | DecisionEntry]):
@@ -321,6 +326,13 @@ class _Times(dict):
         except NotTrusted:  # a malformed commit object: it is among the refusals, with no time
             when = None
         self[commit_id] = when
+        return when
+
+    def known(self, commit_id: str) -> datetime:
+        """The time of a policy, request or decision commit: split when applied, so never None."""
+        when = self[commit_id]
+        if when is None:
+            raise NotTrusted(f"commit {commit_id[:12]} can no longer be read", R.MISSING_OBJECT)
         return when
 
 
@@ -359,7 +371,7 @@ def _read_commits(branch: ApprovalsBranch, commit_ids: list[str]) -> dict[str, b
 def _policy_signatures(trusted: TrustedBranch) -> list[SignatureCheck]:
     """GnuPG's verdict on each policy change, by the keyring of the policy in force before it
     (the root's by its own)."""
-    out = []
+    out: list[SignatureCheck] = []
     authority = None
     for commit_id, _ in trusted.policy_changes:
         own = trusted.policy_state(commit_id).keyring
@@ -369,15 +381,15 @@ def _policy_signatures(trusted: TrustedBranch) -> list[SignatureCheck]:
 
 
 def _policy_changes(trusted: TrustedBranch, times: _Times) -> list[PolicyChange]:
-    out = []
+    out: list[PolicyChange] = []
     for (commit_id, signer), check in zip(trusted.policy_changes, _policy_signatures(trusted), strict=True):
         changes = tuple(f"{c.status} {c.path}" for _, found in trusted.branch.changes([commit_id]) for c in found)
         out.append(PolicyChange(commit_id, "root" if not out else "policy", signer, check.primary_key,
-                                check.signing_key, check.created, times[commit_id], changes))
+                                check.signing_key, check.created, times.known(commit_id), changes))
     return out
 
 
-def _signature(trusted: TrustedBranch, commit_id: str, keyring) -> SignatureCheck:
+def _signature(trusted: TrustedBranch, commit_id: str, keyring: Keyring) -> SignatureCheck:
     try:
         parts = split_commit(trusted.branch.raw_object(commit_id))
     except MalformedCommit as exc:
@@ -400,13 +412,13 @@ def _request_audit(trusted: TrustedBranch, entry: RequestEntry, at: datetime, ti
     decisions = tuple(_decision_audit(d, by_commit[d.commit], times, signatures) for d in verdict.decisions)
     check = entry.signature(trusted)
     return RequestAudit(verdict, entry.signer(trusted), check.primary_key if check else None,
-                        entry.parts.signature is not None, times[entry.commit], decisions)
+                        entry.parts.signature is not None, times.known(entry.commit), decisions)
 
 
 def _decision_audit(verdict: DecisionVerdict, entry: DecisionEntry, times: _Times,
                     signatures: dict[str, SignatureCheck]) -> DecisionAudit:
     check = entry.signature or signatures.get(entry.commit)
     if check is None or not check.good:
-        return DecisionAudit(verdict, None, None, None, None, times[entry.commit])
+        return DecisionAudit(verdict, None, None, None, None, times.known(entry.commit))
     return DecisionAudit(verdict, entry.state.key_owner(check), check.primary_key, check.signing_key,
-                         check.created, times[entry.commit])
+                         check.created, times.known(entry.commit))

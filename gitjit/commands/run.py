@@ -215,7 +215,7 @@ def prepare(branch: ApprovalsBranch, action: str, target_rev: str, reason: str, 
     verdict = verify(trusted, action, target, now)  # an unknown action is bad input, before any write
     found = _pick(verdict.requests)
     created = found is None
-    if created:
+    if found is None:
         written, record = operations.request(branch, action, target, reason, ttl, now, push=True)
         request_id = record.id
         try:

@@ -31,8 +31,12 @@ from gitjit.model.records import (
     request_path,
     text_size_problem,
 )
+from gitjit.namedtuple import TYPE_CHECKING
 from gitjit.trust.signatures import Keyring
 from gitjit.trust.trusted import TrustedBranch
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pygit2 import Repository
 
 DEFAULT_TTL = timedelta(hours=24)
 
@@ -96,7 +100,7 @@ def signing_key(branch: ApprovalsBranch) -> str:
 def fingerprints_in(armored: bytes) -> list[str]:
     """The primary keys an armored file holds, read in a throwaway keyring."""
     with tempfile.TemporaryDirectory(prefix="gitjit-key-") as home:
-        return Keyring(Path(home), {}, {}).import_public(armored)
+        return Keyring(home, {}, {}).import_public(armored)
 
 
 # -- commits ---------------------------------------------------------------
@@ -170,6 +174,8 @@ def add_person(branch: ApprovalsBranch, name: str, key: str | None, key_file: st
             raise BadInput(f"key file {key_file} holds {len(found)} public keys, expected exactly one")
         fingerprint = found[0]
     else:
+        if key is None:  # the check above: exactly one of them
+            raise BadInput("give exactly one of --key FPR or --key-file FILE")
         wanted = key.replace(" ", "").upper()
         fingerprint = wanted if FINGERPRINT_RE.match(wanted) else resolve_user_key(branch, key)
         armored = export_user_key(branch, fingerprint)
@@ -187,7 +193,7 @@ def new_request_id(action: str, now: datetime) -> str:
     return f"{action[:47]}-{now:%Y%m%d}-{secrets.token_hex(3)}"
 
 
-def resolve_target(repo, rev: str) -> str:
+def resolve_target(repo: Repository, rev: str) -> str:
     import pygit2
 
     try:
