@@ -219,7 +219,7 @@ class RequestIndex(Mapping[str, RequestEntry]):
     def __len__(self) -> int:
         return sum(1 for _ in self)
 
-    def values(self) -> list[RequestEntry]:  # type: ignore[override]
+    def values(self) -> list[RequestEntry]:  # type: ignore[override]  # a list, not Mapping's view
         if self._stored is not None:
             for row in self._stored.request_rows():
                 if row["id"] not in self._loaded:
