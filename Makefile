@@ -22,8 +22,10 @@ $(STAMP): pyproject.toml | $(VPY)
 test: lint
 	$(VPY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
+# mypy's settings are in pyproject.toml: the core strict, the rest checked.
 lint: venv
 	$(VENV)/bin/ruff check -q gitjit tests fuzz benchmarks demo
+	$(VENV)/bin/mypy gitjit
 
 # `python -m build` for test-servers and dist, installed once into .venv.
 BUILD := $(VENV)/.build-installed

@@ -17,7 +17,7 @@ from collections import namedtuple
 TYPE_CHECKING = False  # typing's own constant, without the import
 
 if TYPE_CHECKING:  # pragma: no cover
-    from typing import NamedTuple
+    from typing import NamedTuple as NamedTuple  # re-exported: what type checkers see
 else:
     _NOT_COPIED = {"__module__", "__qualname__", "__annotations__"}
 

@@ -22,7 +22,7 @@ class Reason(NamedTuple):
         """The same reason, its text led by `prefix: ` (a person, a path, a request)."""
         return Reason(self.code, f"{prefix}: {self.text}")
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, str]:
         return {"code": self.code, "text": self.text}
 
 

@@ -65,10 +65,11 @@ def audit(report: AuditReport) -> None:
         table = _table("decisions", "request", "person", "decision", "commit", "signer", "key", "signed at", "counts")
         for r in report.requests:
             for d in r.decisions:
-                v = d.verdict
-                counts = Text("yes", style="green") if v.counts else _text(f"no: {v.reason}", "red")
-                table.add_row(r.verdict.id, v.person, Text(v.decision or "?", style=_DECISION_STYLE.get(v.decision, "")),
-                              v.commit[:12], d.signer or "-", _k(d.key), _t(d.signed_at), counts)
+                dv = d.verdict
+                counts = Text("yes", style="green") if dv.counts else _text(f"no: {dv.reason}", "red")
+                style = _DECISION_STYLE.get(dv.decision or "", "")
+                table.add_row(r.verdict.id, dv.person, Text(dv.decision or "?", style=style),
+                              dv.commit[:12], d.signer or "-", _k(d.key), _t(d.signed_at), counts)
         if table.row_count:
             _print(out, table)
 
@@ -90,8 +91,8 @@ def audit(report: AuditReport) -> None:
     if report.refusals:
         table = _table(f"commits that do not count ({len(report.refusals)})", "commit", "committed", "reason",
                        style="red")
-        for r in report.refusals:
-            table.add_row(r.commit[:12], _t(r.committed_at), _text(r.reason, "red"))
+        for refused in report.refusals:
+            table.add_row(refused.commit[:12], _t(refused.committed_at), _text(refused.reason, "red"))
         _print(out, table)
 
     if report.ok:

@@ -74,6 +74,7 @@ def register(app: typer.Typer) -> None:
         except KeyboardInterrupt:
             out.print(f"interrupted: {shlex.join(command or [])} was not run", soft_wrap=True, markup=False)
             raise typer.Exit(130) from None
+        command = command or []  # not empty: prepare refused that
         render_run.outcome(out, gate, progress, wait, list(command))
         if progress.end != gate_core.RUN:
             raise typer.Exit(1)

@@ -36,10 +36,14 @@ from gitjit import reasons as R
 from gitjit.errors import BadInput, NotTrusted
 from gitjit.git.branch import ApprovalsBranch
 from gitjit.git.read import HEX40
+from gitjit.namedtuple import TYPE_CHECKING
 from gitjit.trust.signature_checks import SignatureChecker
-from gitjit.trust.signatures import MalformedCommit, SignatureCheck, split_commit
+from gitjit.trust.signatures import Keyring, MalformedCommit, SignatureCheck, split_commit
 from gitjit.trust.trusted import DecisionEntry, RequestEntry, TrustedBranch
 from gitjit.trust.verdicts import DecisionVerdict, RequestVerdict, judge_request
+
+if TYPE_CHECKING:  # pragma: no cover
+    pass
 
 SCHEMA = "gitjit-audit/1"
 
@@ -233,7 +237,8 @@ def _verdicts_stand(trusted: TrustedBranch) -> bool:
     from gitjit.trust.cache.signatures import SignatureCache
 
     now = datetime.now(UTC)
-    stored = [(e, e.known_signature) for e in trusted.requests.values() if e.known_signature is not None]
+    stored: list[tuple[RequestEntry | DecisionEntry, SignatureCheck]] = [
+        (e, e.known_signature) for e in trusted.requests.values() if e.known_signature is not None]
     stored += [(d, d.signature) for d in trusted.decisions.all() if d.signature is not None]
     again = []
     for entry, check in stored:
@@ -247,7 +252,7 @@ def _verdicts_stand(trusted: TrustedBranch) -> bool:
     return all(check.good for check in _policy_signatures(trusted))
 
 
-class _Times(dict):
+class _Times(dict[str, datetime | None]):
     """Committer times by commit id: those of `entries` at once, any other when first asked for."""
 
     def __init__(self, trusted: TrustedBranch, entries: list[RequestEntry | DecisionEntry]):
@@ -269,6 +274,13 @@ class _Times(dict):
         except NotTrusted:  # a malformed commit object: it is among the refusals, with no time
             when = None
         self[commit_id] = when
+        return when
+
+    def known(self, commit_id: str) -> datetime:
+        """The time of a policy, request or decision commit: split when applied, so never None."""
+        when = self[commit_id]
+        if when is None:
+            raise NotTrusted(f"commit {commit_id[:12]} can no longer be read", R.MISSING_OBJECT)
         return when
 
 
@@ -307,7 +319,7 @@ def _read_commits(branch: ApprovalsBranch, commit_ids: list[str]) -> dict[str, b
 def _policy_signatures(trusted: TrustedBranch) -> list[SignatureCheck]:
     """GnuPG's verdict on each policy change, by the keyring of the policy in force before it
     (the root's by its own)."""
-    out = []
+    out: list[SignatureCheck] = []
     authority = None
     for commit_id, _ in trusted.policy_changes:
         own = trusted.policy_state(commit_id).keyring
@@ -317,15 +329,15 @@ def _policy_signatures(trusted: TrustedBranch) -> list[SignatureCheck]:
 
 
 def _policy_changes(trusted: TrustedBranch, times: _Times) -> list[PolicyChange]:
-    out = []
+    out: list[PolicyChange] = []
     for (commit_id, signer), check in zip(trusted.policy_changes, _policy_signatures(trusted), strict=True):
         changes = tuple(f"{c.status} {c.path}" for _, found in trusted.branch.changes([commit_id]) for c in found)
         out.append(PolicyChange(commit_id, "root" if not out else "policy", signer, check.primary_key,
-                                check.signing_key, check.created, times[commit_id], changes))
+                                check.signing_key, check.created, times.known(commit_id), changes))
     return out
 
 
-def _signature(trusted: TrustedBranch, commit_id: str, keyring) -> SignatureCheck:
+def _signature(trusted: TrustedBranch, commit_id: str, keyring: Keyring) -> SignatureCheck:
     try:
         parts = split_commit(trusted.branch.raw_object(commit_id))
     except MalformedCommit as exc:
@@ -348,13 +360,13 @@ def _request_audit(trusted: TrustedBranch, entry: RequestEntry, at: datetime, ti
     decisions = tuple(_decision_audit(d, by_commit[d.commit], times, signatures) for d in verdict.decisions)
     check = entry.signature(trusted)
     return RequestAudit(verdict, entry.signer(trusted), check.primary_key if check else None,
-                        entry.parts.signature is not None, times[entry.commit], decisions)
+                        entry.parts.signature is not None, times.known(entry.commit), decisions)
 
 
 def _decision_audit(verdict: DecisionVerdict, entry: DecisionEntry, times: _Times,
                     signatures: dict[str, SignatureCheck]) -> DecisionAudit:
     check = entry.signature or signatures.get(entry.commit)
     if check is None or not check.good:
-        return DecisionAudit(verdict, None, None, None, None, times[entry.commit])
+        return DecisionAudit(verdict, None, None, None, None, times.known(entry.commit))
     return DecisionAudit(verdict, entry.state.key_owner(check), check.primary_key, check.signing_key,
-                         check.created, times[entry.commit])
+                         check.created, times.known(entry.commit))

@@ -288,7 +288,7 @@ def prepare(branch: ApprovalsBranch, action: str, target_rev: str, reason: str, 
     if break_glass:
         _check_breaker(branch, trusted, action)
     created = found is None
-    if created:
+    if found is None:
         written, record = operations.request(branch, action, target, reason, ttl, now, push=True,
                                              break_glass=break_glass)
         request_id = record.id

@@ -39,10 +39,13 @@ from gitjit.model.records import (
     request_path,
     text_size_problem,
 )
-from gitjit.namedtuple import NamedTuple
+from gitjit.namedtuple import TYPE_CHECKING, NamedTuple
 from gitjit.trust.signatures import Keyring
 from gitjit.trust.trusted import TrustedBranch
 from gitjit.trust.verdicts import judge_request
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pygit2 import Repository
 
 DEFAULT_TTL = timedelta(hours=24)
 
@@ -107,7 +110,7 @@ def signing_key(branch: ApprovalsBranch) -> str:
 def fingerprints_in(armored: bytes) -> list[str]:
     """The primary keys an armored file holds, read in a throwaway keyring."""
     with tempfile.TemporaryDirectory(prefix="gitjit-key-") as home:
-        return Keyring(Path(home), {}, {}).import_public(armored)
+        return Keyring(home, {}, {}).import_public(armored)
 
 
 # -- commits ---------------------------------------------------------------
@@ -262,6 +265,8 @@ def _person_key(branch: ApprovalsBranch, key: str | None, key_file: str | None) 
         if len(found) != 1:
             raise BadInput(f"key file {key_file} holds {len(found)} public keys, expected exactly one")
         return found[0], armored
+    if key is None:  # the caller's check: exactly one of them
+        raise BadInput("give exactly one of --key FPR or --key-file FILE")
     wanted = key.replace(" ", "").upper()
     fingerprint = wanted if FINGERPRINT_RE.match(wanted) else resolve_user_key(branch, key)
     armored = export_user_key(branch, fingerprint)
@@ -275,7 +280,7 @@ def new_request_id(action: str, now: datetime) -> str:
     return f"{action[:47]}-{now:%Y%m%d}-{secrets.token_hex(3)}"
 
 
-def resolve_target(repo, rev: str) -> str:
+def resolve_target(repo: Repository, rev: str) -> str:
     import pygit2
 
     try:

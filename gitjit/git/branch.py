@@ -26,8 +26,16 @@ from gitjit.git.read import (
 )
 from gitjit.model.grammar import FULL_COMMIT_RE, check_name
 from gitjit.model.limits import MAX_CHANGES
-from gitjit.namedtuple import NamedTuple
+from gitjit.namedtuple import TYPE_CHECKING, NamedTuple
 from gitjit.reasons import BRANCH_DIVERGED, MISSING_OBJECT, NOT_LINEAR
+
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import IO, TypeAlias
+
+    from pygit2 import Repository
+
+    # What names a repository: its git directory, pygit2's repository, or the branch.
+    Repo: TypeAlias = "str | os.PathLike[str] | Repository | ApprovalsBranch"
 
 DEFAULT_BRANCH = "approvals"
 DEFAULT_REMOTE = "origin"
@@ -46,7 +54,7 @@ class Change(NamedTuple):
         return self.new_mode == "100644"
 
 
-class ChangeList(list):
+class ChangeList(list[Change]):
     """One commit's changes: the first `MAX_CHANGES` kept, all of them counted in `total`.
 
     A commit may change 200,000 files; holding them all would cost memory for nothing.
@@ -60,7 +68,7 @@ class ChangeList(list):
             self.append(change)
 
 
-def _diff_tree_records(stream) -> Iterator[tuple[str | None, Change | None]]:
+def _diff_tree_records(stream: IO[bytes]) -> Iterator[tuple[str | None, Change | None]]:
     """Parses `git diff-tree -z --raw --stdin` output: commit headers and their changes."""
     pending = b""
     fields: list[bytes] = []
@@ -95,7 +103,7 @@ def _diff_tree_records(stream) -> Iterator[tuple[str | None, Change | None]]:
             return
 
 
-def open_repository(path: str | os.PathLike | None = None) -> str:
+def open_repository(path: str | os.PathLike[str] | None = None) -> str:
     """The git directory of the repository at or above `path` (default: here).
 
     Where git refuses to open it for another reason than "none there" (a
@@ -113,7 +121,7 @@ def open_repository(path: str | os.PathLike | None = None) -> str:
     return found
 
 
-def git_dir(repo) -> str:
+def git_dir(repo: Repo) -> str:
     """A git directory from a path, a pygit2 repository or an ApprovalsBranch."""
     if isinstance(repo, ApprovalsBranch):
         return repo.git_dir
@@ -126,7 +134,7 @@ def git_dir(repo) -> str:
 _cache_readers: dict[str, GitReader] = {}
 
 
-def cache_dir(repo) -> str:
+def cache_dir(repo: Repo) -> str:
     """gitjit's own state inside the git directory (keyrings, snapshots, signature cache).
 
     Everything written there goes through trust/cache/files.py (shared permissions,
@@ -148,8 +156,8 @@ def cache_setting(path: str, key: str) -> str | None:
     return None
 
 
-def run_git(repo, *args: str, input: bytes | None = None, check: bool = True,
-            failure: type[GitjitError] = GitFailed) -> subprocess.CompletedProcess:
+def run_git(repo: Repo, *args: str, input: bytes | None = None, check: bool = True,
+            failure: type[GitjitError] = GitFailed) -> subprocess.CompletedProcess[bytes]:
     """git's result; where it fails (and `check`), `failure`: GitFailed unless the caller knows
     the cause is its user's input (BadInput)."""
     try:
@@ -166,18 +174,19 @@ def run_git(repo, *args: str, input: bytes | None = None, check: bool = True,
 
 
 class ApprovalsBranch:
-    def __init__(self, repo, name: str | None = None, remote: str = DEFAULT_REMOTE):
+    def __init__(self, repo: str | os.PathLike[str] | Repository, name: str | None = None,
+                 remote: str = DEFAULT_REMOTE):
         """`repo`: a git directory, or a pygit2 repository."""
         self.git_dir = git_dir(repo)
         self.reader = GitReader(self.git_dir)
-        self._repo = None if isinstance(repo, (str, os.PathLike)) else repo
+        self._repo: Repository | None = None if isinstance(repo, (str, os.PathLike)) else repo
         self.name = check_name(name or self.config("gitjit.branch") or DEFAULT_BRANCH, "approvals branch")
         self.remote = remote
         self.ref = f"refs/heads/{self.name}"
         self.remote_ref = f"refs/remotes/{remote}/{self.name}"
 
     @property
-    def repo(self):
+    def repo(self) -> Repository:
         """pygit2's view of the repository, for writing (imported only when a command writes)."""
         if self._repo is None:
             import pygit2
@@ -268,6 +277,8 @@ class ApprovalsBranch:
         if tip == stop:
             return []
         chain = self.chain_back_to(tip, stop, strict=True)
+        if chain is None:  # strict: every failure raised already
+            raise NotTrusted(f"cannot walk the history of {tip[:12]}", MISSING_OBJECT)
         return chain
 
     def chain_back_to(self, tip: str, stop: str | None, strict: bool = False) -> list[str] | None:
@@ -276,7 +287,7 @@ class ApprovalsBranch:
         None when `stop` is not on `tip`'s first-parent chain or a merge is in
         the way; with `strict`, NotTrusted saying which.
         """
-        def fail(reason: str, code: str = MISSING_OBJECT):
+        def fail(reason: str, code: str = MISSING_OBJECT) -> list[str] | None:  # what chain_back_to returns
             if strict:
                 raise NotTrusted(reason, code)
             return None
@@ -314,11 +325,16 @@ class ApprovalsBranch:
                                "--no-renames", "--root", "--always"),
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
         )
+        stdin, stdout = process.stdin, process.stdout
+        if stdin is None or stdout is None:  # started with pipes: never, but not "no changes" either
+            process.kill()
+            process.wait()
+            raise NotTrusted("cannot read the changes: no pipe to git diff-tree")
 
         def feed() -> None:
             try:
-                process.stdin.write("".join(f"{c}\n" for c in commit_ids).encode())
-                process.stdin.close()
+                stdin.write("".join(f"{c}\n" for c in commit_ids).encode())
+                stdin.close()
             except OSError:
                 pass  # git died: the missing output is reported below
 
@@ -328,7 +344,7 @@ class ApprovalsBranch:
         try:
             current: str | None = None
             found = ChangeList()
-            for header, entry in _diff_tree_records(process.stdout):
+            for header, entry in _diff_tree_records(stdout):
                 if header is not None:
                     if current is not None:
                         yield current, found
@@ -344,7 +360,7 @@ class ApprovalsBranch:
             if missing is not None:
                 raise NotTrusted(f"cannot read the changes of commit {missing[:12]}")
         finally:
-            process.stdout.close()
+            stdout.close()
             if process.poll() is None:
                 process.kill()
             process.wait()

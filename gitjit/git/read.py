@@ -98,10 +98,10 @@ def parse_commit(commit_id: str, raw: bytes) -> CommitObject:
 class GitReader:
     """Objects, refs, config and ancestry of one repository, read by git."""
 
-    def __init__(self, git_dir: str | os.PathLike):
+    def __init__(self, git_dir: str | os.PathLike[str]):
         self.git_dir = os.fspath(git_dir)
-        self._batch: subprocess.Popen | None = None
-        self._check: subprocess.Popen | None = None  # cat-file --batch-check: sizes, started on first use
+        self._batch: subprocess.Popen[bytes] | None = None
+        self._check: subprocess.Popen[bytes] | None = None  # cat-file --batch-check: sizes, started on first use
         self._lock = threading.Lock()
         self._config: dict[str, str] | None = None
 
@@ -110,7 +110,7 @@ class GitReader:
         # them would let a pusher swap the content behind an object id.
         return ["git", "--no-replace-objects", "--git-dir", self.git_dir, *args]
 
-    def git(self, *args: str, input: bytes | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    def git(self, *args: str, input: bytes | None = None, check: bool = True) -> subprocess.CompletedProcess[bytes]:
         result = subprocess.run(self.command(*args), input=input, capture_output=True)
         if check and result.returncode != 0:
             raise OSError(f"git {args[0]} failed: {git_failure(result.stderr, result.returncode)}")
@@ -144,7 +144,7 @@ class GitReader:
             raise MissingObject(f"git answered for {header[0].decode()!r}, not {object_id}")
         return header[1].decode(), data
 
-    def _start_batch(self) -> subprocess.Popen:
+    def _start_batch(self) -> subprocess.Popen[bytes]:
         if self._batch is None or self._batch.poll() is not None:
             self._batch = subprocess.Popen(
                 self.command("cat-file", "--batch"),
@@ -221,7 +221,7 @@ class GitReader:
         self._batch = None
 
     @staticmethod
-    def _close(batch: subprocess.Popen | None) -> None:
+    def _close(batch: subprocess.Popen[bytes] | None) -> None:
         if batch is not None:
             for stream in (batch.stdin, batch.stdout):
                 try:
@@ -295,12 +295,12 @@ class GitReader:
         self._config = None
 
 
-def absolute_git_dir(path: str | os.PathLike) -> str | None:
+def absolute_git_dir(path: str | os.PathLike[str]) -> str | None:
     """The git directory of the repository at or above `path` (None: not in one)."""
     return locate_git_dir(path)[0]
 
 
-def locate_git_dir(path: str | os.PathLike) -> tuple[str | None, str]:
+def locate_git_dir(path: str | os.PathLike[str]) -> tuple[str | None, str]:
     """(the git directory at or above `path`, "") or (None, why git found none, in git's words)."""
     try:
         result = subprocess.run(["git", "-C", os.fspath(path), "rev-parse", "--absolute-git-dir"],

@@ -7,6 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 from gitjit.errors import BadInput
 from gitjit.model.limits import FIRST_YEAR, LAST_YEAR, MAX_DURATION
+from gitjit.namedtuple import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import TypeGuard
 
 # \Z, not $: `$` also matches before a trailing newline, so "alice\n" or "5m\n"
 # would pass for a name or a duration.
@@ -17,14 +21,14 @@ _DURATION_RE = re.compile(r"^([0-9]{1,9})([smhd])\Z")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-def is_valid_name(name: object) -> bool:
+def is_valid_name(name: object) -> TypeGuard[str]:
     return isinstance(name, str) and bool(NAME_RE.match(name)) and ".." not in name
 
 
 def check_name(name: object, what: str) -> str:
     if not is_valid_name(name):
         raise BadInput(f"{what} {name!r} is not a valid name (^[a-z0-9][a-z0-9._-]{{0,63}}$, no '..')")
-    return name  # type: ignore[return-value]
+    return name
 
 
 def parse_duration(text: object, what: str = "duration") -> timedelta:

@@ -14,7 +14,10 @@ from gitjit.errors import BadInput
 from gitjit.model.grammar import FINGERPRINT_RE, is_valid_name, parse_duration
 from gitjit.model.limits import MAX_RULES
 from gitjit.model.records import load_toml
-from gitjit.namedtuple import NamedTuple
+from gitjit.namedtuple import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
 
 POLICY_FILE = "policy.toml"
 ANYONE = "*"
@@ -155,13 +158,13 @@ def parse_policy(data: bytes | str, source: str = POLICY_FILE) -> Policy:
     return policy_from_document(load_policy_document(data, source), source)
 
 
-def load_policy_document(data: bytes | str, source: str = POLICY_FILE) -> dict:
+def load_policy_document(data: bytes | str, source: str = POLICY_FILE) -> dict[str, Any]:
     """The TOML document, not yet validated (tomllib is imported only here: a push whose
     policy comes from the snapshot never pays for it)."""
     return load_toml(data, source)
 
 
-def policy_from_document(doc: dict, source: str = POLICY_FILE) -> Policy:
+def policy_from_document(doc: dict[str, Any], source: str = POLICY_FILE) -> Policy:
     """Validates a policy document whole (the TOML as parsed, or its JSON copy in the snapshot)."""
     r = _Reader(source)
     for extra in sorted(set(doc) - {"gitjit", "defaults", "people", "groups", "admins", "actions"}):
@@ -341,7 +344,7 @@ def _uses(r: _Reader, entry: dict, key: str) -> int | None:
     return uses
 
 
-def _sub(r: _Reader, parent: dict, name: str, allowed: set[str] | None = None, key: str | None = None) -> dict:
+def _sub(r: _Reader, parent: dict[str, Any], name: str, allowed: set[str] | None = None, key: str | None = None) -> dict[str, Any]:
     value = parent.get(name, {})
     key = key or name
     if not isinstance(value, dict):
@@ -362,7 +365,7 @@ def render_initial_policy(admin: str, fingerprint: str, email: str | None) -> st
 
 def render_person(name: str, fingerprint: str, email: str | None) -> str:
     """A `[people.NAME]` table to append: appending keeps the admins' comments."""
-    person: dict = {"keys": [fingerprint]}
+    person: dict[str, list[str]] = {"keys": [fingerprint]}
     if email:
         person["emails"] = [email]
     import tomli_w

@@ -12,7 +12,10 @@ from datetime import UTC, datetime
 from gitjit.errors import BadInput
 from gitjit.model.grammar import FULL_COMMIT_RE, format_time, in_time_range, is_valid_name
 from gitjit.model.limits import FIRST_YEAR, LAST_YEAR, MAX_TEXT_BYTES
-from gitjit.namedtuple import NamedTuple
+from gitjit.namedtuple import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
 
 DECISIONS = ("approve", "reject")
 
@@ -48,7 +51,7 @@ def decision_path(request_id: str, person: str) -> str:
     return f"approvals/{request_id}/{person}.toml"
 
 
-def load_toml(data: bytes | str, path: str) -> dict:
+def load_toml(data: bytes | str, path: str) -> dict[str, Any]:
     """A TOML document from untrusted bytes; BadInput naming `path` for anything the parser raises.
 
     Hostile input makes tomllib raise more than TOMLDecodeError: RecursionError
@@ -142,7 +145,7 @@ def _first_line(text: str) -> str:
     return line if len(line) <= 200 else line[:200] + "..."
 
 
-def _load(data: bytes, path: str, allowed: set[str]) -> dict:
+def _load(data: bytes, path: str, allowed: set[str]) -> dict[str, Any]:
     doc = load_toml(data, path)
     if type(doc.get("gitjit")) is not int or doc["gitjit"] != 1:  # 1.0 and true == 1 in Python
         raise BadInput(f"{path}: gitjit: format version must be 1, found {doc.get('gitjit')!r}")
@@ -151,14 +154,14 @@ def _load(data: bytes, path: str, allowed: set[str]) -> dict:
     return doc
 
 
-def _string(doc: dict, key: str, path: str, required: bool = True) -> str:
+def _string(doc: dict[str, Any], key: str, path: str, required: bool = True) -> str:
     value = doc.get(key, None if required else "")
     if not isinstance(value, str):
         raise BadInput(f"{path}: {key}: {'is missing' if value is None else 'must be a string'}")
     return value
 
 
-def _text(doc: dict, key: str, path: str) -> str:
+def _text(doc: dict[str, Any], key: str, path: str) -> str:
     """A free-text field (`reason`, `comment`): optional, at most MAX_TEXT_BYTES of UTF-8."""
     value = _string(doc, key, path, required=False)
     problem = text_size_problem(value, key)
@@ -174,14 +177,14 @@ def text_size_problem(value: str, what: str) -> str | None:
     return None
 
 
-def _commit_id(doc: dict, key: str, path: str) -> str:
+def _commit_id(doc: dict[str, Any], key: str, path: str) -> str:
     value = _string(doc, key, path)
     if not FULL_COMMIT_RE.match(value):
         raise BadInput(f"{path}: {key}: {value!r} is not a full commit id (40 lower-case hex digits)")
     return value
 
 
-def _time(doc: dict, key: str, path: str) -> datetime:
+def _time(doc: dict[str, Any], key: str, path: str) -> datetime:
     value = doc.get(key)
     if not isinstance(value, datetime) or value.tzinfo is None:
         raise BadInput(f"{path}: {key}: must be a TOML date-time with a zone, like 2026-11-25T23:00:00Z")
@@ -239,7 +242,7 @@ def parse_decision(data: bytes, path: str) -> Decision:
     )
 
 
-def _render(fields: dict) -> bytes:
+def _render(fields: dict[str, Any]) -> bytes:
     """TOML in the layout of the format's examples: times as 2026-11-25T23:00:00Z."""
     lines = ["gitjit = 1"]
     for key, value in fields.items():

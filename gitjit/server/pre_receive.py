@@ -317,7 +317,7 @@ class PushCheck:
                 verdict, detail = "need", f"{self.needs[update.ref]} {self.branch.ref}"
             elif update.ref == self.branch.ref and update.new is not None:
                 unpinned = self.pin is None and self.after is not None
-                verdict, detail = ("pin", self.after.root) if unpinned else ("branch", "")
+                verdict, detail = ("pin", self.after.root) if unpinned and self.after is not None else ("branch", "")
             else:
                 verdict, detail = "pass", ""
             for ref in (update.ref, update.via):
@@ -343,7 +343,8 @@ class PushCheck:
         land, and the next push would have to cut the snapshot back.
         """
         try:
-            self.after.save()
+            if self.after is not None:
+                self.after.save()
         except Exception:
             pass  # a snapshot that cannot be written only costs the next push time
 
@@ -441,7 +442,7 @@ class PushCheck:
         protected = sorted({a.name for p in policies for a in p.actions_for_tag(name)})
         if not protected or update.old == update.new:
             return None
-        if update.old is not None:
+        if update.old is not None or update.new is None:  # new is None: deleted (old == new returned above)
             what = "deleted" if update.new is None else "moved"
             return Reason(R.TAG_PROTECTED, f"tag {name} is protected by action {', '.join(protected)} and may not be {what}")
         return self._judge_new_tag(name, update.new)
@@ -467,6 +468,8 @@ class PushCheck:
         from gitjit.trust.uses import tag_verdict  # verify, and a single-use action's recorded use of the tag
 
         trusted = self.after
+        if trusted is None or trusted.tip is None:  # _judge_tag: never without the branch after the push
+            return Reason(R.NOT_TRUSTED, f"cannot tell whether tag {name} is approved: no approvals branch")
         actions = [a.name for a in trusted.policy.actions_for_tag(name)]
         if not actions:  # protected only by the policy this push replaces
             return None

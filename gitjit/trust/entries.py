@@ -58,17 +58,24 @@ class _Entry:
     entry read back from a snapshot costs nothing until it is used."""
 
     __slots__ = ()
+    # Slots of each subclass (mypy checks assignments against this class's empty
+    # __slots__, hence the ignores below); what these properties use of them:
+    owner: TrustedBranch
+    commit: str
+    state_commit: str
+    _parts: CommitParts | None
+    _state: PolicyState | None
 
     @property
     def parts(self) -> CommitParts:
         if self._parts is None:
-            self._parts = self.owner.commit_parts(self.commit)
+            self._parts = self.owner.commit_parts(self.commit)  # type: ignore[misc]  # a slot of each subclass
         return self._parts
 
     @property
     def state(self) -> PolicyState:
         if self._state is None:
-            self._state = self.owner.policy_state(self.state_commit)
+            self._state = self.owner.policy_state(self.state_commit)  # type: ignore[misc]  # a slot of each subclass
         return self._state
 
     @property
@@ -78,7 +85,7 @@ class _Entry:
 
     def use_parts(self, parts: CommitParts) -> None:
         """The commit's parts, read by the caller (several commits at once, say) rather than one by one."""
-        self._parts = parts
+        self._parts = parts  # type: ignore[misc]  # a slot of each subclass
 
 
 class RequestEntry(_Entry):
@@ -212,7 +219,7 @@ class RequestIndex(Mapping[str, RequestEntry]):
     def __len__(self) -> int:
         return sum(1 for _ in self)
 
-    def values(self) -> list[RequestEntry]:  # type: ignore[override]
+    def values(self) -> list[RequestEntry]:  # type: ignore[override]  # a list, not Mapping's view
         if self._stored is not None:
             for row in self._stored.request_rows():
                 if row["id"] not in self._loaded:

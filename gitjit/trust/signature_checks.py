@@ -27,7 +27,7 @@ from gitjit.reasons import Reason
 from gitjit.trust.signatures import CommitParts, Keyring, SignatureCheck
 
 if TYPE_CHECKING:  # pragma: no cover
-    from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures import Future, ThreadPoolExecutor
 
     from gitjit.trust.cache.signatures import SignatureCache
     from gitjit.trust.entries import DecisionEntry, RequestEntry
@@ -121,7 +121,7 @@ class PendingChecks:
         self._jobs: list[Job] = []
         self._found: list[SignatureCheck | None] = []  # from the cache, else None
         self._waiting: list[int] = []  # jobs for GnuPG before the pool starts
-        self._futures: dict = {}  # job index -> its Future in the pool
+        self._futures: dict[int, Future[SignatureCheck]] = {}  # job index -> its Future in the pool
         self._cache: SignatureCache | None = None
         self._pool: ThreadPoolExecutor | None = None
 
@@ -173,10 +173,12 @@ class PendingChecks:
                 except Exception as exc:  # fail closed
                     results[index] = SignatureCheck.refused(
                         Reason(R.GPG_FAILED, f"signature could not be checked: {exc}"))
+        unchecked = SignatureCheck.refused(Reason(R.NOT_CHECKED, "signature was not checked"))
+        checks = [found if found is not None else unchecked for found in results]  # all filled; else fails closed
         computed = [i for i, found in enumerate(self._found) if found is None]
-        if computed:  # so the first append opened the cache
-            self._cache.store([(self._jobs[i], results[i]) for i in computed])  # type: ignore[union-attr]
-        return results  # type: ignore[return-value]
+        if computed and self._cache is not None:  # computed: the first append opened the cache
+            self._cache.store([(self._jobs[i], checks[i]) for i in computed])
+        return checks
 
     def close(self) -> None:
         """Stops the pool; the checks it has not started are dropped (the walk failed)."""

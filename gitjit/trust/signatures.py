@@ -28,8 +28,13 @@ from datetime import UTC, datetime
 from gitjit import reasons as R
 from gitjit.errors import GitjitError, NotTrusted
 from gitjit.model.grammar import FINGERPRINT_RE, from_timestamp
-from gitjit.namedtuple import NamedTuple
+from gitjit.namedtuple import TYPE_CHECKING, NamedTuple
 from gitjit.reasons import Reason
+
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
+
+    from gnupg import GPG
 
 SIGNATURE_HEADERS = (b"gpgsig", b"gpgsig-sha256")
 SINGLE_HEADERS = (b"tree", b"author", b"committer")
@@ -233,7 +238,7 @@ class SignatureCheck(NamedTuple):
     def refused(cls, reason: Reason) -> SignatureCheck:
         return cls(False, reason.text, code=reason.code)
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "good": self.good,
             "reason": self.reason,
@@ -245,7 +250,7 @@ class SignatureCheck(NamedTuple):
         }
 
     @classmethod
-    def from_json(cls, data: dict) -> SignatureCheck:
+    def from_json(cls, data: dict[str, Any]) -> SignatureCheck:
         created, expires = data.get("created"), data.get("expires")
         return cls(
             good=bool(data["good"]),
@@ -353,10 +358,10 @@ class Keyring:
         self.home = home
         self.owners = owners
         self.keys = keys
-        self._gpg = None
+        self._gpg: GPG | None = None
 
     @property
-    def gpg(self):
+    def gpg(self) -> GPG:
         if self._gpg is None:
             import gnupg  # imported late: the hook pays for it only when it verifies
 
@@ -438,13 +443,13 @@ class Keyring:
             os.unlink(sig_path)
 
     @classmethod
-    def load(cls, cache_dir: str | os.PathLike, tree_id: str) -> Keyring | None:
+    def load(cls, cache_dir: str | os.PathLike[str], tree_id: str) -> Keyring | None:
         """The cached keyring for one `keys/` tree, or None where there is none (or a damaged one)."""
         home = os.path.join(os.fspath(cache_dir), tree_id)
         return cls._cached(home) or _uncached.get(home)
 
     @classmethod
-    def load_or_build(cls, cache_dir: str | os.PathLike, tree_id: str, files: dict[str, bytes]) -> Keyring:
+    def load_or_build(cls, cache_dir: str | os.PathLike[str], tree_id: str, files: dict[str, bytes]) -> Keyring:
         """The keyring for one `keys/` tree, from the cache or built, checked and cached.
 
         It is built aside and published (renamed into place) only once gpg
@@ -617,7 +622,7 @@ class Keyring:
             raise KeyringError(f"could not be imported: {exc}") from None
         return imported_keys(status_lines(result.stderr), result.returncode)
 
-    def _meta(self) -> dict:
+    def _meta(self) -> dict[str, Any]:
         return {
             "owners": {p: sorted(f) for p, f in self.owners.items()},
             "keys": {
@@ -628,7 +633,7 @@ class Keyring:
         }
 
     @classmethod
-    def _from_meta(cls, home: str, meta: dict) -> Keyring:
+    def _from_meta(cls, home: str, meta: dict[str, Any]) -> Keyring:
         owners = {p: frozenset(f) for p, f in meta["owners"].items()}
         keys = {
             # an entry written before key algorithms were kept has none: KeyError, so it is rebuilt
@@ -643,7 +648,7 @@ def _int_or_none(value: str | None) -> int | None:
     return int(value) if value else None
 
 
-def _material(info: dict) -> tuple[int, int, str]:
+def _material(info: dict[str, Any]) -> tuple[int, int, str]:
     """(algorithm, bits, curve) of one key in python-gnupg's listing; unknown parts as 0 and ""."""
     return (max(_number(info.get("algo") or ""), 0), max(_number(info.get("length") or ""), 0),
             (info.get("curve") or "").lower())

@@ -53,6 +53,7 @@ from gitjit.model.grammar import describe_age, format_time, from_timestamp, is_v
 from gitjit.model.limits import MAX_CHANGES, MAX_RECORD_BYTES, SHOWN_CHANGES, list_some, max_bytes_for, size_problem
 from gitjit.model.policy import POLICY_FILE, Policy, load_policy_document, policy_from_document
 from gitjit.model.records import parse_decision, parse_request, parse_use, request_path, use_number
+from gitjit.namedtuple import TYPE_CHECKING
 from gitjit.reasons import Reason
 from gitjit.trust.cache import view_store
 from gitjit.trust.cache.snapshot import Head
@@ -61,6 +62,9 @@ from gitjit.trust.entries import DecisionEntry, DecisionIndex, PolicyState, Refu
 from gitjit.trust.quorum import is_proposal_commit, proposal_problem, require_quorum
 from gitjit.trust.signature_checks import Job, PendingChecks, SignatureChecker
 from gitjit.trust.signatures import FATAL_STATUS, CommitParts, Keyring, MalformedCommit, SignatureCheck, split_commit
+
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
 
 __all__ = ["DecisionEntry", "DecisionIndex", "PolicyState", "Refusal", "RequestEntry", "RequestIndex",
            "SignatureChecker", "TrustedBranch"]
@@ -88,7 +92,7 @@ class TrustedBranch:
         self._states: dict[str, PolicyState] = {}
         self._stored: StoredView | None = None  # the snapshot this view continues, if any (read lazily)
         self._applied: dict[str, int] = {}  # commit -> position, for commits applied by this process
-        self._policy_documents: dict[str, dict] = {}  # policy blob id -> TOML document parsed by this process
+        self._policy_documents: dict[str, dict[str, Any]] = {}  # policy blob id -> TOML document parsed by this process
         self._failure: str | None = None  # why an `extend` failed: the view is then unusable
         self.uses: dict[str, list] = {}  # request id -> its UseEntry list (trust/uses.py), in branch order
         # Break-glass requests and use records have no rows in the snapshot: a view holding any is not
@@ -207,7 +211,7 @@ class TrustedBranch:
             pending.close()
         return self.refusals[before:]
 
-    def _apply(self, commit_id: str, changes: list[Change], pending: list) -> None:
+    def _apply(self, commit_id: str, changes: list[Change], pending: PendingChecks) -> None:
         commit = self.branch.commit(commit_id)
         parents = list(commit.parents)
         if self.tip is None:
@@ -314,6 +318,9 @@ class TrustedBranch:
         if signer is None or signer not in authority.policy.admins:
             raise NotTrusted(f"{what} {commit_id[:12]} is signed by key {check.primary_key}, "
                              f"which is not an admin's key in the policy in force", R.UNAUTHORIZED_POLICY_CHANGE)
+        if check.primary_key is None or check.signing_key is None or check.created is None:
+            raise NotTrusted(f"{what} {commit_id[:12]}: GnuPG named no key or time for the signature",
+                             R.UNAUTHORIZED_POLICY_CHANGE)
         key = authority.keyring.keys.get(check.primary_key)
         problem = key.problem_at(check.signing_key, check.created) if key else Reason(R.KEY_MISSING, "key material is missing")
         if problem:
@@ -332,8 +339,10 @@ class TrustedBranch:
         policy in force (whose time its own admin signature vouched for): a key
         that has expired cannot make a new change by backdating its signature.
         """
+        if parts.signature is None:
+            return None
         check = authority.keyring.verify_when_made(parts.payload, parts.signature)
-        if not check.good:
+        if not check.good or check.created is None:
             return None
         if authority.commit != commit_id:  # the root stands on its pin
             in_force_since = from_timestamp(self.branch.commit(authority.commit).commit_time)
@@ -357,6 +366,8 @@ class TrustedBranch:
         too_large = size_problem(change.path, self._blob_size(change.new_id), MAX_RECORD_BYTES)
         if too_large:
             raise BadInput(too_large, R.TOO_LARGE)
+        if change.new_id is None:  # _blob_size refused it already
+            raise NotTrusted("a change names no file")
         return self.branch.blob(change.new_id)
 
     def _witness_problem(self, when: datetime | None, what: str, skew: timedelta) -> Reason | None:
@@ -367,7 +378,9 @@ class TrustedBranch:
         return Reason(R.FUTURE, f"{what} {ahead} in the future ({format_time(when)}), by the server's clock")
 
     def _apply_request(self, commit_id: str, position: int, parts: CommitParts, change: Change,
-                       pending: list) -> None:
+                       pending: PendingChecks) -> None:
+        if self.state is None or change.new_id is None:  # _apply: never before a policy; an added file has an id
+            raise NotTrusted(f"commit {commit_id[:12]}: {change.path} cannot be read as a request")
         try:
             request = parse_request(self._record_bytes(change), change.path)
         except BadInput as exc:
@@ -407,7 +420,9 @@ class TrustedBranch:
             pending.append(entry)  # who signed it decides self-approval: checked with the decisions
 
     def _apply_decision(self, commit_id: str, position: int, parts: CommitParts, change: Change,
-                        pending: list) -> None:
+                        pending: PendingChecks) -> None:
+        if self.state is None:  # _apply: never before a policy
+            raise NotTrusted(f"commit {commit_id[:12]}: {change.path} cannot be read as a decision")
         _, request_id, file_name = change.path.split("/")
         person = file_name[: -len(".toml")]
         if not (is_valid_name(request_id) and is_valid_name(person)):
@@ -536,6 +551,8 @@ class TrustedBranch:
         decision = entry.decision
         if request is None:
             return Reason(R.NO_SUCH_REQUEST, f"request {entry.request_id} does not exist before this decision")
+        if decision is None:  # a decision that did not parse has its problem already
+            return Reason(R.MALFORMED_RECORD, "decision file could not be read")
         if decision.request != request.request.id:
             return Reason(R.WRONG_REQUEST, f"decision names request {decision.request!r}, its path {request.request.id!r}")
         if decision.request_blob != request.blob:
@@ -572,6 +589,8 @@ class TrustedBranch:
     def _signature_problem(self, entry: DecisionEntry, check: SignatureCheck) -> Reason | None:
         if not check.good:
             return Reason(check.code or R.NOT_CHECKED, check.reason)
+        if check.created is None:
+            return Reason(R.MALFORMED_SIGNATURE, "GnuPG gave no time for the signature")
         owner = entry.state.key_owner(check)
         if owner is None:
             return Reason(R.UNKNOWN_KEY,
@@ -623,6 +642,8 @@ class TrustedBranch:
     @property
     def policy(self) -> Policy:
         self._usable()
+        if self.state is None:
+            raise NotTrusted("the approvals branch has no policy in force")
         return self.state.policy
 
     def requests_for(self, action: str, target: str) -> list[RequestEntry]:

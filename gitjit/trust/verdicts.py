@@ -39,13 +39,16 @@ from __future__ import annotations
 from datetime import datetime
 
 from gitjit import reasons as R
-from gitjit.errors import BadInput
+from gitjit.errors import BadInput, NotTrusted
 from gitjit.model.grammar import describe_age, format_duration, format_time
 from gitjit.model.policy import Action
-from gitjit.namedtuple import NamedTuple
+from gitjit.namedtuple import TYPE_CHECKING, NamedTuple
 from gitjit.reasons import Reason
 from gitjit.trust.eligibility import signers
 from gitjit.trust.trusted import DecisionEntry, RequestEntry, TrustedBranch
+
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
 
 APPROVED, PENDING, REJECTED, EXPIRED, NOT_YET_VALID = "approved", "pending", "rejected", "expired", "not-yet-valid"
 USED = "used"  # a single-use request whose every use is recorded (section 6.6)
@@ -100,7 +103,7 @@ class RuleTally(NamedTuple):
             return f"{count}, and only {', '.join(self.candidates)} is left"
         return f"{count} of {', '.join(self.candidates)}"
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "have": len(self.approvals),
@@ -240,7 +243,11 @@ def judge_decision(trusted: TrustedBranch, entry: DecisionEntry, request: Reques
 
     if entry.problem is not None or check is None or not check.good:
         return verdict(entry.problem or Reason(R.NOT_CHECKED, "signature was not checked"))
+    if check.primary_key is None or check.signing_key is None or check.created is None:  # a good check names them
+        return verdict(Reason(R.MALFORMED_SIGNATURE, "GnuPG named no key or time for the signature"))
     policy = trusted.policy
+    if trusted.state is None:  # trusted.policy raised already
+        raise NotTrusted("the approvals branch has no policy in force")
     action = policy.action(request.request.action)
     if action is None:
         return verdict(Reason(R.UNKNOWN_ACTION, f"action {request.request.action} is no longer in the policy"))

@@ -39,7 +39,13 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from gitjit import reasons as R
+from gitjit.namedtuple import TYPE_CHECKING
+from gitjit.reasons import Reason
 from gitjit.trust.signatures import CommitParts, Keyring, SignatureCheck
+
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
 
 FILE_NAME = "signatures.jsonl"
 FORMAT = 3  # 2: verdicts reached before weak algorithms were refused are checked again; 3: reason codes
@@ -52,7 +58,7 @@ _open_caches: dict[Path, SignatureCache] = {}
 _open_lock = threading.Lock()
 
 
-def _line(record: dict) -> bytes:
+def _line(record: dict[str, Any]) -> bytes:
     """One cache line: the checksum of the JSON text, a space, the JSON text."""
     text = json.dumps(record, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(text).hexdigest().encode() + b" " + text
@@ -78,7 +84,7 @@ class SignatureCache:
         self._lock = threading.Lock()
 
     @classmethod
-    def for_directory(cls, directory: Path) -> SignatureCache:
+    def for_directory(cls, directory: str | os.PathLike[str]) -> SignatureCache:
         """One cache object per file and process: a polling `gitjit run` reads the file once."""
         path = Path(directory) / FILE_NAME
         with _open_lock:
@@ -99,8 +105,11 @@ class SignatureCache:
             fresh = verify([jobs[i] for i in todo])
             for i, check in zip(todo, fresh, strict=True):
                 results[i] = check
-            self.store([(jobs[i], results[i]) for i in todo])
-        return results  # type: ignore[return-value]
+        unchecked = SignatureCheck.refused(Reason(R.NOT_CHECKED, "signature was not checked"))
+        checks = [found if found is not None else unchecked for found in results]  # all filled; else fails closed
+        if todo:
+            self.store([(jobs[i], checks[i]) for i in todo])
+        return checks
 
     # -- reading ---------------------------------------------------------------
 

@@ -32,7 +32,10 @@ import json
 import os
 import sqlite3
 
-from gitjit.namedtuple import NamedTuple
+from gitjit.namedtuple import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
 
 FILE_NAME = "trusted.sqlite"
 FORMAT = "gitjit-trusted-5"  # 4: weak signatures no longer count (trust/signatures.py); 5: reason codes
@@ -58,7 +61,9 @@ class Head(NamedTuple):
 
     root: str
     tip: str
-    count: int  # commits from the root to the tip, both included
+    # commits from the root to the tip, both included; the field hides tuple.count, which
+    # collections.namedtuple allows and typing's NamedTuple (what mypy sees) does not
+    count: int  # type: ignore[assignment]
 
 
 class Snapshot:
@@ -112,36 +117,36 @@ class Snapshot:
 
     # -- reading, cut at a position ----------------------------------------
 
-    def _rows(self, query: str, args: tuple) -> list[tuple]:
+    def _rows(self, query: str, args: tuple[object, ...]) -> list[tuple[Any, ...]]:
         db = self._connect()
         return [] if db is None else db.execute(query, args).fetchall()
 
-    def request(self, request_id: str, limit: int) -> dict | None:
+    def request(self, request_id: str, limit: int) -> dict[str, Any] | None:
         rows = self._rows("SELECT row FROM requests WHERE id = ? AND position < ?", (request_id, limit))
         return json.loads(rows[0][0]) if rows else None
 
-    def requests_for(self, action: str, target: str, limit: int) -> list[dict]:
+    def requests_for(self, action: str, target: str, limit: int) -> list[dict[str, Any]]:
         rows = self._rows("SELECT row FROM requests WHERE action = ? AND target = ? AND position < ? ORDER BY position",
                           (action, target, limit))
         return [json.loads(r[0]) for r in rows]
 
-    def all_requests(self, limit: int) -> list[dict]:
+    def all_requests(self, limit: int) -> list[dict[str, Any]]:
         return [json.loads(r[0]) for r in self._rows(
             "SELECT row FROM requests WHERE position < ? ORDER BY position", (limit,))]
 
     def request_ids(self, limit: int) -> list[str]:
         return [r[0] for r in self._rows("SELECT id FROM requests WHERE position < ? ORDER BY position", (limit,))]
 
-    def decisions_for(self, request_id: str, limit: int) -> list[dict]:
+    def decisions_for(self, request_id: str, limit: int) -> list[dict[str, Any]]:
         rows = self._rows("SELECT row FROM decisions WHERE request_id = ? AND position < ? ORDER BY position",
                           (request_id, limit))
         return [json.loads(r[0]) for r in rows]
 
-    def all_decisions(self, limit: int) -> list[dict]:
+    def all_decisions(self, limit: int) -> list[dict[str, Any]]:
         return [json.loads(r[0]) for r in self._rows(
             "SELECT row FROM decisions WHERE position < ? ORDER BY position", (limit,))]
 
-    def policy_document(self, blob_id: str) -> dict | None:
+    def policy_document(self, blob_id: str) -> dict[str, Any] | None:
         """A policy.toml blob as TOML parsed it, kept so a push need not load a TOML parser.
 
         Keyed by the blob's id, so it holds for every position; None where it
@@ -163,7 +168,7 @@ class Snapshot:
 
     # -- writing -------------------------------------------------------------
 
-    def save(self, expected: Head | None, keep: int, head: Head, rows: dict[str, list[tuple]]) -> bool:
+    def save(self, expected: Head | None, keep: int, head: Head, rows: dict[str, list[tuple[Any, ...]]]) -> bool:
         """Replaces everything from position `keep` on with `rows`, ending at `head`.
 
         Refuses (returns False) when the stored snapshot is no longer the
@@ -176,10 +181,12 @@ class Snapshot:
             saved = self._save(expected, keep, head, rows)
         return bool(saved)
 
-    def _save(self, expected: Head | None, keep: int, head: Head, rows: dict[str, list[tuple]]) -> bool | None:
+    def _save(self, expected: Head | None, keep: int, head: Head, rows: dict[str, list[tuple[Any, ...]]]) -> bool | None:
         """`save` once; None when the file turned out not to be a readable database."""
         try:
             db = self._connect(create=True)
+            if db is None:  # create=True always connects; not saved only costs time
+                return False
             db.execute("BEGIN IMMEDIATE")
             try:
                 meta = dict(db.execute("SELECT key, value FROM meta").fetchall())

@@ -32,6 +32,8 @@ from gitjit.trust.entries import DecisionEntry, Refusal, RequestEntry
 from gitjit.trust.signatures import SignatureCheck
 
 if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
+
     from gitjit.trust.trusted import TrustedBranch
 
 
@@ -43,35 +45,35 @@ class StoredView:
         self.head = head  # where the snapshot itself ends
         self.count = count  # the commits of it this view takes
 
-    def request_row(self, request_id: str) -> dict | None:
+    def request_row(self, request_id: str) -> dict[str, Any] | None:
         return self.snapshot.request(request_id, self.count)
 
     def request_ids(self) -> list[str]:
         return self.snapshot.request_ids(self.count)
 
-    def request_rows(self) -> list[dict]:
+    def request_rows(self) -> list[dict[str, Any]]:
         return self.snapshot.all_requests(self.count)
 
-    def request_rows_for(self, action: str, target: str) -> list[dict]:
+    def request_rows_for(self, action: str, target: str) -> list[dict[str, Any]]:
         return self.snapshot.requests_for(action, target, self.count)
 
-    def decision_rows_for(self, request_id: str) -> list[dict]:
+    def decision_rows_for(self, request_id: str) -> list[dict[str, Any]]:
         return self.snapshot.decisions_for(request_id, self.count)
 
-    def decision_rows(self) -> list[dict]:
+    def decision_rows(self) -> list[dict[str, Any]]:
         return self.snapshot.all_decisions(self.count)
 
     def refusals(self) -> list[Refusal]:
         return [Refusal(c, r, code) for c, r, code in self.snapshot.refusals(self.count)]
 
     def policy_changes(self) -> list[tuple[str, str]]:
-        return [tuple(p) for p in self.snapshot.policy_changes(self.count)]  # type: ignore[misc]
+        return [(commit, signer) for commit, signer in self.snapshot.policy_changes(self.count)]
 
-    def policy_document(self, blob_id: str) -> dict | None:
+    def policy_document(self, blob_id: str) -> dict[str, Any] | None:
         return self.snapshot.policy_document(blob_id)
 
     @staticmethod
-    def request_entry(row: dict, owner: TrustedBranch) -> RequestEntry:
+    def request_entry(row: dict[str, Any], owner: TrustedBranch) -> RequestEntry:
         request = Request(row["id"], row["action"], row["target"], row["requested_by"], row["reason"],
                           from_timestamp(row["created"]), from_timestamp(row["expires"]))
         return RequestEntry(request, row["commit"], row["blob"], row["position"], row["author_email"], row["signed"],
@@ -79,7 +81,7 @@ class StoredView:
                             _signature=SignatureCheck.from_json(row["signature"]) if row["signature"] else None)
 
     @staticmethod
-    def decision_entry(row: dict, owner: TrustedBranch) -> DecisionEntry:
+    def decision_entry(row: dict[str, Any], owner: TrustedBranch) -> DecisionEntry:
         return DecisionEntry(row["person"], row["request_id"], row["commit"], row["position"], row["state_commit"],
                              owner,
                              decision=Decision(*row["decision"]) if row["decision"] else None,
@@ -114,7 +116,7 @@ def resume(branch: ApprovalsBranch, tip: str, root: str,
         base = branch.merge_base(head.tip, tip)
         older = branch.chain_back_to(head.tip, base) if base else None
         newer = branch.chain_back_to(tip, base) if base else None
-        if older is not None and newer is not None:
+        if base is not None and older is not None and newer is not None:
             trusted = open_view(StoredView(snapshot, head, head.count - len(older)), base)
             trusted.extend(newer)
             return trusted
@@ -123,13 +125,13 @@ def resume(branch: ApprovalsBranch, tip: str, root: str,
 
 def save(branch: ApprovalsBranch, resumed: StoredView | None, head: Head, *, requests: list[RequestEntry],
          decisions: list[DecisionEntry], refusals: list[tuple[Refusal, int]],
-         policy_changes: list[tuple[str, int, str]], policy_documents: dict[str, dict]) -> bool:
+         policy_changes: list[tuple[str, int, str]], policy_documents: dict[str, dict[str, Any]]) -> bool:
     """Stores what a view learned beyond `resumed` (None: from the root), now ending at `head`.
 
     `refusals` and `policy_changes` carry each commit's position on the branch.
     False where nothing was written (the snapshot moved meanwhile, or cannot be written).
     """
-    rows: dict[str, list[tuple]] = {
+    rows: dict[str, list[tuple[Any, ...]]] = {
         "requests": [(e.request.id, e.request.action, e.request.target, e.position, json.dumps(request_row(e)))
                      for e in requests],
         "decisions": [(e.commit, e.request_id, e.position, json.dumps(decision_row(e))) for e in decisions],
@@ -144,7 +146,7 @@ def save(branch: ApprovalsBranch, resumed: StoredView | None, head: Head, *, req
         snapshot.close()
 
 
-def _json_rows(documents: dict[str, dict]) -> list[tuple[str, str]]:
+def _json_rows(documents: dict[str, dict[str, Any]]) -> list[tuple[str, str]]:
     rows = []
     for blob_id, document in documents.items():
         try:
@@ -158,7 +160,7 @@ def _time(value: datetime) -> int:
     return int(value.timestamp())
 
 
-def request_row(entry: RequestEntry) -> dict:
+def request_row(entry: RequestEntry) -> dict[str, Any]:
     r = entry.request
     check = entry.known_signature
     return {
@@ -170,7 +172,7 @@ def request_row(entry: RequestEntry) -> dict:
     }
 
 
-def decision_row(entry: DecisionEntry) -> dict:
+def decision_row(entry: DecisionEntry) -> dict[str, Any]:
     d = entry.decision
     return {
         "person": entry.person, "request_id": entry.request_id, "commit": entry.commit, "position": entry.position,
