@@ -48,6 +48,13 @@ def _trusted(branch: ApprovalsBranch, root: str | None = None) -> TrustedBranch:
     return TrustedBranch.load(branch, root=root)
 
 
+def _trusted_for(branch: ApprovalsBranch, target: str, root: str | None = None) -> TrustedBranch:
+    """The view one question needs: the policy chain and the target's own commits (trust/targeted.py)."""
+    from gitjit.trust.targeted import load_for_target
+
+    return load_for_target(branch, target, root=root)
+
+
 def _print_json(data: object) -> None:
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
 
@@ -56,11 +63,15 @@ def _print_json(data: object) -> None:
 def init(
     admin: str = typer.Option(..., "--admin", help="Name of the first admin (you)."),
     key: str | None = typer.Option(None, "--key", help="Your key (default: git config user.signingkey)."),
+    layout: int = typer.Option(2, "--layout", help="Where records live: 2 sharded by target (default), "
+                                                  "1 flat, for verifiers older than layout 2."),
     repo: str | None = RepoOption,
 ) -> None:
     """Create the approvals branch: a policy with you as admin, your key, a signed root commit."""
+    if layout not in (1, 2):
+        raise BadInput(f"--layout must be 1 or 2, not {layout}")
     branch = _branch(repo)
-    written = operations.init(branch, admin, key)
+    written = operations.init(branch, admin, key, layout)
     typer.echo(f"created {branch.ref} at {written.commit[:12]}; pinned gitjit.root to it")
 
 
@@ -173,7 +184,7 @@ def verify(
         raise BadInput(f"--root {root!r} is not a full commit id (40 lower-case hex digits)")
     branch = _branch(repo)
     commit = operations.resolve_target(branch.repo, target)
-    trusted = _trusted(branch, root)
+    trusted = _trusted_for(branch, commit, root)
     _verify_and_exit([verify_action(trusted, action, commit, now)], as_json)
 
 
@@ -189,7 +200,7 @@ def verify_tag(
     branch = _branch(repo)
     name = tag.removeprefix("refs/tags/")
     commit = _tag_commit(branch, name)
-    trusted = _trusted(branch)
+    trusted = _trusted_for(branch, commit)
     actions = trusted.policy.actions_for_tag(name)
     if not actions:
         raise BadInput(f"tag {name!r} matches no action's tags in the policy")

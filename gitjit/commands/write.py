@@ -19,16 +19,15 @@ from pathlib import Path
 
 from gitjit.errors import BadInput, GitFailed, NotTrusted
 from gitjit.git.branch import ApprovalsBranch
+from gitjit.model import layout
 from gitjit.model.grammar import FINGERPRINT_RE, check_name, parse_duration
 from gitjit.model.limits import MAX_KEY_FILE_BYTES
 from gitjit.model.policy import POLICY_FILE, render_initial_policy, render_person
 from gitjit.model.records import (
     Decision,
     Request,
-    decision_path,
     render_decision,
     render_request,
-    request_path,
     text_size_problem,
 )
 from gitjit.trust.signatures import Keyring
@@ -137,13 +136,13 @@ def load_for_writing(branch: ApprovalsBranch) -> tuple[TrustedBranch, str, str |
     return TrustedBranch.load(branch, tip=base), base, local_before
 
 
-def init(branch: ApprovalsBranch, admin: str, key: str | None) -> Written:
+def init(branch: ApprovalsBranch, admin: str, key: str | None, layout_revision: int = layout.SHARDED) -> Written:
     check_name(admin, "admin")
     if branch.ref_target(branch.ref) or branch.ref_target(branch.remote_ref):
         raise BadInput(f"branch {branch.name} already exists")
     fingerprint = resolve_user_key(branch, key) if key else signing_key(branch)
     armored = export_user_key(branch, fingerprint)
-    policy = render_initial_policy(admin, fingerprint, branch.config("user.email"))
+    policy = render_initial_policy(admin, fingerprint, branch.config("user.email"), layout_revision)
     files = {POLICY_FILE: policy.encode(), f"keys/{admin}.asc": armored}
     written, trusted = _commit(None, branch, None, None, files, f"gitjit: init (admin {admin})", sign=True, push=False)
     branch.set_config("gitjit.root", trusted.root)
@@ -231,7 +230,7 @@ def request(branch: ApprovalsBranch, action: str, target_rev: str, reason: str, 
     )
     if sign is None:
         sign = bool(branch.config("user.signingkey"))
-    files = {request_path(record.id): render_request(record)}
+    files = {layout.request_path(record.id, target, policy.layout): render_request(record)}
     message = f"gitjit: request {record.id}\n\n{action} on {target}\n"
     written, _ = _commit(trusted, branch, base, local_before, files, message, sign, push)
     return written, record
@@ -248,7 +247,8 @@ def decide(branch: ApprovalsBranch, request_id: str, decision: str, comment: str
         raise BadInput(f"your signing key {fingerprint} belongs to nobody in the policy")
     _check_text(comment, "--comment")
     record = Decision(request_id, entry.blob, entry.request.target, decision, comment)
-    files = {decision_path(request_id, person): render_decision(record)}
+    files = {layout.decision_path(request_id, person, entry.request.target, trusted.policy.layout):
+             render_decision(record)}
     message = f"gitjit: {decision} {request_id}\n"
     written, _ = _commit(trusted, branch, base, local_before, files, message, True, push)
     return written

@@ -49,6 +49,7 @@ class Policy(NamedTuple):
     groups: dict[str, frozenset[str]]
     admins: frozenset[str]
     actions: dict[str, Action]
+    layout: int = 1  # where records live on the branch (model/layout.py): 1 flat, 2 sharded
 
     def person_with_key(self, fingerprint: str) -> str | None:
         for person in self.people.values():
@@ -102,10 +103,13 @@ def load_policy_document(data: bytes | str, source: str = POLICY_FILE) -> dict:
 def policy_from_document(doc: dict, source: str = POLICY_FILE) -> Policy:
     """Validates a policy document whole (the TOML as parsed, or its JSON copy in the snapshot)."""
     r = _Reader(source)
-    for extra in sorted(set(doc) - {"gitjit", "defaults", "people", "groups", "admins", "actions"}):
+    for extra in sorted(set(doc) - {"gitjit", "layout", "defaults", "people", "groups", "admins", "actions"}):
         raise r.fail(extra, "unknown key")
     if type(doc.get("gitjit")) is not int or doc["gitjit"] != 1:  # 1.0 and true == 1 in Python
         raise r.fail("gitjit", f"format version must be 1, found {doc.get('gitjit')!r}")
+    layout = doc.get("layout", 1)
+    if type(layout) is not int or layout not in (1, 2):
+        raise r.fail("layout", f"must be 1 (flat) or 2 (sharded), found {layout!r}")
 
     defaults = _sub(r, doc, "defaults", {"freshness", "max_ttl", "clock_skew"})
     freshness = r.duration(defaults.get("freshness", "24h"), "defaults.freshness")
@@ -194,7 +198,7 @@ def policy_from_document(doc: dict, source: str = POLICY_FILE) -> Policy:
             tags=r.strings(entry.get("tags", []), f"{key}.tags"),
         )
 
-    return Policy(freshness, max_ttl, clock_skew, people, groups, admins, actions)
+    return Policy(freshness, max_ttl, clock_skew, people, groups, admins, actions, layout)
 
 
 def _sub(r: _Reader, parent: dict, name: str, allowed: set[str] | None = None, key: str | None = None) -> dict:
@@ -208,11 +212,12 @@ def _sub(r: _Reader, parent: dict, name: str, allowed: set[str] | None = None, k
     return value
 
 
-def render_initial_policy(admin: str, fingerprint: str, email: str | None) -> str:
-    """The policy `gitjit init` writes: one admin, no actions yet."""
+def render_initial_policy(admin: str, fingerprint: str, email: str | None, layout: int = 2) -> str:
+    """The policy `gitjit init` writes: one admin, no actions yet, records in `layout` (model/layout.py)."""
     import tomli_w  # writing only: verification never pays for it
 
-    head = tomli_w.dumps({"gitjit": 1, "defaults": {"freshness": "24h", "max_ttl": "72h", "clock_skew": "5m"}})
+    version = {"gitjit": 1, **({"layout": layout} if layout != 1 else {})}
+    head = tomli_w.dumps({**version, "defaults": {"freshness": "24h", "max_ttl": "72h", "clock_skew": "5m"}})
     return head + "\n" + render_person(admin, fingerprint, email) + "\n" + tomli_w.dumps({"admins": {"people": [admin]}}) + _EXAMPLE_ACTION
 
 

@@ -35,9 +35,11 @@ from gitjit.errors import BadInput, BadPolicy, NotTrusted
 from gitjit.git.branch import ApprovalsBranch, Change, cache_dir
 from gitjit.git.read import CommitObject, MissingObject, TreeEntry
 from gitjit.model.grammar import describe_age, format_time, from_timestamp, is_valid_name
+from gitjit.model.layout import record_path, shard_problem
+from gitjit.model.layout import request_path as layout_request_path
 from gitjit.model.limits import MAX_CHANGES, MAX_RECORD_BYTES, SHOWN_CHANGES, list_some, max_bytes_for, size_problem
 from gitjit.model.policy import POLICY_FILE, Policy, load_policy_document, policy_from_document
-from gitjit.model.records import Decision, Request, parse_decision, parse_request, request_path
+from gitjit.model.records import Decision, Request, parse_decision, parse_request
 from gitjit.namedtuple import NamedTuple
 from gitjit.reasons import Reason
 from gitjit.trust.cache.snapshot import Head, Snapshot
@@ -298,6 +300,7 @@ class TrustedBranch:
         self._snapshot: Snapshot | None = None  # read lazily: what the view resumed from
         self._policy_documents: dict[str, dict] = {}  # policy blob id -> TOML document parsed by this process
         self._failure: str | None = None  # why an `extend` failed: the view is then unusable
+        self.partial = False  # built from chosen commits only (trust/targeted.py): never saved
 
     def __repr__(self) -> str:
         return f"TrustedBranch(root={self.root[:12]!r}, tip={(self.tip or '')[:12]!r}, count={self.count})"
@@ -386,7 +389,7 @@ class TrustedBranch:
     def save(self) -> bool:
         """Stores what this view learned beyond the snapshot it resumed from."""
         self._usable()
-        if self.tip is None or (self._resumed is not None and self._resumed.tip == self.tip):
+        if self.partial or self.tip is None or (self._resumed is not None and self._resumed.tip == self.tip):
             return False
         keep = self._resumed_count if self._resumed is not None else 0
         positions = self._applied
@@ -405,18 +408,25 @@ class TrustedBranch:
         finally:
             snapshot.close()
 
-    def extend(self, commit_ids: list[str]) -> list[Refusal]:
+    def extend(self, commit_ids: list[str], placed: dict[str, tuple[str | None, int]] | None = None) -> list[Refusal]:
         """Applies commits in order; returns the refusals among them.
 
         The signed requests and decisions met on the way are judged once all
         are applied, but GnuPG starts checking each one as soon as it is met
         (`_PendingChecks`), on every core while the walk goes on.
+
+        `placed` (trust/targeted.py): some commits of a chain whose linearity
+        the caller checked, each with its (parent, position); the commits
+        between them are not applied, and the view is `partial`.
         """
         self._usable()
         before = len(self.refusals)
         pending = _PendingChecks(self)
+        self.partial = self.partial or placed is not None
         try:
             for commit_id, changes in self.branch.changes(commit_ids):
+                if placed is not None:
+                    self.tip, self.count = placed[commit_id]
                 self._apply(commit_id, changes, pending)
             self._check_pending_signatures(pending)
         except BaseException as exc:
@@ -467,10 +477,10 @@ class TrustedBranch:
             self.refusals.append(Refusal(commit_id, f"{change.path} is not a regular file (mode {change.new_mode})",
                                          R.LAYOUT))
             return
-        segments = change.path.split("/")
-        if len(segments) == 2 and segments[0] == "requests" and segments[1].endswith(".toml"):
+        record = record_path(change.path, self.state.policy.layout)  # the layout in force (model/layout.py)
+        if record is not None and record.person is None:
             self._apply_request(commit_id, position, parts, change, pending)
-        elif len(segments) == 3 and segments[0] == "approvals" and segments[2].endswith(".toml"):
+        elif record is not None:
             self._apply_decision(commit_id, position, parts, change, pending)
         else:
             self.refusals.append(Refusal(commit_id, f"{change.path} is outside the approvals branch layout", R.LAYOUT))
@@ -594,6 +604,8 @@ class TrustedBranch:
             problem = Reason(R.UNKNOWN_ACTION, f"{change.path}: action {request.action!r} is not in the policy")
         elif request.expires - request.created > policy.max_ttl:
             problem = Reason(R.TTL_TOO_LONG, f"{change.path}: asks to live longer than max_ttl")
+        elif misplaced := shard_problem(record_path(change.path, policy.layout), request.target):
+            problem = Reason(R.LAYOUT, f"{change.path}: {misplaced}")
         if problem:
             self.refusals.append(Refusal.of(commit_id, problem))
             return
@@ -612,7 +624,7 @@ class TrustedBranch:
 
     def _apply_decision(self, commit_id: str, position: int, parts: CommitParts, change: Change,
                         pending: list) -> None:
-        _, request_id, file_name = change.path.split("/")
+        request_id, file_name = change.path.split("/")[-2:]
         person = file_name[: -len(".toml")]
         if not (is_valid_name(request_id) and is_valid_name(person)):
             self.refusals.append(Refusal(commit_id, f"{change.path} is not a valid decision path", R.LAYOUT))
@@ -633,6 +645,9 @@ class TrustedBranch:
                                    f"{person} already decided on {request_id} in commit {earlier[0][:12]}")
         if entry.problem is None:
             entry.problem = self._binding_problem(entry, request)
+        if entry.problem is None and (misplaced := shard_problem(record_path(change.path, entry.state.policy.layout),
+                                                                 request.request.target)):
+            entry.problem = Reason(R.LAYOUT, f"{change.path}: {misplaced}")
         if entry.problem is None and parts.signature is None:
             entry.problem = Reason(R.NOT_SIGNED, "decision commit is not signed")
         if entry.problem is None:
@@ -669,7 +684,8 @@ class TrustedBranch:
                 entry._signature = check
                 late = check.good and self._witness_problem(check.created, "signed", entry.state.policy.clock_skew)
                 if late:
-                    self.refusals.append(Refusal.of(entry.commit, late.prefixed(request_path(entry.request.id))))
+                    self.refusals.append(Refusal.of(entry.commit, late.prefixed(layout_request_path(
+                        entry.request.id, entry.request.target, entry.state.policy.layout))))
         for entry, check in zip(pending.entries, checks, strict=True):
             if isinstance(entry, DecisionEntry):
                 entry.signature = check
