@@ -64,6 +64,20 @@ tags = ["v*"]
 """
 
 
+def bulk_target(i: int) -> str:
+    """The target of bulk request i: a made-up commit id, spread over the shards as real ones are."""
+    return hashlib.sha1(f"bulk {i}".encode()).hexdigest()
+
+
+def request_path(rid: str, target: str, layout: int) -> str:
+    """docs/format.md, section 2.4 (written out here: the benchmark builds branches without gitjit's code)."""
+    return f"shards/{target[:2]}/requests/{rid}.toml" if layout == 2 else f"requests/{rid}.toml"
+
+
+def decision_path(rid: str, person: str, target: str, layout: int) -> str:
+    return f"shards/{target[:2]}/approvals/{rid}/{person}.toml" if layout == 2 else f"approvals/{rid}/{person}.toml"
+
+
 def log(message: str) -> None:
     print(message, flush=True)
 
@@ -124,19 +138,24 @@ class Bench:
             self.run(PY, "-m", "gitjit", "hook", "install", "--repo", str(path))
         return path
 
-    def client(self, name: str) -> Path:
+    def client(self, name: str, layout: int = 2) -> Path:
         """A repository with one commit on main and an approvals branch: alice admin,
         bob and carol approvers of deploy-prod."""
         repo = self.base / name
         self.run("git", "init", "-q", "-b", "main", str(repo))
         self.act_as(repo, "alice")
         self.git(repo, "commit", "-q", "--allow-empty", "-m", "release candidate")
-        self.gitjit(repo, "init", "--admin", "alice")
+        self.gitjit(repo, "init", "--admin", "alice", "--layout", str(layout))
         for name_ in ("bob", "carol"):
             self.gitjit(repo, "person", "add", name_, "--key-file", str(self.base / f"{name_}.asc"))
         policy = self.git(repo, "show", "refs/heads/approvals:policy.toml") + "\n" + ACTION
         self.commit_files(repo, {"policy.toml": policy.encode()}, "deploy-prod needs bob and carol", sign=True)
         return repo
+
+    def layout(self, repo: Path) -> int:
+        """The branch's layout (docs/format.md, section 2.4): 2 where its policy says so, else 1."""
+        policy = self.git(repo, "show", "refs/heads/approvals:policy.toml")
+        return 2 if "\nlayout = 2\n" in f"\n{policy}\n" else 1
 
     def commit_files(self, repo: Path, files: dict[str, bytes], message: str, sign: bool) -> str:
         index = self.base / "bench-index"
@@ -158,10 +177,12 @@ class Bench:
         now = datetime.now(UTC).replace(microsecond=0) - timedelta(days=2)
         created, expires = now.strftime("%Y-%m-%dT%H:%M:%SZ"), (now + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
         stamp = int(now.timestamp())
+        layout = self.layout(repo)
         chunks = []
         for i in range(count):
             rid = f"deploy-prod-bulk-{i:06d}"
-            body = (f'gitjit = 1\nid = "{rid}"\naction = "deploy-prod"\ntarget = "{i:040x}"\n'
+            target = bulk_target(i)
+            body = (f'gitjit = 1\nid = "{rid}"\naction = "deploy-prod"\ntarget = "{target}"\n'
                     f'requested_by = "Bench <bench@example.com>"\nreason = "history"\n'
                     f"created = {created}\nexpires = {expires}\n").encode()
             message = f"gitjit: request {rid}\n".encode()
@@ -170,7 +191,8 @@ class Bench:
                        b"data %d\n%s" % (len(message), message)]
             if i == 0:
                 chunks.append(f"from {tip}\n".encode())
-            chunks += [f"M 100644 inline requests/{rid}.toml\n".encode(), b"data %d\n%s\n" % (len(body), body)]
+            chunks += [f"M 100644 inline {request_path(rid, target, layout)}\n".encode(),
+                       b"data %d\n%s\n" % (len(body), body)]
         self.run("git", "-C", str(repo), "fast-import", "--quiet", input=b"".join(chunks))
 
     def approved_request(self, repo: Path, server: Path) -> tuple[str, list[str]]:
@@ -282,6 +304,7 @@ def figure_4(bench: Bench, decisions: int) -> dict:
 
     repo_path = bench.client("audit")
     repo = pygit2.Repository(str(repo_path))
+    layout = bench.layout(repo_path)
     tip = repo.revparse_single("refs/heads/approvals")
     tree = tip.tree
     now = datetime.now(UTC).replace(microsecond=0)
@@ -303,13 +326,13 @@ def figure_4(bench: Bench, decisions: int) -> dict:
                 f'created = {now.strftime("%Y-%m-%dT%H:%M:%SZ")}\n'
                 f'expires = {(now + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")}\n').encode()
         blob = repo.create_blob(body)
-        index.add(pygit2.IndexEntry(f"requests/{rid}.toml", blob, pygit2.enums.FileMode.BLOB))
+        index.add(pygit2.IndexEntry(request_path(rid, target, layout), blob, pygit2.enums.FileMode.BLOB))
         # Signed by alice: where self_approval is false, an unsigned request never counts.
         payloads.append((index.write_tree(repo), f"gitjit: request {rid}\n", "alice"))
         for name in ("bob", "carol"):
             decision = (f'gitjit = 1\nrequest = "{rid}"\nrequest_blob = "{blob}"\ntarget = "{target}"\n'
                         f'decision = "approve"\ncomment = ""\n').encode()
-            index.add(pygit2.IndexEntry(f"approvals/{rid}/{name}.toml", repo.create_blob(decision),
+            index.add(pygit2.IndexEntry(decision_path(rid, name, target, layout), repo.create_blob(decision),
                                         pygit2.enums.FileMode.BLOB))
             payloads.append((index.write_tree(repo), f"gitjit: approve {rid}\n", name))
     # Each commit names its parent's id, which covers the parent's signature: signing is
@@ -361,9 +384,11 @@ CI_TARGETS = (
     ("cold run check, 20k history / its clone", "ci_run_ratio_to_clone", "<=", 0.5),
     ("tiny branch, cold verify / warm verify", "ci_tiny_cold_to_warm", "<=", 3.0),
     ("clone, 20k requests / 2k requests", "ci_clone_growth", "<=", 12.0),
-    ("request, long history / short", "ci_request_growth", "<=", 1.3),
-    ("approve, long history / short", "ci_approve_growth", "<=", 1.3),
-    ("one-request push, long history / short", "ci_push_growth", "<=", 1.3),
+    ("git walk, 20k requests / 2k requests", "ci_walk_growth", "<=", 12.0),
+    ("building, 20k requests / 2k requests", "ci_build_growth", "<=", 12.0),
+    ("request, 100k history / 100", "ci_request_growth", "<=", 1.3),
+    ("approve, 100k history / 100", "ci_approve_growth", "<=", 1.3),
+    ("one-request push, 100k history / 100", "ci_push_growth", "<=", 1.3),
 )
 
 
@@ -372,9 +397,9 @@ class CiBranch:
     decisions on them, then one request for main approved by bob and carol, and tag v1.0;
     pushed to a bare server whose hook `gitjit hook install` put there."""
 
-    def __init__(self, bench: Bench, name: str, requests: int, decisions: int):
+    def __init__(self, bench: Bench, name: str, requests: int, decisions: int, layout: int):
         self.bench, self.name = bench, name
-        self.client = bench.client(f"ci-{name}")
+        self.client = bench.client(f"ci-{name}", layout)
         started = time.perf_counter()
         if requests:
             bench.bulk_requests(self.client, requests)
@@ -407,13 +432,14 @@ class CiBranch:
         index = pygit2.Index()
         index.read_tree(tip.tree)
         parent = tip.id
+        layout = bench.layout(self.client)
         for i in range(count):
-            rid = f"deploy-prod-bulk-{i // 2:06d}"
+            rid, target = f"deploy-prod-bulk-{i // 2:06d}", bulk_target(i // 2)
             name = ("bob", "carol")[i % 2]
-            blob = index[f"requests/{rid}.toml"].id
-            decision = (f'gitjit = 1\nrequest = "{rid}"\nrequest_blob = "{blob}"\ntarget = "{i // 2:040x}"\n'
+            blob = index[request_path(rid, target, layout)].id
+            decision = (f'gitjit = 1\nrequest = "{rid}"\nrequest_blob = "{blob}"\ntarget = "{target}"\n'
                         f'decision = "approve"\ncomment = ""\n').encode()
-            index.add(pygit2.IndexEntry(f"approvals/{rid}/{name}.toml", repo.create_blob(decision),
+            index.add(pygit2.IndexEntry(decision_path(rid, name, target, layout), repo.create_blob(decision),
                                         pygit2.enums.FileMode.BLOB))
             ident = pygit2.Signature(name.title(), f"{name}@example.com", int(time.time()), 0)
             content = repo.create_commit_string(ident, ident, f"gitjit: approve {rid}\n",
@@ -447,9 +473,12 @@ def ci_measure(bench: Bench, branch: CiBranch, runs: int) -> dict:
         run.append(branch.cold(clone, "run", "deploy-prod", "--target", branch.target, "--wait", "0s", "--", "true"))
         warm.append(bench.timed(PY, "-m", "gitjit", "verify", "deploy-prod", "--target", branch.target,
                                 "--repo", str(clone)))
+    # git's own walk of the history: every object, then every commit's changes
+    walk = bench.timed("git", "-C", str(clone), "rev-list", "--objects", "--all") + \
+        bench.timed("git", "-C", str(clone), "log", "--raw", "--no-renames", "--format=%H", "origin/approvals")
     median = statistics.median
     return {"clone_s": median(clones), "verify_cold_s": median(verify), "verify_tag_cold_s": median(tag),
-            "run_cold_s": median(run), "verify_warm_s": median(warm)}
+            "run_cold_s": median(run), "verify_warm_s": median(warm), "walk_s": walk, "build_s": branch.build_s}
 
 
 def ci_per_commit(bench: Bench, branch: CiBranch, runs: int) -> dict:
@@ -475,22 +504,31 @@ def ci_per_commit(bench: Bench, branch: CiBranch, runs: int) -> dict:
     return {"request_s": median(requests), "approve_s": median(approvals), "push_one_request_s": median(pushes)}
 
 
-def figure_ci(bench: Bench, runs: int, requests: int, decisions: int) -> dict:
-    """Issue 13: fresh clones of a tiny branch, of 2k and of `requests` requests with `decisions` signed decisions."""
-    figures: dict = {"ci_requests": requests, "ci_decisions": decisions}
+def figure_ci(bench: Bench, runs: int, requests: int, decisions: int, layout: int = 2, huge: int = 0) -> dict:
+    """Issue 13: fresh clones of a tiny branch, of 2k and of `requests` requests with `decisions` signed decisions;
+    per-commit operations at 100 requests, at `requests` and at `huge` (0: left out)."""
+    figures: dict = {"ci_requests": requests, "ci_decisions": decisions, "ci_layout": layout, "ci_huge": huge}
     small = max(2, requests // 10)
     sizes = {"tiny": (0, 0), "short": (small, decisions * small // max(requests, 1)), "long": (requests, decisions)}
     branches = {}
     for name, (count, signed) in sizes.items():
         log(f"setting up the {name} CI branch ({count} requests, {signed} signed decisions) ...")
-        branches[name] = CiBranch(bench, name, count, signed)
+        branches[name] = CiBranch(bench, name, count, signed, layout)
         log(f"  {branches[name].commits} commits, built in {branches[name].build_s:.1f} s")
     for name, branch in branches.items():
         log(f"timing fresh clones of the {name} branch ({runs} runs) ...")
         measured = ci_measure(bench, branch, runs)
         log("  " + ", ".join(f"{k} {v:.2f}" for k, v in measured.items()))
         figures.update({f"ci_{name}_{k}": v for k, v in measured.items()})
-    for name in ("tiny", "long"):
+    for name, count in (("hundred", 100), ("huge", huge)):
+        if count:
+            log(f"setting up the {name} branch ({count} requests) for per-commit operations ...")
+            branches[name] = CiBranch(bench, name, count, 0, layout)
+            log(f"  {branches[name].commits} commits, built in {branches[name].build_s:.1f} s")
+            figures[f"ci_{name}_build_s"] = branches[name].build_s
+    for name in ("hundred", "long", "huge"):
+        if name not in branches:
+            continue
         log(f"timing per-commit operations on the {name} branch ...")
         measured = ci_per_commit(bench, branches[name], runs)
         log("  " + ", ".join(f"{k} {v:.2f}" for k, v in measured.items()))
@@ -501,9 +539,12 @@ def figure_ci(bench: Bench, runs: int, requests: int, decisions: int) -> dict:
         f[f"ci_{what}_ratio_to_clone"] = f[f"ci_long_{what}_cold_s"] / f["ci_long_clone_s"]
     f["ci_tiny_cold_to_warm"] = f["ci_tiny_verify_cold_s"] / f["ci_tiny_verify_warm_s"]
     f["ci_clone_growth"] = f["ci_long_clone_s"] / f["ci_short_clone_s"]
+    f["ci_walk_growth"] = f["ci_long_walk_s"] / f["ci_short_walk_s"]
+    f["ci_build_growth"] = f["ci_long_build_s"] / max(f["ci_short_build_s"], 1e-3)
+    largest = "huge" if huge else "long"
     for what in ("request", "approve", "push_one_request"):
         key = "push" if what == "push_one_request" else what
-        f[f"ci_{key}_growth"] = f[f"ci_long_{what}_s"] / f[f"ci_tiny_{what}_s"]
+        f[f"ci_{key}_growth"] = f[f"ci_{largest}_{what}_s"] / f[f"ci_hundred_{what}_s"]
     return figures
 
 
@@ -607,7 +648,7 @@ class Hostile:
             return
         bench = self.bench
         bench.make_keys()
-        repo = bench.client("hostile")
+        repo = bench.client("hostile", layout=1)  # the pushes of issue 9, as they were made
         request_id = bench.gitjit(repo, "request", "deploy-prod", "--target", "main", "--reason", "bench")
         base = bench.git(repo, "rev-parse", "refs/heads/approvals")
         target = bench.git(repo, "rev-parse", "main")
@@ -758,6 +799,10 @@ def main() -> int:
                              "or the CI figures (6)")
     parser.add_argument("--ci-requests", type=int, default=20000, help="requests on the long CI branch")
     parser.add_argument("--ci-decisions", type=int, default=300, help="signed decisions on the long CI branch")
+    parser.add_argument("--ci-layout", type=int, choices=(1, 2), default=2,
+                        help="the CI branches' layout: 2 sharded (what gitjit init writes), 1 flat (older branches)")
+    parser.add_argument("--ci-huge", type=int, default=100000,
+                        help="requests on the branch for per-commit operations against 100 (0: use the long branch)")
     parser.add_argument("--ci-runs", type=int, default=3, help="fresh clones (and per-commit rounds) per CI branch")
     parser.add_argument("--ci-baseline", type=Path, default=HERE / "results" / "ci-baseline.json",
                         help="an earlier run's CI figures, printed beside the new ones as 'old'")
@@ -780,7 +825,8 @@ def main() -> int:
             if args.only in (None, "audit"):
                 figures.update(figure_4(bench, args.decisions))
             if args.only in (None, "ci"):
-                figures.update(figure_ci(bench, args.ci_runs, args.ci_requests, args.ci_decisions))
+                figures.update(figure_ci(bench, args.ci_runs, args.ci_requests, args.ci_decisions, args.ci_layout,
+                                         args.ci_huge))
         if args.only in (None, "hostile"):
             hostile = figure_5(base, args.hostile_cache, args.case)
     finally:
