@@ -181,9 +181,11 @@ def add_person(branch: ApprovalsBranch, name: str, key: str | None, key_file: st
     return written
 
 
-def new_request_id(action: str, now: datetime) -> str:
-    # 47 + 16 characters: an id stays a valid name (at most 64) for the longest action names
-    return f"{action[:47]}-{now:%Y%m%d}-{secrets.token_hex(3)}"
+def new_request_id(action: str, now: datetime, target: str = "", layout_revision: int = layout.FLAT) -> str:
+    # 47 + 16 characters: an id stays a valid name (at most 64) for the longest action names;
+    # in layout 2 the last two hex digits are the target's shard (docs/format.md, section 2.4)
+    suffix = layout.new_id_suffix(target, layout_revision)
+    return f"{action[:47]}-{now:%Y%m%d}-{secrets.token_hex(3)[:6 - len(suffix)]}{suffix}"
 
 
 def resolve_target(repo, rev: str) -> str:
@@ -220,7 +222,7 @@ def request(branch: ApprovalsBranch, action: str, target_rev: str, reason: str, 
     target = resolve_target(branch.repo, target_rev)
     _check_text(reason, "--reason")
     record = Request(
-        id=new_request_id(action, now),
+        id=new_request_id(action, now, target, policy.layout),
         action=action,
         target=target,
         requested_by=_identity(branch),

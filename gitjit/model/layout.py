@@ -11,7 +11,10 @@ Revision 2 (sharded by target), `layout = 2` in policy.toml, written by
     shards/<t2>/requests/<id>.toml
     shards/<t2>/approvals/<id>/<person>.toml
 
-where <t2> is the first two hex digits of the request's target. A commit
+where <t2> is the first two hex digits of the request's target, and a
+request's id ends with <t2> too (so that ids, unique on the whole branch,
+can be checked within one shard). A decision sits in the shard of its
+request's target, whatever the request's layout. A commit
 then rewrites trees of about 256 + n/256 entries instead of n, and the
 requests for one target are under one directory (trust/targeted.py).
 
@@ -70,7 +73,10 @@ def record_path(path: str, layout: int) -> RecordPath | None:
             return None
         shard, segments = segments[1], segments[2:]
     if len(segments) == 2 and segments[0] == REQUESTS_DIR and segments[1].endswith(".toml"):
-        return RecordPath(segments[1][: -len(".toml")], None, shard)
+        request_id = segments[1][: -len(".toml")]
+        if shard is not None and not request_id.endswith(shard):
+            return None  # in layout 2 an id ends with its shard: the same id never sits in two shards
+        return RecordPath(request_id, None, shard)
     if len(segments) == 3 and segments[0] == DECISIONS_DIR and segments[2].endswith(".toml"):
         return RecordPath(segments[1], segments[2][: -len(".toml")], shard)
     return None
@@ -92,11 +98,18 @@ def shard_problem(record: RecordPath, target: str) -> str | None:
     return None
 
 
-def id_pathspecs(request_id: str) -> list[str]:
-    """git pathspecs for every path of request `request_id` and its decisions, in both layouts."""
-    return [f":(literal){REQUESTS_DIR}/{request_id}.toml", f":(literal){DECISIONS_DIR}/{request_id}",
-            f":(glob){SHARDS_DIR}/*/{REQUESTS_DIR}/{request_id}.toml",
-            f":(glob){SHARDS_DIR}/*/{DECISIONS_DIR}/{request_id}/**"]
+def id_of(path: str) -> str | None:
+    """The request id a record path names in either layout (its request or a decision on it), else None."""
+    for layout in LAYOUTS:
+        found = record_path(path, layout)
+        if found is not None:
+            return found.request_id
+    return None
+
+
+def new_id_suffix(target: str, layout: int) -> str:
+    """What a new request's id must end with: its shard in layout 2, nothing in layout 1."""
+    return shard_of(target) if layout == SHARDED else ""
 
 
 def _is_shard(name: str) -> bool:

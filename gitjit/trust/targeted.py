@@ -5,9 +5,8 @@ the requests for one target. What decides their verdicts is:
 
 1. the chain itself: the pinned root, and a linear first-parent history
    (one `git rev-list --first-parent --parents`, no diffs, no gpg);
-2. the policy chain: every commit that touches `policy.toml` or `keys/`
-   (`git rev-list --first-parent TIP -- policy.toml keys`), each authorized by
-   the policy before it exactly as the full walk does;
+2. the policy chain: every commit that touches `policy.toml` or `keys/`,
+   each authorized by the policy before it exactly as the full walk does;
 3. the requests for T and everything on their ids: every commit that
    touches a path of such an id, wherever the layout puts it (its request
    file, its decisions, a later copy of the id that the full walk would
@@ -21,16 +20,17 @@ found in 1 and 2. The chosen commits are applied by the same
 `TrustedBranch._apply` as the full walk, each at its own parent and
 position; the view is `partial` and never saved as a snapshot.
 
+2 and 3 come from one path-limited walk,
+`git rev-list --first-parent TIP -- policy.toml keys requests approvals shards/<T[:2]>`,
+and the changes of the commits it lists. In layout 2 that is the policy
+chain and one 256th of the records; a layout-1 branch (or the layout-1
+part of a branch moved forward) has all its records listed, every request
+file is read (no gpg) and one is a candidate when it holds T's 40 hex
+digits, or a backslash (a TOML escape could spell T otherwise).
+
 Where an earlier run left a snapshot for the pinned root, the full walk
 resumes from it and costs nothing more: it is used instead. `audit`,
 `status` and the server hook always walk everything.
-
-Finding the requests for T: in the sharded layout (format revision 2)
-they are under `shards/<T[:2]>/`, one 256th of the history, found by a
-path-limited `git rev-list`. In the flat layout (revision 1) any request
-file may be one, so every commit that adds one is diffed and its file
-read (no gpg); a file is a candidate when it holds T's 40 hex digits, or a
-backslash (a TOML escape could spell T otherwise).
 """
 
 from __future__ import annotations
@@ -38,20 +38,13 @@ from __future__ import annotations
 from gitjit.errors import NotTrusted
 from gitjit.git.branch import ApprovalsBranch, cache_dir
 from gitjit.git.read import MissingObject
-from gitjit.model.layout import (
-    REQUESTS_DIR,
-    SHARDS_DIR,
-    id_pathspecs,
-    request_id_of,
-    shard_of,
-)
+from gitjit.model.layout import DECISIONS_DIR, REQUESTS_DIR, SHARDS_DIR, id_of, request_id_of, shard_of
 from gitjit.model.limits import MAX_RECORD_BYTES
 from gitjit.model.policy import POLICY_FILE
 from gitjit.trust.cache.snapshot import Snapshot
 from gitjit.trust.trusted import TrustedBranch
 
 POLICY_PATHS = (POLICY_FILE, "keys")
-_PATHSPECS_PER_RUN = 400  # candidate ids' pathspecs per `git rev-list`
 
 
 def load_for_target(branch: ApprovalsBranch, target: str, tip: str | None = None, root: str | None = None,
@@ -65,11 +58,7 @@ def load_for_target(branch: ApprovalsBranch, target: str, tip: str | None = None
     if pinned is not None and chain[0] != pinned:
         raise NotTrusted(f"the approvals branch starts at {chain[0][:12]}, not at the pinned root {pinned[:12]}")
     positions = {commit: index for index, commit in enumerate(chain)}
-    chosen = {chain[0]} | set(_touching(branch, tip, [f":(literal){p}" for p in POLICY_PATHS]))
-    ids = _candidate_ids(branch, tip, target)
-    for start in range(0, len(ids), _PATHSPECS_PER_RUN):
-        specs = [spec for rid in ids[start:start + _PATHSPECS_PER_RUN] for spec in id_pathspecs(rid)]
-        chosen |= set(_touching(branch, tip, specs))
+    chosen = {chain[0]} | _deciding_commits(branch, tip, target)
     order = sorted(chosen, key=positions.__getitem__)
     placed = {c: (chain[positions[c] - 1] if positions[c] else None, positions[c]) for c in order}
     trusted = TrustedBranch(branch, chain[0])
@@ -80,33 +69,44 @@ def load_for_target(branch: ApprovalsBranch, target: str, tip: str | None = None
     return trusted
 
 
+def _deciding_commits(branch: ApprovalsBranch, tip: str, target: str) -> set[str]:
+    """The policy commits, and the commits on any path of a request id that may be for `target`.
+
+    One path-limited walk finds every commit that changes the policy, a
+    layout-1 record, or a record of the target's shard; their changes name
+    the candidates (request files that may be for the target) and, by id,
+    every commit on their paths. Records of other shards need no look: an id
+    ends with its shard, and a decision outside its request's shard is
+    refused before it counts for anything.
+    """
+    specs = [*POLICY_PATHS, REQUESTS_DIR, DECISIONS_DIR, f"{SHARDS_DIR}/{shard_of(target)}"]
+    walked = list(branch.changes(_touching(branch, tip, [f":(literal){spec}" for spec in specs])))
+    chosen: set[str] = set()
+    candidates: set[str] = set()
+    needle = target.encode()
+    for commit, changes in walked:
+        if getattr(changes, "total", len(changes)) > len(changes) or any(
+                c.path == POLICY_FILE or c.path.startswith("keys/") for c in changes):
+            chosen.add(commit)  # a policy commit, or one too large to read whole: the replay decides
+        for change in changes:
+            rid = request_id_of(change.path)
+            if rid is not None and rid not in candidates and change.new_id is not None and change.is_regular_file \
+                    and _may_be_for(branch, change.new_id, needle):
+                candidates.add(rid)
+    for commit, changes in walked:
+        if any(id_of(change.path) in candidates for change in changes):
+            chosen.add(commit)
+    return chosen
+
+
 def _touching(branch: ApprovalsBranch, tip: str, pathspecs: list[str]) -> list[str]:
-    """The commits of `tip`'s first-parent chain that change a path under `pathspecs`."""
-    if not pathspecs:
-        return []
+    """The commits of `tip`'s first-parent chain that change a path under `pathspecs`, oldest first."""
     stdin = "".join(f"{spec}\n" for spec in pathspecs).encode()
-    result = branch.reader.git("rev-list", "--first-parent", "--stdin", tip, "--", input=b"--\n" + stdin, check=False)
+    result = branch.reader.git("rev-list", "--first-parent", "--reverse", "--stdin", tip, "--",
+                               input=b"--\n" + stdin, check=False)
     if result.returncode != 0:
         raise NotTrusted(f"cannot walk the history of {tip[:12]} (git rev-list failed)")
     return result.stdout.decode().split()
-
-
-def _candidate_ids(branch: ApprovalsBranch, tip: str, target: str) -> list[str]:
-    """Ids of request files, in either layout, that may be a request for `target`."""
-    flat = [f":(literal){REQUESTS_DIR}"]
-    sharded = [f":(literal){SHARDS_DIR}/{shard_of(target)}/{REQUESTS_DIR}"]
-    found: dict[str, None] = {}
-    needle = target.encode()
-    for specs in (flat, sharded):
-        commits = _touching(branch, tip, specs)
-        for _, changes in branch.changes(commits):
-            for change in changes:
-                rid = request_id_of(change.path)
-                if rid is None or rid in found or change.new_id is None or not change.is_regular_file:
-                    continue
-                if _may_be_for(branch, change.new_id, needle):
-                    found[rid] = None
-    return list(found)
 
 
 def _may_be_for(branch: ApprovalsBranch, blob_id: str, needle: bytes) -> bool:

@@ -629,6 +629,10 @@ class TrustedBranch:
         if not (is_valid_name(request_id) and is_valid_name(person)):
             self.refusals.append(Refusal(commit_id, f"{change.path} is not a valid decision path", R.LAYOUT))
             return
+        misplaced = self._misplaced_decision(change.path, request_id)
+        if misplaced is not None:  # layout 2: refused before it can stand in any later decision's way
+            self.refusals.append(Refusal.of(commit_id, misplaced))
+            return
         entry = DecisionEntry(person, request_id, commit_id, position, self.state.commit, self,
                               _parts=parts, _state=self.state)
         earlier = [e.commit for e in self.decisions.get(request_id, []) if e.person == person]
@@ -645,15 +649,24 @@ class TrustedBranch:
                                    f"{person} already decided on {request_id} in commit {earlier[0][:12]}")
         if entry.problem is None:
             entry.problem = self._binding_problem(entry, request)
-        if entry.problem is None and (misplaced := shard_problem(record_path(change.path, entry.state.policy.layout),
-                                                                 request.request.target)):
-            entry.problem = Reason(R.LAYOUT, f"{change.path}: {misplaced}")
         if entry.problem is None and parts.signature is None:
             entry.problem = Reason(R.NOT_SIGNED, "decision commit is not signed")
         if entry.problem is None:
             pending.append(entry)
         else:
             self.refusals.append(Refusal.of(commit_id, entry.problem.prefixed(person)))
+
+    def _misplaced_decision(self, path: str, request_id: str) -> Reason | None:
+        """In layout 2, a decision counts only in the shard of an existing request's target
+        (docs/format.md, section 2.4); one that does not is refused as if never made."""
+        record = record_path(path, self.state.policy.layout)
+        if record is None or record.shard is None:
+            return None
+        request = self.requests.get(request_id)
+        if request is None:
+            return Reason(R.NO_SUCH_REQUEST, f"{path}: request {request_id} does not exist before this decision")
+        misplaced = shard_problem(record, request.request.target)
+        return Reason(R.LAYOUT, f"{path}: {misplaced}") if misplaced else None
 
     def _binding_problem(self, entry: DecisionEntry, request: RequestEntry | None) -> Reason | None:
         decision = entry.decision

@@ -23,8 +23,9 @@ def test_paths_in_each_layout():
 @pytest.mark.parametrize("path, layout, expected", [
     ("requests/r1.toml", 1, ("r1", None, None)),
     ("approvals/r1/bob.toml", 1, ("r1", "bob", None)),
-    ("shards/9b/requests/r1.toml", 2, ("r1", None, "9b")),
-    ("shards/9b/approvals/r1/bob.toml", 2, ("r1", "bob", "9b")),
+    ("shards/9b/requests/r1-9b.toml", 2, ("r1-9b", None, "9b")),
+    ("shards/9b/requests/r1.toml", 2, None),  # in layout 2 an id ends with its shard
+    ("shards/9b/approvals/r1/bob.toml", 2, ("r1", "bob", "9b")),  # a decision's shard is its request's
     ("shards/9b/requests/r1.toml", 1, None),  # the other layout's path
     ("requests/r1.toml", 2, None),
     ("shards/9B/requests/r1.toml", 2, None),  # upper-case hex is not a shard
@@ -43,33 +44,37 @@ def test_record_path_reads_only_the_layout_in_force(path, layout, expected):
 
 
 def test_shard_problem_names_the_right_shard():
-    assert L.shard_problem(L.record_path("shards/9b/requests/r1.toml", 2), T) is None
-    assert "shards/9b/" in L.shard_problem(L.record_path("shards/00/requests/r1.toml", 2), T)
+    assert L.shard_problem(L.record_path("shards/9b/requests/r1-9b.toml", 2), T) is None
+    assert "shards/9b/" in L.shard_problem(L.record_path("shards/00/requests/r1-00.toml", 2), T)
     assert L.shard_problem(L.record_path("requests/r1.toml", 1), T) is None  # flat: no shard
 
 
 def test_request_id_of_reads_both_layouts_and_only_valid_names():
     assert L.request_id_of("requests/r1.toml") == "r1"
-    assert L.request_id_of("shards/00/requests/r1.toml") == "r1"
+    assert L.request_id_of("shards/00/requests/r1-00.toml") == "r1-00"
+    assert L.request_id_of("shards/00/requests/r1.toml") is None
     assert L.request_id_of("requests/R1.toml") is None
     assert L.request_id_of("approvals/r1/bob.toml") is None
 
 
-def test_pathspecs_cover_every_path_of_an_id_and_nothing_of_its_neighbours(tmp_path):
-    """git itself decides: which paths of a real tree the pathspecs of `r1` select."""
-    import subprocess
+def test_id_of_names_the_request_of_any_record_path():
+    assert L.id_of("requests/r1.toml") == "r1"
+    assert L.id_of("approvals/r1/bob.toml") == "r1"
+    assert L.id_of("shards/9b/approvals/r1/bob.toml") == "r1"
+    assert L.id_of("shards/9b/requests/r1-9b.toml") == "r1-9b"
+    assert L.id_of("notes/r1.toml") is None
 
-    repo = pygit2.init_repository(str(tmp_path), bare=True)
-    paths = ["requests/r1.toml", "requests/r10.toml", "approvals/r1/bob.toml", "approvals/r10/bob.toml",
-             "shards/00/requests/r1.toml", "shards/ff/approvals/r1/carol.toml", "shards/ff/requests/r10.toml",
-             "shards/ff/approvals/r10/bob.toml", "notes/r1.toml"]
-    tree = tree_with_files(repo, None, {p: b"x" for p in paths})
-    ident = pygit2.Signature("t", "t@example.com", 0, 0)
-    commit = repo.create_commit(None, ident, ident, "all", pygit2.Oid(hex=tree), [])
-    out = subprocess.run(["git", "--git-dir", str(tmp_path), "log", "--format=", "--name-only", str(commit), "--",
-                          *L.id_pathspecs("r1")], capture_output=True, text=True, check=True).stdout.split()
-    assert sorted(out) == sorted(["requests/r1.toml", "approvals/r1/bob.toml", "shards/00/requests/r1.toml",
-                                  "shards/ff/approvals/r1/carol.toml"])
+
+def test_new_ids_end_with_their_shard_in_layout_2():
+    from datetime import UTC, datetime
+
+    from gitjit.commands.write import new_request_id
+
+    now = datetime(2026, 11, 30, tzinfo=UTC)
+    sharded = new_request_id("a" * 63, now, T, L.SHARDED)
+    flat = new_request_id("a" * 63, now, T, L.FLAT)
+    assert sharded.endswith("9b") and L.record_path(L.request_path(sharded, T, 2), 2) is not None
+    assert len(sharded) == len(flat) <= 64
 
 
 name = st.from_regex(r"[a-z0-9][a-z0-9_-]{0,10}", fullmatch=True)

@@ -16,7 +16,7 @@ from hookkit import ACTION, APPROVALS, World, accepted, approved_request, policy
 
 from gitjit.git.branch import ApprovalsBranch
 from gitjit.model.layout import decision_path, request_path
-from gitjit.reasons import LAYOUT
+from gitjit.reasons import LAYOUT, NO_SUCH_REQUEST
 from gitjit.trust.trusted import TrustedBranch
 
 
@@ -27,12 +27,14 @@ def move_forward(world: World, keys: Keys, signer: str | None = None, layout: st
                                sign=keys[signer].fpr if signer else True)
 
 
-def hand_request(world: World, target: str, path_target: str | None = None, flat: bool = False) -> str:
-    """A request for `target`, signed by alice, at its layout-2 path (or another target's shard, or flat)."""
+def hand_request(world: World, target: str, path_target: str | None = None, flat: bool = False,
+                 suffix: str | None = None) -> str:
+    """A request for `target`, signed by alice, at its layout-2 path (or another target's shard, or flat);
+    its id ends with the shard of its path (or `suffix`)."""
     from datetime import UTC, datetime, timedelta
 
     created = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=30)
-    rid = f"{ACTION}-hand-{target[:6]}-{(path_target or target)[:4]}-{int(flat)}"
+    rid = f"{ACTION}-hand-{target[:6]}-{int(flat)}-{suffix if suffix is not None else (path_target or target)[:2]}"
     text = (f'gitjit = 1\nid = "{rid}"\naction = "{ACTION}"\ntarget = "{target}"\n'
             f'requested_by = "alice"\nreason = "test"\n'
             f"created = {toml_time(created)}\nexpires = {toml_time(created + timedelta(hours=2))}\n")
@@ -83,7 +85,8 @@ def test_a_branch_moved_forward_keeps_its_approvals_and_takes_sharded_ones(world
     assert fresh.gitjit("audit", check=None).returncode == 0
 
 
-@pytest.mark.parametrize("case", ["flat request", "request in another shard", "decision in another shard"])
+@pytest.mark.parametrize("case", ["flat request", "request in another shard", "id not ending with its shard",
+                                  "decision in another shard", "decision before its request"])
 def test_records_outside_the_layout_in_force_are_refused(world: World, keys: Keys, case: str):
     move_forward(world, keys)
     accepted(world.push(world.alice, "approvals"))
@@ -92,9 +95,17 @@ def test_records_outside_the_layout_in_force_are_refused(world: World, keys: Key
     if case == "flat request":
         hand_request(world, target, flat=True)
         reason = "outside the approvals branch layout"
-    elif case == "request in another shard":
+    elif case == "request in another shard":  # its id made to fit that shard: only the target tells
         hand_request(world, target, path_target=other)
         reason = f"belongs under shards/{target[:2]}/"
+    elif case == "id not ending with its shard":
+        hand_request(world, target, suffix="zz")
+        reason = "outside the approvals branch layout"
+    elif case == "decision before its request":
+        rid = f"{ACTION}-early-{target[:2]}"
+        text = world.writer.decision_text(rid, blob="1" * 40, target=target)
+        world.writer.commit({decision_path(rid, "bob", target, 2): text}, "early", sign=keys["bob"].fpr)
+        reason = f"request {rid} does not exist before this decision"
     else:
         rid = hand_request(world, target)
         accepted(world.push(world.alice, "approvals"))
@@ -104,7 +115,7 @@ def test_records_outside_the_layout_in_force_are_refused(world: World, keys: Key
     refused(world.push(world.alice, "approvals"), APPROVALS, reason)
     assert world.refs() == before
     local = TrustedBranch.load(ApprovalsBranch(str(world.alice.path / ".git")), pin=False, save=False)
-    assert local.refusals[-1].code == LAYOUT
+    assert local.refusals[-1].code == (NO_SUCH_REQUEST if case == "decision before its request" else LAYOUT)
 
 
 def test_a_layout_change_by_a_non_admin_is_refused(world: World, keys: Keys):

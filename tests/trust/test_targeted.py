@@ -39,7 +39,8 @@ PEOPLE = ("alice", "bob", "carol", "dave")
 _request = st.tuples(st.just("request"), st.integers(0, 2), st.sampled_from(PEOPLE), st.booleans())
 _decide = st.tuples(st.just("decide"), st.integers(0, 5), st.sampled_from(("bob", "carol", "alice")),
                     st.sampled_from(("self", "self", "self", "dave", "unsigned")),
-                    st.sampled_from(("approve", "approve", "approve", "reject")))
+                    st.sampled_from(("approve", "approve", "approve", "reject")),
+                    st.sampled_from(("right", "right", "right", "other-shard", "flat")))
 steps = st.one_of(
     st.tuples(st.just("approved"), st.integers(0, 2), st.sampled_from(("alice", "bob", "carol", "dave"))),
     _request, _request, _decide, _decide, _decide, _decide,
@@ -48,6 +49,7 @@ steps = st.one_of(
     st.tuples(st.just("same-id"), st.integers(0, 5), st.integers(0, 2)),
     st.tuples(st.just("wrong-place"), st.integers(0, 2), st.sampled_from(("shard", "layout", "outside"))),
     st.tuples(st.just("escaped"), st.integers(0, 2)),
+    st.tuples(st.just("early-decision"), st.integers(0, 2), st.sampled_from(("bob", "carol"))),
     st.tuples(st.just("policy"), st.sampled_from(("alice", "alice", "bob")),
               st.sampled_from(("drop-carol", "flip-layout", "threshold-1"))),
     st.tuples(st.just("merge")),
@@ -74,6 +76,9 @@ class History:
             text = text.replace(f'target = "{target}"', 'target = "' + "".join(f"\\u{ord(c):04x}" for c in target) + '"')
         return text
 
+    def next_id(self, target: str) -> str:
+        return f"deploy-gen-{len(self.requests)}-{target[:2]}"  # layout 2: an id ends with its shard
+
     def pick(self, index: int) -> tuple[str, str, str] | None:
         return self.requests[index % len(self.requests)] if self.requests else None
 
@@ -83,18 +88,27 @@ class History:
             _, t, requester = step
             self.apply(("request", t, requester, True))
             for person in [p for p in ("alice", "bob", "carol") if p != requester][:2]:
-                self.apply(("decide", len(self.requests) - 1, person, "self", "approve"))
+                self.apply(("decide", len(self.requests) - 1, person, "self", "approve", "right"))
         elif kind == "request":
             _, t, person, sign = step
-            rid = f"deploy-gen-{len(self.requests)}-{w._next()}"
+            rid = self.next_id(TARGETS[t])
             path = L.request_path(rid, TARGETS[t], self.layout)
             w.commit_on_branch(person, {path: self.request_text(rid, TARGETS[t])}, sign=sign, message=f"request {rid}")
             self.requests.append((rid, TARGETS[t], path))
+        elif kind == "early-decision":  # on the id the next request for this target will have
+            _, t, person = step
+            rid = self.next_id(TARGETS[t])
+            w.commit_on_branch(person, {L.decision_path(rid, person, TARGETS[t], self.layout):
+                                        decision_toml(rid, "0" * 40, TARGETS[t])}, message=f"early {rid}")
         elif kind == "decide" and self.pick(step[1]):
-            _, index, person, signer, decision = step
+            _, index, person, signer, decision, place = step
             rid, target, path = self.pick(index)
             text = decision_toml(rid, w.blob_id(path) if self.exists(path) else "0" * 40, target, decision)
             where = L.decision_path(rid, person, target, self.layout)
+            if place == "other-shard":
+                where = L.decision_path(rid, person, "ee" + target[2:] if target[:2] != "ee" else "ff", L.SHARDED)
+            elif place == "flat":
+                where = L.decision_path(rid, person, target, L.FLAT)
             w.commit_on_branch(person if signer == "self" else "dave", {where: text}, sign=signer != "unsigned",
                                message=f"{decision} {rid}")
         elif kind == "modify" and self.pick(step[1]):
@@ -108,19 +122,18 @@ class History:
             w.commit_on_branch("carol", {path: self.request_text(rid, TARGETS[step[2]])}, message="same id")
         elif kind == "wrong-place":
             _, t, how = step
-            rid = f"deploy-misplaced-{w._next()}"
-            target = TARGETS[t]
-            if how == "shard":  # a sharded path, but another target's shard
-                path = f"{L.SHARDS_DIR}/{TARGETS[(t + 2) % 3][:2]}/{L.REQUESTS_DIR}/{rid}.toml"
-                if path == L.request_path(rid, target, L.SHARDED):
-                    path = f"{L.SHARDS_DIR}/ee/{L.REQUESTS_DIR}/{rid}.toml"
+            target, elsewhere = TARGETS[t], TARGETS[(t + 2) % 3][:2]
+            elsewhere = "ee" if elsewhere == target[:2] else elsewhere
+            rid = f"deploy-misplaced-{w._next()}-{elsewhere}"
+            if how == "shard":  # another shard, the id made to fit it: only the target tells
+                path = f"{L.SHARDS_DIR}/{elsewhere}/{L.REQUESTS_DIR}/{rid}.toml"
             elif how == "layout":  # the layout not in force
                 path = L.request_path(rid, target, L.FLAT if self.layout == L.SHARDED else L.SHARDED)
             else:
                 path = f"notes/{rid}.toml"
             w.commit_on_branch("carol", {path: self.request_text(rid, target)}, message="misplaced")
         elif kind == "escaped":
-            rid = f"deploy-escaped-{w._next()}"
+            rid = f"deploy-escaped-{w._next()}-{TARGETS[step[1]][:2]}"
             path = L.request_path(rid, TARGETS[step[1]], self.layout)
             w.commit_on_branch("carol", {path: self.request_text(rid, TARGETS[step[1]], escaped=True)}, message="escaped")
             self.requests.append((rid, TARGETS[step[1]], path))
@@ -195,8 +208,8 @@ def test_an_approved_request_among_others_is_found_without_the_whole_walk(templa
     world = templates[L.SHARDED].copy(tmp_path)
     history = History(world, L.SHARDED)
     for step in [("request", 2, "carol", True)] * 3 + [("request", 0, "carol", True)] + \
-            [("decide", 3, "alice", "self", "approve"), ("decide", 3, "bob", "self", "approve")] + \
-            [("request", 1, "dave", True), ("decide", 4, "bob", "self", "approve")]:
+            [("decide", 3, "alice", "self", "approve", "right"), ("decide", 3, "bob", "self", "approve", "right")] + \
+            [("request", 1, "dave", True), ("decide", 4, "bob", "self", "approve", "right")]:
         history.apply(step)
     full, targeted = full_and_targeted(world, TARGETS[0], history.now)
     assert full[1]["approved"] and targeted[1] == full[1]
