@@ -69,6 +69,11 @@ def bulk_target(i: int) -> str:
     return hashlib.sha1(f"bulk {i}".encode()).hexdigest()
 
 
+def bulk_id(i: int, layout: int) -> str:
+    """The id of bulk request i: in layout 2 an id ends with its target's shard."""
+    return f"deploy-prod-bulk-{i:06d}" + (f"-{bulk_target(i)[:2]}" if layout == 2 else "")
+
+
 def request_path(rid: str, target: str, layout: int) -> str:
     """docs/format.md, section 2.4 (written out here: the benchmark builds branches without gitjit's code)."""
     return f"shards/{target[:2]}/requests/{rid}.toml" if layout == 2 else f"requests/{rid}.toml"
@@ -180,7 +185,7 @@ class Bench:
         layout = self.layout(repo)
         chunks = []
         for i in range(count):
-            rid = f"deploy-prod-bulk-{i:06d}"
+            rid = bulk_id(i, layout)
             target = bulk_target(i)
             body = (f'gitjit = 1\nid = "{rid}"\naction = "deploy-prod"\ntarget = "{target}"\n'
                     f'requested_by = "Bench <bench@example.com>"\nreason = "history"\n'
@@ -320,7 +325,7 @@ def figure_4(bench: Bench, decisions: int) -> dict:
     parent = tip.id
     requests = decisions // 2
     for i in range(requests):
-        rid = f"deploy-prod-audit-{i:05d}"
+        rid = f"deploy-prod-audit-{i:05d}" + (f"-{target[:2]}" if layout == 2 else "")  # layout 2: ends with its shard
         body = (f'gitjit = 1\nid = "{rid}"\naction = "deploy-prod"\ntarget = "{target}"\n'
                 f'requested_by = "Alice <alice@example.com>"\nreason = "audit"\n'
                 f'created = {now.strftime("%Y-%m-%dT%H:%M:%SZ")}\n'
@@ -434,7 +439,7 @@ class CiBranch:
         parent = tip.id
         layout = bench.layout(self.client)
         for i in range(count):
-            rid, target = f"deploy-prod-bulk-{i // 2:06d}", bulk_target(i // 2)
+            rid, target = bulk_id(i // 2, layout), bulk_target(i // 2)
             name = ("bob", "carol")[i % 2]
             blob = index[request_path(rid, target, layout)].id
             decision = (f'gitjit = 1\nrequest = "{rid}"\nrequest_blob = "{blob}"\ntarget = "{target}"\n'
