@@ -35,6 +35,8 @@ resumes from it and costs nothing more: it is used instead. `audit`,
 
 from __future__ import annotations
 
+import subprocess
+
 from gitjit.errors import NotTrusted
 from gitjit.git.branch import ApprovalsBranch, cache_dir
 from gitjit.git.read import MissingObject
@@ -54,11 +56,19 @@ def load_for_target(branch: ApprovalsBranch, target: str, tip: str | None = None
     pinned = root or branch.pinned_root()
     if tip is None or (pinned and Snapshot.in_directory(cache_dir(branch)).head(pinned) is not None):
         return TrustedBranch.load(branch, tip=tip, root=root, pin=pin)
-    chain = branch.first_parent_chain(tip)  # linear, down to a root: NotTrusted otherwise
+    walk = _start_walk(branch, tip, target)  # git walks the paths while this process reads the chain
+    try:
+        chain = branch.first_parent_chain(tip)  # linear, down to a root: NotTrusted otherwise
+    except BaseException:
+        walk.kill()
+        walk.wait()
+        raise
     if pinned is not None and chain[0] != pinned:
+        walk.kill()
+        walk.wait()
         raise NotTrusted(f"the approvals branch starts at {chain[0][:12]}, not at the pinned root {pinned[:12]}")
     positions = {commit: index for index, commit in enumerate(chain)}
-    chosen = {chain[0]} | _deciding_commits(branch, tip, target)
+    chosen = {chain[0]} | _deciding_commits(branch, _walked(walk, tip), target)
     order = sorted(chosen, key=positions.__getitem__)
     placed = {c: (chain[positions[c] - 1] if positions[c] else None, positions[c]) for c in order}
     trusted = TrustedBranch(branch, chain[0])
@@ -69,7 +79,7 @@ def load_for_target(branch: ApprovalsBranch, target: str, tip: str | None = None
     return trusted
 
 
-def _deciding_commits(branch: ApprovalsBranch, tip: str, target: str) -> set[str]:
+def _deciding_commits(branch: ApprovalsBranch, commits: list[str], target: str) -> set[str]:
     """The policy commits, and the commits on any path of a request id that may be for `target`.
 
     One path-limited walk finds every commit that changes the policy, a
@@ -79,8 +89,7 @@ def _deciding_commits(branch: ApprovalsBranch, tip: str, target: str) -> set[str
     ends with its shard, and a decision outside its request's shard is
     refused before it counts for anything.
     """
-    specs = [*POLICY_PATHS, REQUESTS_DIR, DECISIONS_DIR, f"{SHARDS_DIR}/{shard_of(target)}"]
-    walked = list(branch.changes(_touching(branch, tip, [f":(literal){spec}" for spec in specs])))
+    walked = list(branch.changes(commits))
     chosen: set[str] = set()
     candidates: set[str] = set()
     needle = target.encode()
@@ -99,14 +108,20 @@ def _deciding_commits(branch: ApprovalsBranch, tip: str, target: str) -> set[str
     return chosen
 
 
-def _touching(branch: ApprovalsBranch, tip: str, pathspecs: list[str]) -> list[str]:
-    """The commits of `tip`'s first-parent chain that change a path under `pathspecs`, oldest first."""
-    stdin = "".join(f"{spec}\n" for spec in pathspecs).encode()
-    result = branch.reader.git("rev-list", "--first-parent", "--reverse", "--stdin", tip, "--",
-                               input=b"--\n" + stdin, check=False)
-    if result.returncode != 0:
+def _start_walk(branch: ApprovalsBranch, tip: str, target: str) -> subprocess.Popen:
+    """`git rev-list` of the commits that change the policy, a layout-1 record or one of the target's shard."""
+    specs = [*POLICY_PATHS, REQUESTS_DIR, DECISIONS_DIR, f"{SHARDS_DIR}/{shard_of(target)}"]
+    return subprocess.Popen(
+        branch.reader.command("rev-list", "--first-parent", "--reverse", tip, "--",
+                              *(f":(literal){spec}" for spec in specs)),
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+
+
+def _walked(walk: subprocess.Popen, tip: str) -> list[str]:
+    out, _ = walk.communicate()
+    if walk.returncode != 0:
         raise NotTrusted(f"cannot walk the history of {tip[:12]} (git rev-list failed)")
-    return result.stdout.decode().split()
+    return out.decode().split()
 
 
 def _may_be_for(branch: ApprovalsBranch, blob_id: str, needle: bytes) -> bool:
