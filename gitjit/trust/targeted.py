@@ -20,13 +20,17 @@ found in 1 and 2. The chosen commits are applied by the same
 `TrustedBranch._apply` as the full walk, each at its own parent and
 position; the view is `partial` and never saved as a snapshot.
 
-2 and 3 come from one path-limited walk,
-`git rev-list --first-parent TIP -- policy.toml keys requests approvals shards/<T[:2]>`,
-and the changes of the commits it lists. In layout 2 that is the policy
-chain and one 256th of the records; a layout-1 branch (or the layout-1
-part of a branch moved forward) has all its records listed, every request
-file is read (no gpg) and one is a candidate when it holds T's 40 hex
-digits, or a backslash (a TOML escape could spell T otherwise).
+2 and 3 come from two path-limited walks, run while the chain is read:
+`git rev-list --first-parent TIP -- ':(exclude)shards'` and
+`... -- shards/<T[:2]>`, and the changes of the commits they list. Only a
+commit whose every change is a record (either layout) of an id that is not
+a candidate is skipped; anything else they list is replayed, so a policy
+commit, a proposal, a stray file or a kind of file this module does not
+know is never skipped. In layout 2 the walks list the policy chain and one
+256th of the records; a layout-1 branch (or the layout-1 part of a branch
+moved forward) has all its records listed, every request file is read (no
+gpg) and one is a candidate when it holds T's 40 hex digits, or a backslash
+(a TOML escape could spell T otherwise).
 
 Where an earlier run left a snapshot for the pinned root, the full walk
 resumes from it and costs nothing more: it is used instead. `audit`,
@@ -40,13 +44,10 @@ import subprocess
 from gitjit.errors import NotTrusted
 from gitjit.git.branch import ApprovalsBranch, cache_dir
 from gitjit.git.read import MissingObject
-from gitjit.model.layout import DECISIONS_DIR, REQUESTS_DIR, SHARDS_DIR, id_of, request_id_of, shard_of
+from gitjit.model.layout import SHARDS_DIR, id_of, request_id_of, shard_of
 from gitjit.model.limits import MAX_RECORD_BYTES
-from gitjit.model.policy import POLICY_FILE
 from gitjit.trust.cache.snapshot import Snapshot
 from gitjit.trust.trusted import TrustedBranch
-
-POLICY_PATHS = (POLICY_FILE, "keys")
 
 
 def load_for_target(branch: ApprovalsBranch, target: str, tip: str | None = None, root: str | None = None,
@@ -56,19 +57,17 @@ def load_for_target(branch: ApprovalsBranch, target: str, tip: str | None = None
     pinned = root or branch.pinned_root()
     if tip is None or (pinned and Snapshot.in_directory(cache_dir(branch)).head(pinned) is not None):
         return TrustedBranch.load(branch, tip=tip, root=root, pin=pin)
-    walk = _start_walk(branch, tip, target)  # git walks the paths while this process reads the chain
+    walks = _start_walks(branch, tip, target)  # git walks the paths while this process reads the chain
     try:
         chain = branch.first_parent_chain(tip)  # linear, down to a root: NotTrusted otherwise
     except BaseException:
-        walk.kill()
-        walk.wait()
+        _stop(walks)
         raise
     if pinned is not None and chain[0] != pinned:
-        walk.kill()
-        walk.wait()
+        _stop(walks)
         raise NotTrusted(f"the approvals branch starts at {chain[0][:12]}, not at the pinned root {pinned[:12]}")
     positions = {commit: index for index, commit in enumerate(chain)}
-    chosen = {chain[0]} | _deciding_commits(branch, _walked(walk, tip), target)
+    chosen = {chain[0]} | _deciding_commits(branch, _walked(walks, tip, positions), target)
     order = sorted(chosen, key=positions.__getitem__)
     placed = {c: (chain[positions[c] - 1] if positions[c] else None, positions[c]) for c in order}
     trusted = TrustedBranch(branch, chain[0])
@@ -80,48 +79,55 @@ def load_for_target(branch: ApprovalsBranch, target: str, tip: str | None = None
 
 
 def _deciding_commits(branch: ApprovalsBranch, commits: list[str], target: str) -> set[str]:
-    """The policy commits, and the commits on any path of a request id that may be for `target`.
+    """Of `commits` (those outside shards/, and those of the target's shard), the ones that may decide.
 
-    One path-limited walk finds every commit that changes the policy, a
-    layout-1 record, or a record of the target's shard; their changes name
-    the candidates (request files that may be for the target) and, by id,
-    every commit on their paths. Records of other shards need no look: an id
-    ends with its shard, and a decision outside its request's shard is
-    refused before it counts for anything.
+    Skipped are only the commits whose every change is a record (request or
+    decision, either layout) of an id that is not a candidate. Everything
+    else is replayed: policy commits, files of any other kind (proposals,
+    a future record kind, a stray file), and the records of the candidates,
+    the request files that may be for `target`. Records of other shards need
+    no look: an id ends with its shard, and a decision outside its request's
+    shard is refused before it counts for anything.
     """
     walked = list(branch.changes(commits))
-    chosen: set[str] = set()
     candidates: set[str] = set()
     needle = target.encode()
-    for commit, changes in walked:
-        if getattr(changes, "total", len(changes)) > len(changes) or any(
-                c.path == POLICY_FILE or c.path.startswith("keys/") for c in changes):
-            chosen.add(commit)  # a policy commit, or one too large to read whole: the replay decides
+    for _, changes in walked:
         for change in changes:
             rid = request_id_of(change.path)
             if rid is not None and rid not in candidates and change.new_id is not None and change.is_regular_file \
                     and _may_be_for(branch, change.new_id, needle):
                 candidates.add(rid)
+    chosen = set()
     for commit, changes in walked:
-        if any(id_of(change.path) in candidates for change in changes):
+        truncated = getattr(changes, "total", len(changes)) > len(changes)  # too large to read whole
+        if truncated or not changes or any(id_of(c.path) in candidates or id_of(c.path) is None for c in changes):
             chosen.add(commit)
     return chosen
 
 
-def _start_walk(branch: ApprovalsBranch, tip: str, target: str) -> subprocess.Popen:
-    """`git rev-list` of the commits that change the policy, a layout-1 record or one of the target's shard."""
-    specs = [*POLICY_PATHS, REQUESTS_DIR, DECISIONS_DIR, f"{SHARDS_DIR}/{shard_of(target)}"]
-    return subprocess.Popen(
-        branch.reader.command("rev-list", "--first-parent", "--reverse", tip, "--",
-                              *(f":(literal){spec}" for spec in specs)),
+def _start_walks(branch: ApprovalsBranch, tip: str, target: str) -> list[subprocess.Popen]:
+    """`git rev-list`s of the commits that change anything outside shards/, and of the target's shard."""
+    return [subprocess.Popen(
+        branch.reader.command("rev-list", "--first-parent", "--reverse", tip, "--", *specs),
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        for specs in ([f":(exclude){SHARDS_DIR}"], [f":(literal){SHARDS_DIR}/{shard_of(target)}"])]
 
 
-def _walked(walk: subprocess.Popen, tip: str) -> list[str]:
-    out, _ = walk.communicate()
-    if walk.returncode != 0:
-        raise NotTrusted(f"cannot walk the history of {tip[:12]} (git rev-list failed)")
-    return out.decode().split()
+def _walked(walks: list[subprocess.Popen], tip: str, positions: dict[str, int]) -> list[str]:
+    found: set[str] = set()
+    for walk in walks:
+        out, _ = walk.communicate()
+        if walk.returncode != 0:
+            raise NotTrusted(f"cannot walk the history of {tip[:12]} (git rev-list failed)")
+        found.update(out.decode().split())
+    return sorted(found, key=positions.__getitem__)
+
+
+def _stop(walks: list[subprocess.Popen]) -> None:
+    for walk in walks:
+        walk.kill()
+        walk.wait()
 
 
 def _may_be_for(branch: ApprovalsBranch, blob_id: str, needle: bytes) -> bool:
