@@ -258,7 +258,7 @@ def test_the_targeted_view_is_never_saved(templates, tmp_path):
 def test_verify_in_a_fresh_clone_pins_and_answers(templates, tmp_path):
     """The CLI in a clone with no $GIT_DIR/gitjit: exit 0 for the approved target, 1 for another."""
     world = templates[L.SHARDED].copy(tmp_path / "origin")
-    target = world.target()
+    target = world.target("requested")
     rid = world.request("carol", "deploy", target)
     world.approve("alice", rid)
     world.approve("bob", rid)
@@ -270,6 +270,7 @@ def test_verify_in_a_fresh_clone_pins_and_answers(templates, tmp_path):
     ok = fresh.gitjit("alice", "verify", "deploy", "--target", target, "--root", world.root(), "--json", check=None)
     assert ok.returncode == 0, ok.stderr
     assert not (clone / ".git" / "gitjit" / "trusted.sqlite").exists()  # nothing partial kept
-    other = fresh.gitjit("alice", "verify", "deploy", "--target", fresh.target(), "--root", world.root(), "--json",
+    other = fresh.gitjit("alice", "verify", "deploy", "--target", fresh.target("not requested"), "--root", world.root(),
+                         "--json",
                          check=None)
     assert other.returncode == 1 and json.loads(other.stdout)["codes"] == ["no-request"]
