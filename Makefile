@@ -6,7 +6,7 @@ VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: venv test test-servers dist demo bench fuzz
+.PHONY: venv lint test test-servers dist demo bench fuzz man
 
 venv: $(STAMP)
 
@@ -17,9 +17,13 @@ $(STAMP): pyproject.toml | $(VPY)
 	$(VENV)/bin/pip install -q -e '.[test]'
 	touch $@
 
-# pytest's exit status is make's: any failure, or 5 (no tests collected), fails.
-test: venv
+# Lint first (seconds), then the suite. pytest's exit status is make's: any
+# failure, or 5 (no tests collected), fails.
+test: lint
 	$(VPY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check -q gitjit tests fuzz benchmarks demo
 
 # `python -m build` for test-servers and dist, installed once into .venv.
 BUILD := $(VENV)/.build-installed
@@ -47,3 +51,7 @@ bench: venv
 # Not part of `make test`: >100,000 generated inputs, some minutes (FUZZ_ARGS="--scale 0.1" for a quick look).
 fuzz: venv
 	$(VPY) -m fuzz $(FUZZ_ARGS)
+
+# The man page `git jit --help` shows, generated from the CLI (a test checks it is current).
+man: venv
+	$(VPY) -m gitjit.cli.manpage > man/gitjit.1

@@ -61,6 +61,7 @@ EXPIRED = "expired"  # the request's window has closed
 NOT_YET_VALID = "not-yet-valid"  # the request's window has not opened yet
 REJECTED = "rejected"  # an approver's veto counts
 PENDING = "pending"  # fewer approvals count than the threshold
+UNAPPROVABLE = "unapprovable"  # a pending request no rule set can make approved any more (format.md 13.3)
 NO_REQUEST = "no-request"  # no request for this action and target
 # -- the branch's layout and records ------------------------------------------------
 LAYOUT = "layout"  # a commit that does not add exactly one file where the layout allows it
@@ -72,6 +73,7 @@ NOT_TRUSTED = "not-trusted"  # the branch does not authenticate from its pinned 
 BAD_ROOT = "bad-root"  # the branch does not start at the pinned root, or its root commit is not valid
 NOT_LINEAR = "not-linear"  # a merge, or a commit that does not extend the one before it
 UNAUTHORIZED_POLICY_CHANGE = "unauthorized-policy-change"  # a policy commit no admin in force signed validly
+NO_QUORUM = "no-quorum"  # a policy commit without the admin quorum the policy in force requires (an approved proposal)
 BAD_POLICY = "bad-policy"  # an authorized policy.toml that does not parse
 BAD_INPUT = "bad-input"  # the caller's input is wrong: nothing was written
 MISSING_OBJECT = "missing-object"  # a git object the branch names is not in the repository

@@ -175,7 +175,7 @@ def test_two_jobs_in_one_checkout_at_once_both_pass(origin, tmp_path):
         thread.start()
     for thread in threads:
         thread.join()
-    assert [results[n][0] for n in ("one", "two")] == [0, 0], results
+    assert [results[n][0] for n in ("one", "two")] == [0, 0], [results[n][2] for n in ("one", "two")]
 
 
 def test_action_installs_gitjit_from_its_own_checkout(origin, tmp_path):

@@ -4,48 +4,61 @@ Exit codes: 0 success or approved; 1 not approved, or refused by a check;
 2 bad input, bad policy or usage error (one line, no traceback, nothing
 written). Any unexpected error while verifying is reported on one line and
 exits 1: it never reads as "approved".
+
+This module holds the app, the commands that read and write requests, and
+`main`; the other command groups register themselves (cli/person.py,
+cli/hook.py, cli/run.py, cli/notify.py). Options several commands share are
+declared once in cli/options.py.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
 import typer
 
+from gitjit import __version__
 from gitjit.cli import hook as cli_hook
 from gitjit.cli import notify as cli_notify
-from gitjit.cli import render
+from gitjit.cli import options, render, render_json
+from gitjit.cli import person as cli_person
+from gitjit.cli import policy as cli_policy
 from gitjit.cli import run as cli_gate
+from gitjit.cli.help import plain_help
+from gitjit.commands import status as status_core
 from gitjit.commands import write as operations
 from gitjit.errors import BadInput, GitjitError
-from gitjit.git.branch import ApprovalsBranch, open_repository
-from gitjit.model.grammar import FULL_COMMIT_RE, parse_time, utc_now
+from gitjit.git.branch import ApprovalsBranch
+from gitjit.model.grammar import utc_now
 from gitjit.trust.trusted import TrustedBranch
 from gitjit.trust.verdicts import judge_request
 from gitjit.trust.verdicts import verify as verify_action
 
+CONTEXT = {"help_option_names": ["-h", "--help"]}
+
 app = typer.Typer(
-    add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    help="Just-in-time approval of sensitive actions: signed approvals on a git branch.",
+    context_settings=CONTEXT,
+    help="Just-in-time approval of sensitive actions: signed approvals on a git branch.\n\n"
+         "Also runs as `git jit` (help: `git jit -h`, or `man gitjit`). Every command takes -h.",
+    epilog="Start with: gitjit init --admin NAME (docs/format.md is the format reference).",
 )
-person_app = typer.Typer(no_args_is_help=True, help="Manage the people of the policy.")
-app.add_typer(person_app, name="person")
-
-RepoOption = typer.Option(None, "--repo", help="Repository to work in (default: the current one).")
-JsonOption = typer.Option(False, "--json", help="Print JSON (see docs/json.md).")
-PushOption = typer.Option(False, "--push", help="Push the approvals branch to origin afterwards.")
 
 
-def _branch(repo: str | None) -> ApprovalsBranch:
-    return ApprovalsBranch(open_repository(repo))
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"gitjit {__version__}")
+        raise typer.Exit(0)
 
 
-def _trusted(branch: ApprovalsBranch, root: str | None = None) -> TrustedBranch:
-    return TrustedBranch.load(branch, root=root)
+@app.callback()
+def _main_options(
+    version: bool = typer.Option(False, "--version", "-V", callback=_show_version, is_eager=True,
+                                 help="Print gitjit's version and exit."),
+) -> None:
+    """Just-in-time approval of sensitive actions: signed approvals on a git branch."""
 
 
 def _trusted_for(branch: ApprovalsBranch, target: str, root: str | None = None) -> TrustedBranch:
@@ -55,114 +68,139 @@ def _trusted_for(branch: ApprovalsBranch, target: str, root: str | None = None) 
     return load_for_target(branch, target, root=root)
 
 
-def _print_json(data: object) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
+def _wrote(verb: str, written) -> str:
+    return f"{verb} in {written.commit[:12]}{' (pushed)' if written.pushed else ''}"
 
 
 @app.command()
 def init(
-    admin: str = typer.Option(..., "--admin", help="Name of the first admin (you)."),
-    key: str | None = typer.Option(None, "--key", help="Your key (default: git config user.signingkey)."),
-    layout: int = typer.Option(2, "--layout", help="Where records live: 2 sharded by target (default), "
-                                                  "1 flat, for verifiers older than layout 2."),
-    repo: str | None = RepoOption,
+    admin: str = typer.Option(..., "--admin", metavar="NAME", help="Your name in the policy: the first admin."),
+    key: str | None = typer.Option(None, "--key", metavar="KEY",
+                                   help="Your key (fingerprint, id or email; default: git config user.signingkey)."),
+    layout: int = options.LAYOUT,
+    repo: str | None = options.REPO,
 ) -> None:
-    """Create the approvals branch: a policy with you as admin, your key, a signed root commit."""
-    if layout not in (1, 2):
-        raise BadInput(f"--layout must be 1 or 2, not {layout}")
-    branch = _branch(repo)
+    """Create the approvals branch: a policy with you as admin, your key, a signed root commit.
+
+    Example: gitjit init --admin alice
+    """
+    layout = options.layout(layout)
+    branch = options.branch(repo)
     written = operations.init(branch, admin, key, layout)
     typer.echo(f"created {branch.ref} at {written.commit[:12]}; pinned gitjit.root to it")
 
 
-@person_app.command("add")
-def person_add(
-    name: str = typer.Argument(..., help="The person's name in the policy."),
-    key: str | None = typer.Option(None, "--key", help="Fingerprint of a key in your keyring."),
-    key_file: str | None = typer.Option(None, "--key-file", help="An armored public key file."),
-    email: str | None = typer.Option(None, "--email", help="The person's email address."),
-    push: bool = PushOption,
-    repo: str | None = RepoOption,
-) -> None:
-    """Add a person and their public key (an admin-signed policy commit)."""
-    written = operations.add_person(_branch(repo), name, key, key_file, email, push)
-    typer.echo(f"added {name} in {written.commit[:12]}{' (pushed)' if written.pushed else ''}")
-
-
 @app.command()
 def request(
-    action: str = typer.Argument(..., help="The action of the policy to request."),
-    target: str = typer.Option("HEAD", "--target", help="The commit the action is for."),
-    reason: str = typer.Option("", "--reason", help="Why (shown to approvers)."),
-    ttl: str | None = typer.Option(None, "--ttl", help="How long the request lives (default 24h, at most max_ttl)."),
-    sign: bool | None = typer.Option(None, "--sign/--no-sign", help="Sign the request (default: when user.signingkey is set)."),
-    push: bool = PushOption,
-    repo: str | None = RepoOption,
+    action: str = typer.Argument(..., metavar="ACTION", help="The action of the policy to request."),
+    target: str = options.TARGET,
+    reason: str = typer.Option("", "--reason", metavar="TEXT", help="Why: shown to approvers."),
+    ttl: str | None = typer.Option(None, "--ttl", metavar="DURATION",
+                                   help="How long the request lives, e.g. 2h (default 24h, at most max_ttl)."),
+    sign: bool | None = typer.Option(None, "--sign/--no-sign",
+                                     help="Sign the request commit (default: when user.signingkey is set)."),
+    push: bool = options.PUSH,
+    remote: str = options.REMOTE,
+    repo: str | None = options.REPO,
 ) -> None:
-    """Commit a request for ACTION on a commit; prints its id."""
-    branch = _branch(repo)
+    """Commit a request for ACTION on a commit; prints its id.
+
+    Example: gitjit request deploy-prod --target v1.4.2 --reason "Release 1.4.2" --push
+    """
+    branch = options.branch(repo, remote)
     written, record = operations.request(branch, action, target, reason, ttl, utc_now(), sign, push)
     typer.echo(record.id)
+    from gitjit.commands.policy import unapprovable  # docs/format.md 13.3: say it now, not after a long wait
+
+    warning = unapprovable(branch, record.id, utc_now())
+    if warning:
+        typer.echo(f"warning: request {record.id} {warning}", err=True)
 
 
-def _decide(decision: str, request_id: str, comment: str, push: bool, repo: str | None) -> None:
-    written = operations.decide(_branch(repo), request_id, decision, comment, push)
+REQUEST_ID = typer.Argument(..., metavar="ID", help="The request's id, as `gitjit request` or `gitjit status` prints it.")
+COMMENT = typer.Option("", "--comment", metavar="TEXT", help="Why: shown in status, run and audit.")
+
+
+def _decide(decision: str, request_id: str, comment: str, push: bool, remote: str, repo: str | None) -> None:
+    written = operations.decide(options.branch(repo, remote), request_id, decision, comment, push)
     verb = "approved" if decision == "approve" else "rejected"
-    typer.echo(f"{verb} {request_id} in {written.commit[:12]}{' (pushed)' if written.pushed else ''}")
+    typer.echo(_wrote(f"{verb} {request_id}", written))
 
 
 @app.command()
 def approve(
-    request_id: str = typer.Argument(..., metavar="ID"),
-    comment: str = typer.Option("", "--comment"),
-    push: bool = PushOption,
-    repo: str | None = RepoOption,
+    request_id: str = REQUEST_ID,
+    comment: str = COMMENT,
+    push: bool = options.PUSH,
+    remote: str = options.REMOTE,
+    repo: str | None = options.REPO,
 ) -> None:
-    """Approve request ID with a signed commit."""
-    _decide("approve", request_id, comment, push, repo)
+    """Approve request ID with a signed commit.
+
+    Example: gitjit approve deploy-prod-20261125-3fa9c1 --comment LGTM --push
+    """
+    _decide("approve", request_id, comment, push, remote, repo)
 
 
 @app.command()
 def reject(
-    request_id: str = typer.Argument(..., metavar="ID"),
-    comment: str = typer.Option("", "--comment"),
-    push: bool = PushOption,
-    repo: str | None = RepoOption,
+    request_id: str = REQUEST_ID,
+    comment: str = COMMENT,
+    push: bool = options.PUSH,
+    remote: str = options.REMOTE,
+    repo: str | None = options.REPO,
 ) -> None:
-    """Reject (veto) request ID with a signed commit."""
-    _decide("reject", request_id, comment, push, repo)
+    """Reject (veto) request ID with a signed commit.
+
+    Example: gitjit reject deploy-prod-20261125-3fa9c1 --comment "not during the freeze" --push
+    """
+    _decide("reject", request_id, comment, push, remote, repo)
 
 
 @app.command()
 def status(
-    request_id: str | None = typer.Argument(None, metavar="[ID]"),
-    at: str | None = typer.Option(None, "--at", help="Judge at this time instead of now (ISO 8601)."),
-    as_json: bool = JsonOption,
-    repo: str | None = RepoOption,
+    request_id: str | None = typer.Argument(None, metavar="ID", help="Show this request in detail."),
+    pending: bool = typer.Option(False, "--pending", help="Only open requests (pending approval)."),
+    mine: bool = typer.Option(False, "--mine",
+                              help="Only requests waiting on me: open, I may approve them, I have not decided."),
+    at: str | None = options.AT,
+    as_json: bool = options.JSON,
+    repo: str | None = options.REPO,
 ) -> None:
-    """Requests and their state: pending (k of n), approved, rejected, expired."""
-    now = parse_time(at, "--at") if at else utc_now()
-    trusted = _trusted(_branch(repo))
+    """Requests and their state: pending (k of n), approved, rejected, expired.
+
+    Example: gitjit status --mine
+    """
+    now = options.now(at)
+    branch = options.branch(repo)
+    trusted = TrustedBranch.load(branch)
     entries = list(trusted.requests.values())
     if request_id is not None:
         entries = [e for e in entries if e.request.id == request_id]
         if not entries:
             raise BadInput(f"unknown request {request_id!r}")
     verdicts = [judge_request(trusted, e, now) for e in entries]
+    if pending or mine:
+        verdicts = [v for v in verdicts if status_core.is_open(v)]
+    if mine:
+        me = status_core.me(branch, trusted.policy)
+        verdicts = [v for v in verdicts if status_core.waiting_on(trusted.policy, v, me)]
+    from gitjit.commands.policy import proposal_diff  # a policy proposal shows its change (format.md 14)
+
+    diff = proposal_diff(trusted, request_id) if request_id is not None else []
     if as_json:
-        _print_json({"at": render.time(now), "requests": [v.to_json() for v in verdicts]})
+        options.print_json({**render_json.status(now, verdicts), **({"diff": diff} if diff else {})})
     else:
         render.status(verdicts, detailed=request_id is not None)
+        for line in diff:
+            typer.echo(line)
 
 
 def _verify_and_exit(verdicts: list, as_json: bool, tag: str | None = None) -> None:
     approved = all(v.approved for v in verdicts) and bool(verdicts)
     if as_json:
-        if tag is None:
-            _print_json(verdicts[0].to_json())
-        else:  # one shape whatever the number of actions the tag matches (docs/json.md)
-            _print_json({"tag": tag, "target": verdicts[0].target, "approved": approved,
-                         "actions": [v.to_json() for v in verdicts]})
+        options.print_json(render_json.verdict(verdicts[0]) if tag is None else
+                           render_json.tag_verdicts(tag, verdicts[0].target, approved, verdicts))
     else:
         for verdict in verdicts:
             render.verdict(verdict)
@@ -171,33 +209,38 @@ def _verify_and_exit(verdicts: list, as_json: bool, tag: str | None = None) -> N
 
 @app.command()
 def verify(
-    action: str = typer.Argument(...),
-    target: str = typer.Option("HEAD", "--target", help="The commit to check (default HEAD)."),
-    at: str | None = typer.Option(None, "--at", help="Judge at this time instead of now (ISO 8601)."),
-    root: str | None = typer.Option(None, "--root", help="Pin the root commit for this run."),
-    as_json: bool = JsonOption,
-    repo: str | None = RepoOption,
+    action: str = typer.Argument(..., metavar="ACTION", help="The action of the policy to check."),
+    target: str = typer.Option("HEAD", "--target", metavar="REV", help="The commit to check: any revision git knows."),
+    at: str | None = options.AT,
+    root: str | None = options.ROOT,
+    as_json: bool = options.JSON,
+    repo: str | None = options.REPO,
 ) -> None:
-    """Exit 0 if ACTION is approved for the target commit, 1 if not, with every reason."""
-    now = parse_time(at, "--at") if at else utc_now()
-    if root is not None and not FULL_COMMIT_RE.match(root):
-        raise BadInput(f"--root {root!r} is not a full commit id (40 lower-case hex digits)")
-    branch = _branch(repo)
+    """Exit 0 if ACTION is approved for the target commit, 1 if not, with every reason.
+
+    Example: gitjit verify deploy-prod --target "$CI_COMMIT_SHA"
+    """
+    now = options.now(at)
+    pinned = options.root(root)
+    branch = options.branch(repo)
     commit = operations.resolve_target(branch.repo, target)
-    trusted = _trusted_for(branch, commit, root)
+    trusted = _trusted_for(branch, commit, pinned)
     _verify_and_exit([verify_action(trusted, action, commit, now)], as_json)
 
 
 @app.command("verify-tag")
 def verify_tag(
-    tag: str = typer.Argument(...),
-    at: str | None = typer.Option(None, "--at", help="Judge at this time instead of now (ISO 8601)."),
-    as_json: bool = JsonOption,
-    repo: str | None = RepoOption,
+    tag: str = typer.Argument(..., metavar="TAG", help="A tag name (refs/tags/TAG exactly, never a revision)."),
+    at: str | None = options.AT,
+    as_json: bool = options.JSON,
+    repo: str | None = options.REPO,
 ) -> None:
-    """Check a tag: the actions whose `tags` it matches, for the commit it points at."""
-    now = parse_time(at, "--at") if at else utc_now()
-    branch = _branch(repo)
+    """Check a tag: the actions whose `tags` it matches, for the commit it points at.
+
+    Example: gitjit verify-tag v1.4.2 --json
+    """
+    now = options.now(at)
+    branch = options.branch(repo)
     name = tag.removeprefix("refs/tags/")
     commit = _tag_commit(branch, name)
     trusted = _trusted_for(branch, commit)
@@ -225,20 +268,29 @@ def _tag_commit(branch: ApprovalsBranch, name: str) -> str:
     return commit
 
 
-cli_hook.register(app)  # gitjit hook install / pre-receive (docs/format.md, section 7)
+cli_person.register(app)  # gitjit person add / list / remove
+cli_hook.register(app)  # gitjit hook install / check / uninstall / pre-receive (docs/format.md, section 7)
 cli_gate.register(app)  # gitjit run / audit
-cli_notify.register(app)  # gitjit notify status / flush (SPEC s.14)
+cli_notify.register(app)  # gitjit notify status / flush (docs/notifications.md)
+cli_policy.register(app)  # gitjit policy check / propose / apply
 
 
 def main(argv: list[str] | None = None) -> None:
     try:
-        app(args=argv, prog_name="gitjit")
+        command = typer.main.get_command(app)
+        plain_help(command)
+        command(args=argv, prog_name=_prog_name())
     except GitjitError as exc:  # the one place exit codes are decided: by the error's kind (errors.py)
         _fail(exc.describe(), exc.exit_code)
     except Exception as exc:  # fail closed, on one line
         if os.environ.get("GITJIT_DEBUG"):
             raise
         _fail(f"unexpected error: {type(exc).__name__}: {exc}", 1)
+
+
+def _prog_name() -> str:
+    """`git jit` when git runs us as its subcommand (the `git-jit` script), else `gitjit`."""
+    return "git jit" if os.path.basename(sys.argv[0] or "") == "git-jit" else "gitjit"
 
 
 def _fail(message: str, code: int) -> None:

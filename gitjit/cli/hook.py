@@ -14,9 +14,9 @@ import sys
 
 import typer
 
+from gitjit.cli.options import REPO
 from gitjit.errors import BadInput
 
-REPO_HELP = "Repository (default: the current one)."
 GITOLITE_HELP = "Every gitolite repository, through gitolite's LOCAL_CODE hooks (run as the gitolite user)."
 
 
@@ -48,18 +48,21 @@ def register(app: typer.Typer) -> None:
 
     @hook_app.command("install")
     def install(
-        repo: str | None = typer.Option(None, "--repo", help="Repository to install into (default: the current one)."),
+        repo: str | None = REPO,
         force: bool = typer.Option(
             False, "--force", help="When both a foreign hook and its .legacy exist, replace the .legacy one "
                                    "with the foreign hook (the old legacy is lost); with --output, overwrite FILE."),
         output: str | None = typer.Option(
-            None, "--output", help="Write the pre-receive script as an executable FILE, to place it yourself "
+            None, "--output", metavar="FILE", help="Write the pre-receive script as an executable FILE, to place it yourself "
                                    "(GitLab custom_hooks/pre-receive.d/gitjit, Gitea hooks/pre-receive.d/gitjit)."),
         gitolite: bool = typer.Option(False, "--gitolite", help=GITOLITE_HELP),
         print_script: bool = typer.Option(
             False, "--print", help="Print the pre-receive script (to read it; to place it, use --output)."),
     ) -> None:
-        """Install gitjit's hooks; an existing hook is kept as <name>.legacy and chained. Then check them."""
+        """Install gitjit's hooks; an existing hook is kept as <name>.legacy and chained. Then check them.
+
+        Example: gitjit hook install --repo /srv/git/app.git
+        """
         from gitjit.server import check as hook_check
         from gitjit.server import install as hook_install
 
@@ -88,10 +91,13 @@ def register(app: typer.Typer) -> None:
 
     @hook_app.command("check")
     def check(
-        repo: str | None = typer.Option(None, "--repo", help=REPO_HELP),
+        repo: str | None = REPO,
         gitolite: bool = typer.Option(False, "--gitolite", help=GITOLITE_HELP),
     ) -> None:
-        """Check that git will run gitjit's hooks as the repository's owner: exit 0 if so, 1 with fixes if not."""
+        """Check that git will run gitjit's hooks as the repository's owner: exit 0 if so, 1 with fixes if not.
+
+        Example: gitjit hook check --repo /srv/git/app.git
+        """
         if gitolite:
             from gitjit.server import gitolite as hook_gitolite
 
@@ -103,10 +109,13 @@ def register(app: typer.Typer) -> None:
 
     @hook_app.command("uninstall")
     def uninstall(
-        repo: str | None = typer.Option(None, "--repo", help=REPO_HELP),
+        repo: str | None = REPO,
         gitolite: bool = typer.Option(False, "--gitolite", help=GITOLITE_HELP),
     ) -> None:
-        """Remove gitjit's hooks and put back each hook they chained (<name>.legacy)."""
+        """Remove gitjit's hooks and put back each hook they chained (<name>.legacy).
+
+        Example: gitjit hook uninstall --repo /srv/git/app.git
+        """
         if gitolite:
             from gitjit.server import gitolite as hook_gitolite
 
@@ -118,9 +127,13 @@ def register(app: typer.Typer) -> None:
 
     @hook_app.command("pre-receive")
     def pre_receive(
-        repo: str | None = typer.Option(None, "--repo", help="Repository (default: git's environment)."),
+        repo: str | None = typer.Option(None, "--repo", metavar="PATH",
+                                        help="The repository pushed to (default: git's environment)."),
     ) -> None:
-        """Be the pre-receive hook: read `<old> <new> <ref>` lines on stdin, refuse or accept the push."""
+        """Be the pre-receive hook: read `<old> <new> <ref>` lines on stdin, refuse or accept the push.
+
+        Example: in hooks/pre-receive, exec gitjit hook pre-receive
+        """
         from gitjit.server import pre_receive as hook
 
         raise typer.Exit(hook.main(repo))

@@ -1,4 +1,4 @@
-"""Typer commands for notify (registered on the main app by cli/app.py): SPEC s.14, s.15.
+"""Typer commands for notify (registered on the main app by cli/app.py): docs/notifications.md.
 
 `gitjit notify status` shows the endpoints of the server repository's config
 (a misconfigured one with its problem) and what is queued or failed;
@@ -10,6 +10,8 @@ import json
 import sys
 
 import typer
+
+from gitjit.cli.options import REPO
 
 FLUSH_BUDGET = 60.0  # seconds a flush may spend sending
 FLUSH_WAIT = 30.0  # seconds a flush waits for a deliverer started by a push
@@ -23,9 +25,12 @@ def register(app: typer.Typer) -> None:
     @notify_app.command("status")
     def status(
         as_json: bool = typer.Option(False, "--json", help="Print JSON (see docs/notifications.md)."),
-        repo: str | None = typer.Option(None, "--repo", help="The server repository (default: the current one)."),
+        repo: str | None = REPO,
     ) -> None:
-        """The endpoints configured, and the notifications queued or failed."""
+        """The endpoints configured, and the notifications queued or failed (run on the server).
+
+        Example: gitjit notify status --repo /srv/git/app.git
+        """
         _, config, spool = _open_spool(repo)
         pushes, queued, failed = spool.entries("pushes"), spool.entries("queued"), spool.entries("failed")
         if as_json:
@@ -40,9 +45,12 @@ def register(app: typer.Typer) -> None:
     def flush(
         retry_failed: bool = typer.Option(False, "--retry-failed",
                                           help="Move failed notifications back to the queue first."),
-        repo: str | None = typer.Option(None, "--repo", help="The server repository (default: the current one)."),
+        repo: str | None = REPO,
     ) -> None:
-        """Send the queued notifications now; exit 1 if some remain queued or failed."""
+        """Send the queued notifications now; exit 1 if some remain queued or failed (run on the server).
+
+        Example: gitjit notify flush --retry-failed --repo /srv/git/app.git
+        """
         from gitjit.notify.deliver import deliver_pending
 
         git_dir, config, spool = _open_spool(repo)

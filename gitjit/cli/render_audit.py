@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -50,7 +51,7 @@ def audit(report: AuditReport) -> None:
         table = _table("policy and key changes", "commit", "kind", "signer", "key", "signed at", "changes")
         for p in report.policy_changes:
             table.add_row(p.commit[:12], p.kind, p.signer, _k(p.key), _t(p.signed_at), _text(", ".join(p.changes)))
-        out.print(table)
+        _print(out, table)
 
     if report.requests:
         table = _table("requests", "request", "action", "target", "state", "signer", "committed", "approvals")
@@ -60,7 +61,7 @@ def audit(report: AuditReport) -> None:
             signer = r.signer or ("unsigned" if not r.signed else f"key {_k(r.key)}")
             table.add_row(v.id, v.action, v.target[:12], Text(v.state, style=style), signer, _t(r.committed_at),
                           f"{len(v.approvals)} of {v.threshold}")
-        out.print(table)
+        _print(out, table)
         table = _table("decisions", "request", "person", "decision", "commit", "signer", "key", "signed at", "counts")
         for r in report.requests:
             for d in r.decisions:
@@ -69,14 +70,14 @@ def audit(report: AuditReport) -> None:
                 table.add_row(r.verdict.id, v.person, Text(v.decision or "?", style=_DECISION_STYLE.get(v.decision, "")),
                               v.commit[:12], d.signer or "-", _k(d.key), _t(d.signed_at), counts)
         if table.row_count:
-            out.print(table)
+            _print(out, table)
 
     if report.refusals:
         table = _table(f"commits that do not count ({len(report.refusals)})", "commit", "committed", "reason",
                        style="red")
         for r in report.refusals:
             table.add_row(r.commit[:12], _t(r.committed_at), _text(r.reason, "red"))
-        out.print(table)
+        _print(out, table)
 
     if report.ok:
         out.print(f"[green]ok[/]: every commit{window} verifies")
@@ -86,9 +87,21 @@ def audit(report: AuditReport) -> None:
         out.print(f"[red]{len(report.refusals)} commit(s){window} do not verify[/]")
 
 
+# Columns whose cells people copy (request ids): never wrapped, folded or shortened.
+_WHOLE = {"request"}
+
+
 def _table(title: str, *columns: str, style: str = "bold") -> Table:
     table = Table(title=title, title_justify="left", title_style=style, show_header=True, header_style="bold",
                   box=None, pad_edge=False)
     for column in columns:
-        table.add_column(column, overflow="fold")
+        table.add_column(column, overflow="fold", no_wrap=column in _WHOLE)
     return table
+
+
+def _print(out: Console, table: Table) -> None:
+    """Prints `table` at the terminal's width, or wider when the ids would not fit whole (the terminal then
+    wraps the long lines: nothing is cut)."""
+    needed = sum(max((len(str(cell)) for cell in col.cells), default=0) + 1 for col in table.columns
+                 if col.header in _WHOLE) + 4 * len(table.columns)
+    out.print(table, width=max(out.width, needed))

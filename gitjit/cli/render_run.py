@@ -21,14 +21,9 @@ from rich.table import Table
 from rich.text import Text
 
 from gitjit.cli.render import shown
-from gitjit.commands.run import EXPIRED_END, FAILED, RUN, TIMEOUT, VETOED, Gate, Progress
+from gitjit.commands.run import EXPIRED_END, FAILED, RUN, TIMEOUT, UNAPPROVABLE_END, VETOED, Gate, Progress
 
 PLAIN_HEARTBEAT = 60.0  # seconds between "still waiting" lines in plain output
-
-
-def console(stderr: bool = False) -> Console:
-    out = Console(highlight=False, stderr=stderr)
-    return out if out.is_terminal else Console(highlight=False, stderr=stderr, width=200)
 
 
 def clock(seconds: float) -> str:
@@ -41,7 +36,12 @@ def instructions(out: Console, gate: Gate) -> None:
     i = gate.instructions
     how = f"new, pushed to {i.remote}" if gate.created else "already on the branch, reused"
     out.print(f"request [bold]{i.request_id}[/] ({how}) for {i.action} on {i.target[:12]}", soft_wrap=True)
-    out.print(f"  needs {i.threshold} approval{'s' if i.threshold != 1 else ''} from: {', '.join(i.approvers) or 'nobody'}")
+    if i.rules:
+        out.print("  needs every rule:", markup=False)
+        for line in i.rules:
+            out.print(f"    {line}", soft_wrap=True, markup=False)
+    else:
+        out.print(f"  needs {i.threshold} approval{'s' if i.threshold != 1 else ''} from: {', '.join(i.approvers) or 'nobody'}")
     before, path, after = i.by_hand()
     out.print(f"  approve:  gitjit approve {i.request_id} --push", soft_wrap=True, markup=False)
     out.print(f"  veto:     gitjit reject {i.request_id} --push", soft_wrap=True, markup=False)
@@ -54,7 +54,7 @@ def instructions(out: Console, gate: Gate) -> None:
 
 
 def _summary(p: Progress) -> str:
-    text = f"{len(p.approvals)} of {p.threshold} approvals"
+    text = p.summary or f"{len(p.approvals)} of {p.threshold} approvals"
     if p.approvals:
         text += f" ({', '.join(p.approvals)})"
     if p.rejections:
@@ -84,6 +84,8 @@ class _LiveView:
                     Text(f"{len(p.approvals)} of {p.threshold}"),
                     Text(" ".join(f"{name} ✓" for name in p.approvals), style="green"))
         rows.add_row(Text("  approvals", style="bold"), bar)
+        if p.summary:
+            rows.add_row(Text("  rules", style="bold"), Text(p.summary))
         if p.rejections:
             rows.add_row(Text("  rejected by", style="bold red"), Text(", ".join(p.rejections), style="red"))
         rows.add_row(Text("  time left", style="bold"), Text(clock(p.left())))
@@ -147,10 +149,25 @@ def outcome(out: Console, gate: Gate, p: Progress, wait_text: str, command: list
         head = f"[red]not approved[/] within {wait_text}"
     elif p.end == EXPIRED_END:
         head = f"[red]request {gate.request_id} expired[/]"
+    elif p.end == UNAPPROVABLE_END:
+        head = f"[red]request {gate.request_id} can never be approved[/]"
     else:
         head = "[red]not approved[/]"
     out.print(f"{head}: {what} was not run", soft_wrap=True, emoji=False)
     for reason in p.reasons:
         out.print(f"  - {shown(reason)}", soft_wrap=True)
+    if p.end == VETOED:
+        for person, comment in _veto_comments(gate):
+            out.print(f"  {person} says: {shown(comment)}", soft_wrap=True)
     if p.end == FAILED and not p.reasons:
         out.print("  - verification failed", markup=False)
+
+
+def _veto_comments(gate: Gate) -> list[tuple[str, str]]:
+    """(person, comment) of each counted rejection of the gate's request: a veto says why."""
+    try:
+        verdict = gate.verdict()
+    except Exception:  # noqa: BLE001 - only a comment is lost; the outcome is already decided
+        return []
+    return [(d.person, d.comment) for r in verdict.requests if r.id == gate.request_id
+            for d in r.decisions if d.decision == "reject" and d.counts and d.comment]

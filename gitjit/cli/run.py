@@ -10,15 +10,14 @@ that does not verify.
 
 from __future__ import annotations
 
-import json
 import shlex
 import sys
 
 import typer
 
+from gitjit.cli import options
 from gitjit.errors import BadInput
-from gitjit.git.branch import DEFAULT_REMOTE, ApprovalsBranch, open_repository
-from gitjit.model.grammar import FULL_COMMIT_RE, parse_duration, parse_time, utc_now
+from gitjit.model.grammar import parse_duration, parse_time
 
 
 def register(app: typer.Typer) -> None:
@@ -26,17 +25,19 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def run(
-        action: str = typer.Argument(..., help="The action of the policy to run."),
+        action: str = typer.Argument(..., metavar="ACTION", help="The action of the policy to run."),
         command: list[str] | None = typer.Argument(None, metavar="-- CMD...", help="The command to run once approved."),
-        target: str = typer.Option("HEAD", "--target", help="The commit the action is for."),
-        wait: str = typer.Option("30m", "--wait", help="How long to wait for approval (e.g. 30m, 2h)."),
-        remote: str = typer.Option(DEFAULT_REMOTE, "--remote", help="The remote approvers push to."),
-        reason: str = typer.Option("", "--reason", help="Why (shown to approvers), for a new request."),
-        ttl: str | None = typer.Option(None, "--ttl", help="Lifetime of a new request (default 24h, at most max_ttl)."),
+        target: str = options.TARGET,
+        wait: str = typer.Option("30m", "--wait", metavar="DURATION", help="How long to wait for approval (e.g. 30m, 2h)."),
+        remote: str = options.REMOTE,
+        reason: str = typer.Option("", "--reason", metavar="TEXT", help="Why (shown to approvers), for a new request."),
+        ttl: str | None = typer.Option(None, "--ttl", metavar="DURATION",
+                                       help="Lifetime of a new request (default 24h, at most max_ttl)."),
         interval: str | None = typer.Option(
-            None, "--interval", help="Time between fetches: 5s, 1m or seconds (default $GITJIT_RUN_INTERVAL or 5s)."),
-        root: str | None = typer.Option(None, "--root", help="Pin the root commit for this run."),
-        repo: str | None = typer.Option(None, "--repo", help="Repository to work in (default: the current one)."),
+            None, "--interval", metavar="DURATION",
+            help="Time between fetches: 5s, 1m or seconds (default $GITJIT_RUN_INTERVAL or 5s)."),
+        root: str | None = options.ROOT,
+        repo: str | None = options.REPO,
     ) -> None:
         """Find or make and push a request, wait for approval (fetching from the remote), then run CMD.
 
@@ -44,16 +45,19 @@ def register(app: typer.Typer) -> None:
         target; it gets GITJIT_REQUEST and GITJIT_APPROVERS (comma-separated)
         in its environment, and its exit code is passed through. Not approved
         in time, or rejected: exit 1 and CMD never starts. Ctrl-C: exit 130.
+
+        Example: gitjit run deploy-prod --wait 30m --reason "Release 1.4.2" -- ./deploy.sh
         """
         from gitjit.cli import render_run
+        from gitjit.cli.render import console
         from gitjit.commands import run as gate_core
 
-        out = render_run.console(stderr=True)
+        out = console(stderr=True)
         wait_for = parse_duration(wait, "--wait")
         seconds = gate_core.parse_interval(interval)
         try:
-            branch = ApprovalsBranch(open_repository(repo), remote=remote)
-            gate = gate_core.prepare(branch, action, target, reason, ttl, list(command or []), root)
+            branch = options.branch(repo, remote)
+            gate = gate_core.prepare(branch, action, target, reason, ttl, list(command or []), options.root(root))
             render_run.instructions(out, gate)
             with render_run.WaitDisplay(out, gate) as display:
                 progress = gate.wait(wait_for, seconds, display.report)
@@ -72,25 +76,27 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def audit(
-        as_json: bool = typer.Option(False, "--json", help="Print JSON (see docs/json.md, section audit)."),
+        as_json: bool = options.JSON,
         since: str | None = typer.Option(
-            None, "--since", help="List only commits made from this time (ISO 8601) or this long ago (7d)."),
-        at: str | None = typer.Option(None, "--at", help="Judge at this time instead of now (ISO 8601)."),
-        root: str | None = typer.Option(None, "--root", help="Pin the root commit for this run."),
-        repo: str | None = typer.Option(None, "--repo", help="Repository to work in (default: the current one)."),
+            None, "--since", metavar="TIME",
+            help="List only commits made from this time (ISO 8601) or this long ago (7d)."),
+        at: str | None = options.AT,
+        root: str | None = options.ROOT,
+        repo: str | None = options.REPO,
     ) -> None:
         """The whole approvals branch, authenticated: every request, decision, signer and policy change,
-        and every commit that does not count and why. Exit 1 if anything does not verify."""
-        from gitjit.cli import render_audit
+        and every commit that does not count and why. Exit 1 if anything does not verify.
+
+        Example: gitjit audit --since 7d
+        """
+        from gitjit.cli import render_audit, render_json
         from gitjit.commands import audit as audit_core
 
-        now = parse_time(at, "--at") if at else utc_now()
+        now = options.now(at)
         start = _since(since, now) if since else None
-        if root is not None and not FULL_COMMIT_RE.match(root):
-            raise BadInput(f"--root {root!r} is not a full commit id")
-        report = audit_core.audit(ApprovalsBranch(open_repository(repo)), now, start, root)
+        report = audit_core.audit(options.branch(repo), now, start, options.root(root))
         if as_json:
-            sys.stdout.write(json.dumps(report.to_json(), indent=2) + "\n")
+            options.print_json(render_json.audit(report))
         else:
             render_audit.audit(report)
         raise typer.Exit(0 if report.ok else 1)

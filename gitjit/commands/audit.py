@@ -22,7 +22,7 @@ at or after that time (by committer time, which is only a filter) and the
 `ok` verdict to them; the branch is always authenticated whole.
 
 The report is a value: `render_audit` in the CLI draws it with rich, and
-`to_json` follows the schema in docs/json.md.
+`render_json` turns it into the JSON of docs/json.md.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from gitjit import reasons as R
 from gitjit.errors import BadInput, NotTrusted
 from gitjit.git.branch import ApprovalsBranch
 from gitjit.git.read import HEX40
-from gitjit.model.grammar import format_time
+from gitjit.trust.signature_checks import SignatureChecker
 from gitjit.trust.signatures import MalformedCommit, SignatureCheck, split_commit
 from gitjit.trust.trusted import DecisionEntry, RequestEntry, TrustedBranch
 from gitjit.trust.verdicts import DecisionVerdict, RequestVerdict, judge_request
@@ -54,18 +54,6 @@ class PolicyChange:
     committed_at: datetime
     changes: tuple[str, ...]  # "A keys/bob.asc", "M policy.toml"
 
-    def to_json(self) -> dict:
-        return {
-            "commit": self.commit,
-            "kind": self.kind,
-            "signer": self.signer,
-            "key": self.key,
-            "signing_key": self.signing_key,
-            "signed_at": _time(self.signed_at),
-            "committed_at": format_time(self.committed_at),
-            "changes": list(self.changes),
-        }
-
 
 @dataclass(frozen=True)
 class DecisionAudit:
@@ -75,10 +63,6 @@ class DecisionAudit:
     signing_key: str | None
     signed_at: datetime | None
     committed_at: datetime
-
-    def to_json(self) -> dict:
-        return {**self.verdict.to_json(), "key": self.key, "signed_at": _time(self.signed_at), "signer": self.signer,
-                "signing_key": self.signing_key, "committed_at": format_time(self.committed_at)}
 
 
 @dataclass(frozen=True)
@@ -90,13 +74,6 @@ class RequestAudit:
     committed_at: datetime
     decisions: tuple[DecisionAudit, ...]
 
-    def to_json(self) -> dict:
-        data = self.verdict.to_json()
-        data.update(signer=self.signer, key=self.key, signed=self.signed,
-                    committed_at=format_time(self.committed_at),
-                    decisions=[d.to_json() for d in self.decisions])
-        return data
-
 
 @dataclass(frozen=True)
 class RefusedCommit:
@@ -105,9 +82,6 @@ class RefusedCommit:
     committed_at: datetime | None
     code: str = R.LAYOUT
 
-    def to_json(self) -> dict:
-        return {"commit": self.commit, "reason": self.reason, "code": self.code, "committed_at": _time(self.committed_at)}
-
 
 @dataclass(frozen=True)
 class NotTrustedAt:
@@ -115,9 +89,6 @@ class NotTrustedAt:
     reason: str
     unchecked: int  # commits after the authenticated part, not checked
     code: str = R.NOT_TRUSTED
-
-    def to_json(self) -> dict:
-        return {"commit": self.commit, "reason": self.reason, "code": self.code, "unchecked_commits": self.unchecked}
 
 
 @dataclass(frozen=True)
@@ -142,38 +113,12 @@ class AuditReport:
     def ok(self) -> bool:
         return self.trusted and not self.refusals
 
-    def to_json(self) -> dict:
-        return {
-            "schema": SCHEMA,
-            "at": format_time(self.at),
-            "since": _time(self.since),
-            "ref": self.ref,
-            "tip": self.tip,
-            "root": self.root,
-            "root_pinned": self.root_pinned,
-            "trusted": self.trusted,
-            "not_trusted": self.not_trusted.to_json() if self.not_trusted else None,
-            "ok": self.ok,
-            "counts": {
-                "commits": self.commits,
-                "policy_changes": len(self.policy_changes),
-                "requests": len(self.requests),
-                "decisions": sum(len(r.decisions) for r in self.requests),
-                "refusals": len(self.refusals),
-            },
-            "policy_changes": [p.to_json() for p in self.policy_changes],
-            "requests": [r.to_json() for r in self.requests],
-            "refusals": [r.to_json() for r in self.refusals],
-        }
-
-
-def _time(value: datetime | None) -> str | None:
-    return format_time(value) if value is not None else None
-
 
 # -- building the report ---------------------------------------------------------
 
-def audit(branch: ApprovalsBranch, at: datetime, since: datetime | None = None, root: str | None = None) -> AuditReport:
+def audit(branch: ApprovalsBranch, at: datetime, since: datetime | None = None, root: str | None = None,
+          checker: SignatureChecker | None = None) -> AuditReport:
+    """`checker`: GnuPG's verdicts (default: batched on every core, cached as trust/signature_checks.py says)."""
     tip = branch.read_tip()
     if tip is None:
         raise BadInput(f"no approvals branch: neither {branch.ref} nor {branch.remote_ref} exists "
@@ -190,7 +135,7 @@ def audit(branch: ApprovalsBranch, at: datetime, since: datetime | None = None, 
         return AuditReport(at, since, ref, tip, pinned, True, len(chain),
                            NotTrustedAt(chain[0], reason, len(chain), R.BAD_ROOT), (), (), ())
 
-    trusted, failure = _authenticate(branch, chain)
+    trusted, failure = _authenticate(branch, chain, checker)
     if failure is None and pinned is None and root is None:
         branch.set_config("gitjit.root", chain[0])  # trust on first use, as TrustedBranch.load does
     request_entries = sorted(trusted.requests.values(), key=lambda e: e.position)
@@ -216,7 +161,8 @@ def audit(branch: ApprovalsBranch, at: datetime, since: datetime | None = None, 
                        policy_changes, tuple(requests), refusals)
 
 
-def _authenticate(branch: ApprovalsBranch, chain: list[str]) -> tuple[TrustedBranch, NotTrustedAt | None]:
+def _authenticate(branch: ApprovalsBranch, chain: list[str],
+                  checker: SignatureChecker | None) -> tuple[TrustedBranch, NotTrustedAt | None]:
     """The whole chain at once (signatures checked in parallel), or the part before the failure.
 
     A trusted view is saved as the snapshot the other commands and the hook
@@ -225,10 +171,10 @@ def _authenticate(branch: ApprovalsBranch, chain: list[str]) -> tuple[TrustedBra
     commits after it are checked. Anything else is walked from the root,
     which also says where and why the branch is not trusted.
     """
-    resumed = _resume(branch, chain)
+    resumed = _resume(branch, chain, checker)
     if resumed is not None:
         return resumed, None
-    whole = TrustedBranch(branch, chain[0])
+    whole = TrustedBranch(branch, chain[0], checker=checker)
     try:
         whole.extend(chain)
         whole.save()
@@ -237,29 +183,29 @@ def _authenticate(branch: ApprovalsBranch, chain: list[str]) -> tuple[TrustedBra
         reason, code = str(exc), exc.code
         reached = whole.count  # the failing commit is the last applied one or the next
     # Again, up to the failure: first everything surely before it, then one commit at a time.
-    partial = TrustedBranch(branch, chain[0])
+    partial = TrustedBranch(branch, chain[0], checker=checker)
     done = max(0, reached - 1)
     if done:
         try:
             partial.extend(chain[:done])
         except NotTrusted:  # not the same outcome twice: trust nothing (fail closed)
-            return TrustedBranch(branch, chain[0]), NotTrustedAt(chain[0], reason, len(chain), code)
+            return TrustedBranch(branch, chain[0], checker=checker), NotTrustedAt(chain[0], reason, len(chain), code)
     for index in range(done, len(chain)):
         try:
             partial.extend([chain[index]])
         except NotTrusted as exc:
-            trusted = TrustedBranch(branch, chain[0])
+            trusted = TrustedBranch(branch, chain[0], checker=checker)
             if index:
                 trusted.extend(chain[:index])  # a clean copy: `partial` holds the failing commit half-applied
             return trusted, NotTrustedAt(chain[index], str(exc), len(chain) - index, exc.code)
-    return TrustedBranch(branch, chain[0]), NotTrustedAt(chain[0], reason, len(chain), code)
+    return TrustedBranch(branch, chain[0], checker=checker), NotTrustedAt(chain[0], reason, len(chain), code)
 
 
-def _resume(branch: ApprovalsBranch, chain: list[str]) -> TrustedBranch | None:
+def _resume(branch: ApprovalsBranch, chain: list[str], checker: SignatureChecker | None) -> TrustedBranch | None:
     """The trusted view at the chain's tip continued from a snapshot, or None where none fits
     or a verdict it holds would not stand today."""
     try:
-        trusted = TrustedBranch._resume(branch, chain[-1], chain[0])
+        trusted = TrustedBranch.resume(branch, chain[-1], chain[0], checker)
     except NotTrusted:  # a commit after the snapshot fails: the walk from the root reports it
         return None
     if trusted is None or not _verdicts_stand(trusted):
@@ -281,7 +227,7 @@ def _verdicts_stand(trusted: TrustedBranch) -> bool:
     from gitjit.trust.cache.signatures import SignatureCache
 
     now = datetime.now(UTC)
-    stored = [(e, e._signature) for e in trusted.requests.values() if e._signature is not None]
+    stored = [(e, e.known_signature) for e in trusted.requests.values() if e.known_signature is not None]
     stored += [(d, d.signature) for d in trusted.decisions.all() if d.signature is not None]
     again = []
     for entry, check in stored:
@@ -302,11 +248,11 @@ class _Times(dict):
         super().__init__()
         self.trusted = trusted
         # Entries read back from a snapshot have not read their commits yet: all in one go.
-        raw = _read_commits(trusted.branch, [e.commit for e in entries if e._parts is None])
+        raw = _read_commits(trusted.branch, [e.commit for e in entries if not e.parts_read])
         for entry in entries:
             if entry.commit in raw:
                 try:
-                    entry._parts = split_commit(raw[entry.commit])
+                    entry.use_parts(split_commit(raw[entry.commit]))
                 except MalformedCommit:
                     pass  # read again below, and reported as it always is
             self[entry.commit] = entry.parts.committer_time

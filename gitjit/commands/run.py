@@ -9,7 +9,8 @@ The steps, in order:
    make one (`operations.request`) and push it.
 2. `Gate.wait`: fetch at an interval and judge `verify(action, target, now)`
    on the remote's branch until it holds, until the request is vetoed or
-   expires, or until the wait is over. A failed fetch is retried at the
+   expires, until it can never be approved (a rule with too few people
+   left who can approve: it ends at once), or until the wait is over. A failed fetch is retried at the
    next interval; any error while verifying ends the wait as "not
    approved" (fail closed).
 3. `exec_command`: only after an approving verdict, replace this process
@@ -35,7 +36,7 @@ from datetime import datetime, timedelta
 from gitjit.commands import write as operations
 from gitjit.errors import BadInput, GitFailed, GitjitError, NotTrusted
 from gitjit.git.branch import ApprovalsBranch, run_git
-from gitjit.model.grammar import FULL_COMMIT_RE, parse_duration, utc_now
+from gitjit.model.grammar import FULL_COMMIT_RE, format_time, parse_duration, utc_now
 from gitjit.model.layout import decision_path as layout_decision_path
 from gitjit.model.records import Decision, render_decision
 from gitjit.trust.targeted import load_for_target
@@ -48,6 +49,7 @@ INTERVAL_ENV = "GITJIT_RUN_INTERVAL"
 
 # How a wait ends.
 RUN, TIMEOUT, VETOED, EXPIRED_END, FAILED = "approved", "timeout", "rejected", "expired", "failed"
+UNAPPROVABLE_END = "unapprovable"  # a rule can never hold: waiting would only time out
 
 
 def parse_interval(text: str | None) -> float:
@@ -90,6 +92,7 @@ class Instructions:
     remote: str
     branch: str
     decision_file: str  # the TOML an approver commits by hand, with <person> as the file name
+    rules: tuple[str, ...] = ()  # one line per rule and for the escalation ("sre: 2 of alice, bob"); empty: one rule
     layout: int = 1  # the branch's layout (docs/format.md, section 2.4): where the file goes
 
     def by_hand(self) -> tuple[str, str, str]:
@@ -114,6 +117,7 @@ class Progress:
     end: str | None = None  # None while waiting, else RUN, TIMEOUT, VETOED, EXPIRED_END or FAILED
     approved_by: str | None = None  # the approved request's id (ours, or another for the same action and target)
     approved_with: tuple[str, ...] = ()  # who approved that request
+    summary: str = ""  # the rules' state ("sre 2 of 2, security 0 of 1: needs one of dave, erin"); empty: one rule
 
     def left(self, now: float | None = None) -> float:
         return max(0.0, self.deadline - (time.monotonic() if now is None else now))
@@ -129,7 +133,7 @@ class Gate:
     instructions: Instructions
     trusted: TrustedBranch = field(repr=False)
     root: str | None = None  # --root: the pinned root for this run
-    _tip: str | None = field(default=None, repr=False)
+    verified_tip: str | None = field(default=None, repr=False)  # the remote tip `trusted` was authenticated at
 
     # -- waiting ---------------------------------------------------------------
 
@@ -169,22 +173,26 @@ class Gate:
             return Progress(self.request_id, self.instructions.threshold, (), (), deadline,
                             (f"request {self.request_id} is no longer on the approvals branch",), fetch_error, FAILED)
         end = {REJECTED: VETOED, EXPIRED: EXPIRED_END}.get(ours.state)
+        if end is None and ours.state == PENDING and not ours.approvable:
+            end = UNAPPROVABLE_END
+        summary = ours.reasons[0] if ours.state == PENDING and len(ours.rules) > 1 and ours.reasons else ""
+        reasons = ours.reasons + ((ours.unapprovable,) if end == UNAPPROVABLE_END else ())
         return Progress(self.request_id, ours.threshold, ours.approvals, ours.rejections, deadline,
-                        ours.reasons, fetch_error, end)
+                        reasons, fetch_error, end, summary=summary)
 
     def verdict(self, now: datetime | None = None) -> Verdict:
         tip = self.branch.ref_target(self.branch.remote_ref)
         if tip is None:
             raise NotTrusted(f"{self.branch.remote_ref} is gone")
-        if tip != self._tip:  # authenticate again only when the remote moved
+        if tip != self.verified_tip:  # authenticate again only when the remote moved
             self.trusted = load_for_target(self.branch, self.target, tip=tip, root=self.root)
-            self._tip = tip
+            self.verified_tip = tip
         return verify(self.trusted, self.action, self.target, now or utc_now())
 
 
 def _ended(progress: Progress, end: str) -> Progress:
     return Progress(progress.request_id, progress.threshold, progress.approvals, progress.rejections,
-                    progress.deadline, progress.reasons, progress.fetch_error, end)
+                    progress.deadline, progress.reasons, progress.fetch_error, end, summary=progress.summary)
 
 
 def _pick(verdicts: tuple[RequestVerdict, ...]) -> RequestVerdict | None:
@@ -230,20 +238,29 @@ def prepare(branch: ApprovalsBranch, action: str, target_rev: str, reason: str, 
             raise NotTrusted(f"request {request_id} was pushed but is not on {branch.remote_ref}")
     else:
         request_id = found.id
-    gate = Gate(branch, action, target, request_id, created, _instructions(branch, trusted, request_id), trusted, root)
-    gate._tip = trusted.tip
-    return gate
+    return Gate(branch, action, target, request_id, created, _instructions(branch, trusted, request_id), trusted, root,
+                verified_tip=trusted.tip)
 
 
 def _instructions(branch: ApprovalsBranch, trusted: TrustedBranch, request_id: str) -> Instructions:
     entry = trusted.requests[request_id]
-    action = trusted.policy.actions[entry.request.action]
+    action = trusted.policy.action(entry.request.action)
     approvers = set(action.approvers)
     if not action.self_approval:
         approvers -= entry.requesters(trusted)
     example = render_decision(Decision(request_id, entry.blob, entry.request.target, "approve", "")).decode()
+    excluded = set() if action.self_approval else entry.requesters(trusted)
+    rules: list[str] = []
+    if not action.simple:
+        rules = [f"{rule.name}: {rule.threshold} of {', '.join(sorted(rule.approvers - excluded)) or 'nobody'}"
+                 for rule in action.rules]
+        if action.escalation is not None:
+            escalation = action.escalation
+            opens = format_time(entry.request.created + escalation.after)
+            rules.append(f"or, from {opens} (escalation): {escalation.threshold} of "
+                         f"{', '.join(sorted(escalation.approvers - excluded)) or 'nobody'}")
     return Instructions(request_id, action.name, entry.request.target, tuple(sorted(approvers)), action.threshold,
-                        branch.remote, branch.name, example, trusted.policy.layout)
+                        branch.remote, branch.name, example, tuple(rules), trusted.policy.layout)
 
 
 def command_environment(gate: Gate, progress: Progress, base: dict[str, str] | None = None) -> dict[str, str]:

@@ -106,9 +106,12 @@ def _identity(branch: ApprovalsBranch) -> str:
 
 
 def _commit(trusted: TrustedBranch | None, branch: ApprovalsBranch, base: str | None, local_before: str | None,
-            files: dict[str, bytes], message: str, sign: bool, push: bool) -> tuple[Written, TrustedBranch]:
+            files: dict[str, bytes], message: str, sign: bool, push: bool,
+            prefix: str = "") -> tuple[Written, TrustedBranch]:
     tree = branch.build_tree(base, files)
     commit = branch.commit_tree(tree, base, message, sign)
+    if prefix and not commit.startswith(prefix):
+        commit = _commit_with_prefix(branch, commit, tree, base, message, sign, prefix)
     # Judge the new commit as a verifier would before the branch moves.
     if trusted is None:
         trusted = TrustedBranch(branch, commit)
@@ -126,6 +129,37 @@ def _commit(trusted: TrustedBranch | None, branch: ApprovalsBranch, base: str | 
             raise GitFailed(f"committed {commit[:12]} on {branch.ref}, but {exc}; "
                               f"push it later with 'git push {branch.remote} {branch.name}'") from None
     return Written(commit, message, push), trusted
+
+
+def _commit_with_prefix(branch: ApprovalsBranch, first: str, tree: str, base: str | None, message: str, sign: bool,
+                        prefix: str) -> str:
+    """A commit like `first` whose id starts with `prefix`, found by a counter line in its message.
+
+    Used where the commit's own id decides a layout-2 shard its files name
+    (a quorum proposal: its folder is its request's id, which ends with the
+    shard of this commit). An unsigned commit's id is computed here (about
+    16**len(prefix) sha1s); a signed one is made by git each time.
+    """
+    import hashlib
+
+    raw = branch.raw_object(first)
+    head, sep, body = raw.partition(b"\n\n")
+    unsigned = not sign and b"\ngpgsig" not in head
+    for counter in range(1, 1 << 20):
+        text = f"{message.rstrip()}\n\nshard: {counter}\n"
+        if not unsigned:
+            commit = branch.commit_tree(tree, base, text, sign)
+            if commit.startswith(prefix):
+                return commit
+            continue
+        data = head + sep + text.encode()
+        if hashlib.sha1(b"commit %d\0" % len(data) + data).hexdigest().startswith(prefix):
+            import pygit2
+
+            commit = str(branch.repo.odb.write(pygit2.enums.ObjectType.COMMIT, data))
+            if commit.startswith(prefix):
+                return commit
+    raise BadInput(f"no commit id starting with {prefix} was found")
 
 
 def load_for_writing(branch: ApprovalsBranch) -> tuple[TrustedBranch, str, str | None]:

@@ -354,8 +354,8 @@ class ApprovalsBranch:
                 )
         return local or remote
 
-    def build_tree(self, base: str | None, files: dict[str, bytes]) -> str:
-        from gitjit.git.trees import tree_with_files  # only the directories on each path are rewritten
+    def build_tree(self, base: str | None, files: dict[str, bytes | None]) -> str:
+        from gitjit.git.trees import tree_with_files  # only the folders on each path are rewritten; None deletes
 
         return tree_with_files(self.repo, self.repo[base].tree if base is not None else None, files)
 

@@ -124,15 +124,18 @@ class GitReader:
             raise MissingObject(f"{object_id!r} is not a full object id")
         with self._lock:
             batch = self._start_batch()
+            stdin, stdout = batch.stdin, batch.stdout
+            if stdin is None or stdout is None:  # started with pipes: never, but not "found" either
+                raise MissingObject(f"object {object_id} could not be read: no pipe to git cat-file")
             try:
-                batch.stdin.write(object_id.encode() + b"\n")
-                batch.stdin.flush()
-                header = batch.stdout.readline().split()
+                stdin.write(object_id.encode() + b"\n")
+                stdin.flush()
+                header = stdout.readline().split()
                 if len(header) != 3:
                     raise MissingObject(f"object {object_id} is missing")
                 size = int(header[2])
-                data = batch.stdout.read(size)
-                if len(data) != size or batch.stdout.read(1) != b"\n":
+                data = stdout.read(size)
+                if len(data) != size or stdout.read(1) != b"\n":
                     raise MissingObject(f"object {object_id} could not be read whole")
             except (OSError, ValueError) as exc:
                 self.close()
@@ -222,7 +225,8 @@ class GitReader:
         if batch is not None:
             for stream in (batch.stdin, batch.stdout):
                 try:
-                    stream.close()
+                    if stream is not None:
+                        stream.close()
                 except OSError:
                     pass
             batch.wait()

@@ -15,6 +15,7 @@ MAX_POLICY_BYTES = 256 * 1024  # policy.toml
 MAX_KEY_FILE_BYTES = 64 * 1024  # keys/<person>.asc
 MAX_TEXT_BYTES = 4 * 1024  # a request's `reason`, a decision's `comment` (UTF-8)
 MAX_CHANGES = 1000  # files one commit may change: a policy commit adding many keys stays possible
+MAX_RULES = 32  # rules of one action: a policy stays readable, a verdict cheap
 SHOWN_CHANGES = 3  # files a refusal names; the rest are counted
 
 FIRST_YEAR, LAST_YEAR = 1970, 9999

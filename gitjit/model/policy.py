@@ -12,11 +12,13 @@ from datetime import timedelta
 
 from gitjit.errors import BadInput
 from gitjit.model.grammar import FINGERPRINT_RE, is_valid_name, parse_duration
+from gitjit.model.limits import MAX_RULES
 from gitjit.model.records import load_toml
 from gitjit.namedtuple import NamedTuple
 
 POLICY_FILE = "policy.toml"
 ANYONE = "*"
+POLICY_ACTION = "policy"  # the reserved action of policy proposals, where admins.threshold > 1 (section 14)
 
 
 class Person(NamedTuple):
@@ -25,14 +27,49 @@ class Person(NamedTuple):
     emails: tuple[str, ...]
 
 
-class Action(NamedTuple):
+DEFAULT_RULE = "default"  # the name of the rule an action-level approvers/threshold pair makes
+
+
+class Rule(NamedTuple):
+    """One rule of an action: `threshold` distinct people among `approvers` (docs/format.md, section 13.1)."""
+
     name: str
     approvers: frozenset[str]  # people, groups expanded
     threshold: int
+
+
+class Escalation(NamedTuple):
+    """The alternative route: approvals of `approvers` signed at least `after` past the request's created (13.2)."""
+
+    after: timedelta
+    approvers: frozenset[str]
+    threshold: int
+
+
+class Action(NamedTuple):
+    name: str
+    rules: tuple[Rule, ...]  # every rule must hold; never empty
     freshness: timedelta
     self_approval: bool
     requesters: frozenset[str] | None  # None means anyone ("*")
     tags: tuple[str, ...]
+    escalation: Escalation | None = None
+
+    @property
+    def approvers(self) -> frozenset[str]:
+        """Everyone whose decision can count: the approvers of every rule and of the escalation."""
+        out = frozenset().union(*(rule.approvers for rule in self.rules))
+        return out | self.escalation.approvers if self.escalation else out
+
+    @property
+    def threshold(self) -> int:
+        """Approvals the rules need together (each rule's threshold, summed; one rule: its threshold)."""
+        return sum(rule.threshold for rule in self.rules)
+
+    @property
+    def simple(self) -> bool:
+        """One rule named `default` and no escalation: the form of section 3, reported as before."""
+        return self.escalation is None and len(self.rules) == 1 and self.rules[0].name == DEFAULT_RULE
 
     def may_request(self, person: str | None) -> bool:
         return self.requesters is None or (person is not None and person in self.requesters)
@@ -49,7 +86,21 @@ class Policy(NamedTuple):
     groups: dict[str, frozenset[str]]
     admins: frozenset[str]
     actions: dict[str, Action]
+    admin_threshold: int = 1  # distinct admins who must sign for a change of policy.toml or keys/
     layout: int = 1  # where records live on the branch (model/layout.py): 1 flat, 2 sharded
+
+    @property
+    def quorum(self) -> bool:
+        """Whether policy changes need several admins (and go through proposals)."""
+        return self.admin_threshold > 1
+
+    def action(self, name: str) -> Action | None:
+        """An action of the policy, or the reserved `policy` action of proposals where a quorum is set."""
+        if name == POLICY_ACTION and self.quorum:
+            # approvals of a proposal hold for its whole life (at most max_ttl), as the quorum counts them
+            return Action(POLICY_ACTION, (Rule("admins", self.admins, self.admin_threshold),), self.max_ttl,
+                          self_approval=True, requesters=self.admins, tags=())
+        return self.actions.get(name)
 
     def person_with_key(self, fingerprint: str) -> str | None:
         for person in self.people.values():
@@ -161,28 +212,48 @@ def policy_from_document(doc: dict, source: str = POLICY_FILE) -> Policy:
                 out.add(known_person(spec, key))
         return frozenset(out)
 
-    admin_table = _sub(r, doc, "admins", {"people"})
+    admin_table = _sub(r, doc, "admins", {"people", "threshold"})
     admins = expand(r.strings(admin_table.get("people", []), "admins.people"), "admins.people")
     if not admins:
         raise r.fail("admins.people", "names no admin")
+    admin_threshold = admin_table.get("threshold", 1)
+    if not isinstance(admin_threshold, int) or isinstance(admin_threshold, bool):
+        raise r.fail("admins.threshold", "must be an integer")
+    if not 1 <= admin_threshold <= len(admins):
+        raise r.fail("admins.threshold", f"{admin_threshold} is not between 1 and the number of admins ({len(admins)})")
 
-    actions: dict[str, Action] = {}
-    allowed = {"approvers", "threshold", "freshness", "self_approval", "requesters", "tags"}
-    for name, entry in _sub(r, doc, "actions").items():
-        key = f"actions.{name}"
-        if not is_valid_name(name):
-            raise r.fail(key, "is not a valid action name")
-        entry = _sub(r, {name: entry}, name, allowed, key)
-        if "approvers" not in entry:
+    def group(table: dict, key: str, what: str) -> tuple[frozenset[str], int]:
+        """The approvers and threshold of a rule, of the escalation or of the action-level shorthand."""
+        if "approvers" not in table:
             raise r.fail(f"{key}.approvers", "is missing")
-        approvers = expand(r.strings(entry["approvers"], f"{key}.approvers"), f"{key}.approvers")
-        threshold = entry.get("threshold", 1)
+        approvers = expand(r.strings(table["approvers"], f"{key}.approvers"), f"{key}.approvers")
+        threshold = table.get("threshold", 1)
         if not isinstance(threshold, int) or isinstance(threshold, bool):
             raise r.fail(f"{key}.threshold", "must be an integer")
         if threshold < 1:
             raise r.fail(f"{key}.threshold", f"{threshold} is below 1")
         if threshold > len(approvers):
-            raise r.fail(f"{key}.threshold", f"{threshold} is above the number of approvers ({len(approvers)})")
+            raise r.fail(f"{key}.threshold", f"{threshold} is above the number of {what} ({len(approvers)})")
+        return approvers, threshold
+
+    actions: dict[str, Action] = {}
+    allowed = {"approvers", "threshold", "freshness", "self_approval", "requesters", "tags", "rules", "escalation"}
+    for name, entry in _sub(r, doc, "actions").items():
+        key = f"actions.{name}"
+        if not is_valid_name(name):
+            raise r.fail(key, "is not a valid action name")
+        if name == POLICY_ACTION and admin_threshold > 1:
+            raise r.fail(key, f"{POLICY_ACTION!r} is reserved for policy proposals where admins.threshold > 1")
+        entry = _sub(r, {name: entry}, name, allowed, key)
+        rules = _rules(r, entry, key, group)
+        escalation = None
+        if "escalation" in entry:
+            table = _sub(r, entry, "escalation", {"after", "approvers", "threshold"}, f"{key}.escalation")
+            if "after" not in table:
+                raise r.fail(f"{key}.escalation.after", "is missing")
+            after = r.duration(table["after"], f"{key}.escalation.after")
+            approvers, threshold = group(table, f"{key}.escalation", "approvers")
+            escalation = Escalation(after, approvers, threshold)
         self_approval = entry.get("self_approval", False)
         if not isinstance(self_approval, bool):
             raise r.fail(f"{key}.self_approval", "must be true or false")
@@ -190,15 +261,44 @@ def policy_from_document(doc: dict, source: str = POLICY_FILE) -> Policy:
         requesters = None if ANYONE in requester_specs else expand(requester_specs, f"{key}.requesters")
         actions[name] = Action(
             name=name,
-            approvers=approvers,
-            threshold=threshold,
+            rules=rules,
             freshness=r.duration(entry["freshness"], f"{key}.freshness") if "freshness" in entry else freshness,
             self_approval=self_approval,
             requesters=requesters,
             tags=r.strings(entry.get("tags", []), f"{key}.tags"),
+            escalation=escalation,
         )
 
-    return Policy(freshness, max_ttl, clock_skew, people, groups, admins, actions, layout)
+    return Policy(freshness, max_ttl, clock_skew, people, groups, admins, actions, admin_threshold, layout)
+
+
+def _rules(r: _Reader, entry: dict, key: str, group) -> tuple[Rule, ...]:
+    """`[[actions.X.rules]]`, or the action-level approvers/threshold as one rule named `default`."""
+    if "rules" not in entry:
+        approvers, threshold = group(entry, key, "approvers")
+        return (Rule(DEFAULT_RULE, approvers, threshold),)
+    if "approvers" in entry or "threshold" in entry:
+        raise r.fail(f"{key}.rules", "an action has rules or approvers/threshold, not both")
+    tables = entry["rules"]
+    if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+        raise r.fail(f"{key}.rules", "must be an array of tables ([[...rules]])")
+    if not tables:
+        raise r.fail(f"{key}.rules", "names no rule")
+    if len(tables) > MAX_RULES:
+        raise r.fail(f"{key}.rules", f"{len(tables)} rules, the limit is {MAX_RULES}")
+    rules: list[Rule] = []
+    for index, table in enumerate(tables):
+        where = f"{key}.rules[{index}]"
+        for extra in sorted(set(table) - {"name", "approvers", "threshold"}):
+            raise r.fail(f"{where}.{extra}", "unknown key")
+        name = table.get("name")
+        if not isinstance(name, str) or not is_valid_name(name):
+            raise r.fail(f"{where}.name", "is missing or not a valid rule name")
+        if any(rule.name == name for rule in rules):
+            raise r.fail(f"{where}.name", f"rule {name!r} is named twice")
+        approvers, threshold = group(table, f"{key}.rules.{name}", "approvers")
+        rules.append(Rule(name, approvers, threshold))
+    return tuple(rules)
 
 
 def _sub(r: _Reader, parent: dict, name: str, allowed: set[str] | None = None, key: str | None = None) -> dict:

@@ -161,20 +161,17 @@ class PushEvents:
         return event
 
     def _rules(self, entry, verdict) -> list[dict]:
-        """Who is still needed, per rule: today one rule, `default`, from the action's approvers and threshold."""
-        action = self.after.policy.actions.get(entry.request.action)
-        if action is None:
+        """Who is still needed, per rule (and for the escalation), as the verdict tallied them."""
+        if self.after.policy.action(entry.request.action) is None:
             return []
-        decided = {d.person for d in verdict.decisions}  # a decision file is immutable: one per person
-        excluded = set(verdict.requesters) if not action.self_approval else set()
-        candidates = sorted(action.approvers - decided - excluded)
+        pending = verdict.state == "pending"
         return [{
-            "name": "default",
-            "have": len(verdict.approvals),
-            "need": action.threshold,
-            "approvals": list(verdict.approvals),
-            "candidates": candidates if verdict.state == "pending" else [],
-        }]
+            "name": t.name,
+            "have": len(t.approvals),
+            "need": t.threshold,
+            "approvals": list(t.approvals),
+            "candidates": list(t.candidates) if pending else [],
+        } for t in verdict.rules]
 
 
 def _decision_json(decision, verdict) -> dict:

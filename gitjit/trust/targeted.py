@@ -21,12 +21,16 @@ found in 1 and 2. The chosen commits are applied by the same
 position; the view is `partial` and never saved as a snapshot.
 
 2 and 3 come from two path-limited walks, run while the chain is read:
-`git rev-list --first-parent TIP -- ':(exclude)shards'` and
+`git rev-list --first-parent TIP` of every path but the shards' record
+folders (`shards/<xx>/requests/`, `shards/<xx>/approvals/`), and
 `... -- shards/<T[:2]>`, and the changes of the commits they list. Only a
 commit whose every change is a record (either layout) of an id that is not
 a candidate is skipped; anything else they list is replayed, so a policy
 commit, a proposal, a stray file or a kind of file this module does not
-know is never skipped. In layout 2 the walks list the policy chain and one
+know (a use record, a record kind added later) is never skipped. A quorum
+apply commit (trust/quorum.py) is judged against its proposal's request and
+decisions: the ids of the proposals met are candidates, and in layout 2
+the shards of their proposal commits are walked too. In layout 2 the walks list the policy chain and one
 256th of the records; a layout-1 branch (or the layout-1 part of a branch
 moved forward) has all its records listed, every request file is read (no
 gpg) and one is a candidate when it holds T's 40 hex digits, or a backslash
@@ -44,9 +48,10 @@ import subprocess
 from gitjit.errors import NotTrusted
 from gitjit.git.branch import ApprovalsBranch, cache_dir
 from gitjit.git.read import MissingObject
-from gitjit.model.layout import SHARDS_DIR, id_of, request_id_of, shard_of
+from gitjit.model.layout import DECISIONS_DIR, REQUESTS_DIR, SHARDS_DIR, id_of, request_id_of, shard_of
 from gitjit.model.limits import MAX_RECORD_BYTES
 from gitjit.trust.cache.snapshot import Snapshot
+from gitjit.trust.quorum import PROPOSALS
 from gitjit.trust.trusted import TrustedBranch
 
 
@@ -67,7 +72,13 @@ def load_for_target(branch: ApprovalsBranch, target: str, tip: str | None = None
         _stop(walks)
         raise NotTrusted(f"the approvals branch starts at {chain[0][:12]}, not at the pinned root {pinned[:12]}")
     positions = {commit: index for index, commit in enumerate(chain)}
-    chosen = {chain[0]} | _deciding_commits(branch, _walked(walks, tip, positions), target)
+    walked = _walked(walks, tip, positions)
+    proposals = _proposals(branch, walked)
+    extra = sorted({shard_of(commit) for commit in proposals.values()} - {shard_of(target)})
+    if extra:  # a proposal's request and decisions are in the shard of its proposal commit
+        more = _walked([_walk(branch, tip, [f":(literal){SHARDS_DIR}/{shard}" for shard in extra])], tip, positions)
+        walked = sorted(set(walked) | set(more), key=positions.__getitem__)
+    chosen = {chain[0]} | _deciding_commits(branch, walked, target, set(proposals))
     order = sorted(chosen, key=positions.__getitem__)
     placed = {c: (chain[positions[c] - 1] if positions[c] else None, positions[c]) for c in order}
     trusted = TrustedBranch(branch, chain[0])
@@ -78,7 +89,23 @@ def load_for_target(branch: ApprovalsBranch, target: str, tip: str | None = None
     return trusted
 
 
-def _deciding_commits(branch: ApprovalsBranch, commits: list[str], target: str) -> set[str]:
+def _proposals(branch: ApprovalsBranch, commits: list[str]) -> dict[str, str]:
+    """Quorum proposals (trust/quorum.py) among `commits`: proposal id -> the commit adding its folder.
+
+    An apply commit is judged against its proposal's request and decisions:
+    they are replayed as the target's own records are.
+    """
+    found: dict[str, str] = {}
+    for commit, changes in branch.changes(commits):
+        for change in changes:
+            parts = change.path.split("/")
+            if parts[0] == PROPOSALS and len(parts) > 2:
+                found.setdefault(parts[1], commit)
+    return found
+
+
+def _deciding_commits(branch: ApprovalsBranch, commits: list[str], target: str,
+                      proposals: set[str] = frozenset()) -> set[str]:
     """Of `commits` (those outside shards/, and those of the target's shard), the ones that may decide.
 
     Skipped are only the commits whose every change is a record (request or
@@ -90,7 +117,7 @@ def _deciding_commits(branch: ApprovalsBranch, commits: list[str], target: str) 
     shard is refused before it counts for anything.
     """
     walked = list(branch.changes(commits))
-    candidates: set[str] = set()
+    candidates: set[str] = set(proposals)
     needle = target.encode()
     for _, changes in walked:
         for change in changes:
@@ -107,11 +134,17 @@ def _deciding_commits(branch: ApprovalsBranch, commits: list[str], target: str) 
 
 
 def _start_walks(branch: ApprovalsBranch, tip: str, target: str) -> list[subprocess.Popen]:
-    """`git rev-list`s of the commits that change anything outside shards/, and of the target's shard."""
-    return [subprocess.Popen(
+    """`git rev-list`s of the commits that change anything but the record folders of shards, and of the
+    target's shard. A path under shards/ that is no shard's requests/ or approvals/ (a kind of record
+    this module does not know) is listed by the first walk, whatever its shard."""
+    records = [f":(exclude,glob){SHARDS_DIR}/[0-9a-f][0-9a-f]/{folder}/**" for folder in (REQUESTS_DIR, DECISIONS_DIR)]
+    return [_walk(branch, tip, specs) for specs in (records, [f":(literal){SHARDS_DIR}/{shard_of(target)}"])]
+
+
+def _walk(branch: ApprovalsBranch, tip: str, specs: list[str]) -> subprocess.Popen:
+    return subprocess.Popen(
         branch.reader.command("rev-list", "--first-parent", "--reverse", tip, "--", *specs),
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-        for specs in ([f":(exclude){SHARDS_DIR}"], [f":(literal){SHARDS_DIR}/{shard_of(target)}"])]
 
 
 def _walked(walks: list[subprocess.Popen], tip: str, positions: dict[str, int]) -> list[str]:

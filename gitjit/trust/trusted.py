@@ -10,25 +10,34 @@ order and storing nothing half-checked:
 2. Every commit has at most one parent: the branch is linear (section 2.2).
 3. A commit that touches `policy.toml` or `keys/` touches nothing else, its
    policy parses, and an admin of the policy in force at its parent signed it
-   with a key from the parent's `keys/` (section 5.2). Anything less makes the whole
-   branch untrusted (`NotTrusted`): it never silently falls back.
+   with a key from the parent's `keys/`, at a time that agrees with its
+   committer time (sections 5.2, 4.5); a key that has expired since is judged
+   as when it signed (section 5.3). Anything less makes the whole branch
+   untrusted (`NotTrusted`): it never silently falls back.
 4. Any other commit adds exactly one file and changes nothing else (section 2.2);
    one that does not is recorded as a `Refusal` and does not count.
 5. An added request parses, names an action of the policy in force, asks for
    no more than `max_ttl`, and was made by an allowed requester (section 6.1).
 6. An added decision parses, is signed by the person its path names with a
    key the policy in force lists for them, was made by an approver of the
-   action, and is bound to the request's id, blob and target (section 6.2).
+   action who is not its requester where self-approval is off, and is bound
+   to the request's id, blob and target (sections 6.2, 6.3).
+7. On a push, a request or decision committed or signed later than the
+   server's clock plus `clock_skew` does not count (section 7.1).
    What depends on the time of verification (freshness, expiry of keys and
    requests) is judged later, by `trust/verdicts.py`.
+
+This module holds the rules only. What it trusts is kept as the values of
+`trust/entries.py`; GnuPG is asked through a `SignatureChecker`
+(`trust/signature_checks.py`: batches, a thread pool, the verdict cache),
+given to the view or the default one; the snapshot an earlier run saved is
+resumed and saved through `trust/cache/view_store.py`.
 """
 
 from __future__ import annotations
 
-import json
 import os
-from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from gitjit import reasons as R
 from gitjit.errors import BadInput, BadPolicy, NotTrusted
@@ -39,249 +48,28 @@ from gitjit.model.layout import record_path, shard_problem
 from gitjit.model.layout import request_path as layout_request_path
 from gitjit.model.limits import MAX_CHANGES, MAX_RECORD_BYTES, SHOWN_CHANGES, list_some, max_bytes_for, size_problem
 from gitjit.model.policy import POLICY_FILE, Policy, load_policy_document, policy_from_document
-from gitjit.model.records import Decision, Request, parse_decision, parse_request
-from gitjit.namedtuple import NamedTuple
+from gitjit.model.records import parse_decision, parse_request
 from gitjit.reasons import Reason
-from gitjit.trust.cache.snapshot import Head, Snapshot
+from gitjit.trust.cache import view_store
+from gitjit.trust.cache.snapshot import Head
+from gitjit.trust.cache.view_store import StoredView
+from gitjit.trust.entries import DecisionEntry, DecisionIndex, PolicyState, Refusal, RequestEntry, RequestIndex
+from gitjit.trust.quorum import is_proposal_commit, proposal_problem, require_quorum
+from gitjit.trust.signature_checks import Job, PendingChecks, SignatureChecker
 from gitjit.trust.signatures import FATAL_STATUS, CommitParts, Keyring, MalformedCommit, SignatureCheck, split_commit
 
-
-class PolicyState(NamedTuple):
-    """The policy in force and the keyring of the `keys/` beside it."""
-
-    policy: Policy
-    keyring: Keyring
-    commit: str
-
-    def key_owner(self, check: SignatureCheck) -> str | None:
-        """The person a good signature counts for: key in the policy and in their own keys/ file."""
-        if not check.good or check.primary_key is None:
-            return None
-        person = self.policy.person_with_key(check.primary_key)
-        if person is None or check.primary_key not in self.keyring.owners.get(person, ()):
-            return None
-        return person
-
-
-class Refusal(NamedTuple):
-    """A commit on the branch that does not count, and why."""
-
-    commit: str
-    reason: str
-    code: str  # the reason's code (gitjit.reasons)
-
-    @classmethod
-    def of(cls, commit: str, reason: Reason) -> Refusal:
-        return cls(commit, reason.text, reason.code)
-
-
-class _Entry:
-    """Shared by requests and decisions: the commit's parts and the policy in
-    force are kept by commit id and resolved through the owning view, so an
-    entry read back from a snapshot costs nothing until it is used."""
-
-    __slots__ = ()
-
-    @property
-    def parts(self) -> CommitParts:
-        if self._parts is None:
-            self._parts = self.owner.commit_parts(self.commit)
-        return self._parts
-
-    @property
-    def state(self) -> PolicyState:
-        if self._state is None:
-            self._state = self.owner.policy_state(self.state_commit)
-        return self._state
-
-
-class RequestEntry(_Entry):
-    """A request that counts, and the commit that added it."""
-
-    __slots__ = ("request", "commit", "blob", "position", "author_email", "signed", "state_commit", "owner",
-                 "_parts", "_state", "_signature")
-
-    def __init__(self, request: Request, commit: str, blob: str, position: int, author_email: str, signed: bool,
-                 state_commit: str, owner: TrustedBranch, _parts: CommitParts | None = None,
-                 _state: PolicyState | None = None, _signature: SignatureCheck | None = None):
-        self.request = request
-        self.commit = commit
-        self.blob = blob
-        self.position = position
-        self.author_email = author_email
-        self.signed = signed
-        self.state_commit = state_commit  # the commit that set the policy in force when the request was added
-        self.owner = owner
-        self._parts = _parts
-        self._state = _state
-        self._signature = _signature
-
-    def __repr__(self) -> str:
-        return f"RequestEntry({self.request.id!r}, commit={self.commit[:12]!r})"
-
-    def signature(self, trusted: TrustedBranch) -> SignatureCheck | None:
-        if not self.signed:
-            return None
-        if self._signature is None:
-            self._signature = trusted.check_signature(self.commit, self.parts, self.state.keyring)
-        return self._signature
-
-    def signer(self, trusted: TrustedBranch) -> str | None:
-        check = self.signature(trusted)
-        return self.state.key_owner(check) if check is not None else None
-
-    def requesters(self, trusted: TrustedBranch) -> set[str]:
-        """Everyone who may be the requester: the signer, and the author by email.
-
-        The author email is not authenticated, so it may only ever take
-        approvals away (self-approval), never grant anything.
-        """
-        found = {self.signer(trusted), self.state.policy.person_with_email(self.author_email)}
-        return {p for p in found if p}
-
-    def unknown_requester(self, trusted: TrustedBranch) -> Reason | None:
-        """Why nobody can be excluded as this request's requester, or None (docs/format.md, section 6.3).
-
-        Where self-approval is not allowed, a request nobody is known to have
-        made never counts: an unsigned one could otherwise be approved by its
-        own author, who only had to leave their email off it.
-        """
-        if not self.signed:
-            return Reason(R.UNKNOWN_REQUESTER,
-                          "request is unsigned: with self_approval = false the requester must be known")
-        if self.signer(trusted) is None:
-            return Reason(R.UNKNOWN_REQUESTER,
-                          "request's signature counts for nobody: with self_approval = false the requester must be known")
-        return None
-
-
-class DecisionEntry(_Entry):
-    """A decision file's commit: what it says, GnuPG's verdict, and why it does not count."""
-
-    __slots__ = ("person", "request_id", "commit", "position", "state_commit", "owner", "decision", "signature",
-                 "problem", "_parts", "_state")
-
-    def __init__(self, person: str, request_id: str, commit: str, position: int, state_commit: str,
-                 owner: TrustedBranch, decision: Decision | None = None, signature: SignatureCheck | None = None,
-                 problem: Reason | None = None, _parts: CommitParts | None = None, _state: PolicyState | None = None):
-        self.person = person
-        self.request_id = request_id
-        self.commit = commit
-        self.position = position
-        self.state_commit = state_commit  # the commit that set the policy in force at the decision's commit
-        self.owner = owner
-        self.decision = decision
-        self.signature = signature
-        self.problem = problem  # why it does not count, whatever the time
-        self._parts = _parts
-        self._state = _state
-
-    def __repr__(self) -> str:
-        return f"DecisionEntry({self.person!r}, {self.request_id!r}, commit={self.commit[:12]!r})"
-
-    @property
-    def approves(self) -> bool:
-        return self.decision is not None and self.decision.approves
-
-
-class RequestIndex(Mapping[str, RequestEntry]):
-    """Requests by id: those read back from a snapshot (lazily) and those added since."""
-
-    def __init__(self, owner: TrustedBranch, snapshot: Snapshot | None = None, limit: int = 0):
-        self._owner, self._snapshot, self._limit = owner, snapshot, limit
-        self._loaded: dict[str, RequestEntry] = {}
-        self._added: dict[str, RequestEntry] = {}
-
-    def add(self, entry: RequestEntry) -> None:
-        self._added[entry.request.id] = entry
-
-    def __getitem__(self, request_id: str) -> RequestEntry:
-        entry = self._added.get(request_id) or self._loaded.get(request_id)
-        if entry is None and self._snapshot is not None:
-            row = self._snapshot.request(request_id, self._limit)
-            if row is not None:
-                entry = self._loaded[request_id] = _request_from_row(row, self._owner)
-        if entry is None:
-            raise KeyError(request_id)
-        return entry
-
-    def __iter__(self) -> Iterator[str]:
-        if self._snapshot is not None:
-            yield from self._snapshot.request_ids(self._limit)
-        yield from self._added
-
-    def __len__(self) -> int:
-        return sum(1 for _ in self)
-
-    def values(self) -> list[RequestEntry]:  # type: ignore[override]
-        if self._snapshot is not None:
-            for row in self._snapshot.all_requests(self._limit):
-                if row["id"] not in self._loaded:
-                    self._loaded[row["id"]] = _request_from_row(row, self._owner)
-        stored = [self._loaded[i] for i in self._snapshot.request_ids(self._limit)] if self._snapshot else []
-        return stored + list(self._added.values())
-
-    def for_target(self, action: str, target: str) -> list[RequestEntry]:
-        found = []
-        if self._snapshot is not None:
-            for row in self._snapshot.requests_for(action, target, self._limit):
-                found.append(self._loaded.get(row["id"]) or self._loaded.setdefault(
-                    row["id"], _request_from_row(row, self._owner)))
-        found += [e for e in self._added.values() if e.request.action == action and e.request.target == target]
-        return found
-
-
-class DecisionIndex(Mapping[str, list[DecisionEntry]]):
-    """Decisions by request id, in branch order: read back lazily, plus those added since."""
-
-    def __init__(self, owner: TrustedBranch, snapshot: Snapshot | None = None, limit: int = 0):
-        self._owner, self._snapshot, self._limit = owner, snapshot, limit
-        self._loaded: dict[str, list[DecisionEntry]] = {}
-        self._added: dict[str, list[DecisionEntry]] = {}
-
-    def add(self, entry: DecisionEntry) -> None:
-        self._added.setdefault(entry.request_id, []).append(entry)
-
-    def _stored(self, request_id: str) -> list[DecisionEntry]:
-        if self._snapshot is None:
-            return []
-        if request_id not in self._loaded:
-            rows = self._snapshot.decisions_for(request_id, self._limit)
-            self._loaded[request_id] = [_decision_from_row(r, self._owner) for r in rows]
-        return self._loaded[request_id]
-
-    def __getitem__(self, request_id: str) -> list[DecisionEntry]:
-        found = self._stored(request_id) + self._added.get(request_id, [])
-        if not found:
-            raise KeyError(request_id)
-        return found
-
-    def __iter__(self) -> Iterator[str]:
-        seen = set()
-        if self._snapshot is not None:
-            for row in self._snapshot.all_decisions(self._limit):
-                if row["request_id"] not in seen:
-                    seen.add(row["request_id"])
-                    yield row["request_id"]
-        for request_id in self._added:
-            if request_id not in seen:
-                yield request_id
-
-    def __len__(self) -> int:
-        return sum(1 for _ in self)
-
-    def all(self) -> list[DecisionEntry]:
-        """Every decision entry in branch order."""
-        entries = [e for request_id in self for e in self[request_id]]
-        return sorted(entries, key=lambda e: e.position)
+__all__ = ["DecisionEntry", "DecisionIndex", "PolicyState", "Refusal", "RequestEntry", "RequestIndex",
+           "SignatureChecker", "TrustedBranch"]
 
 
 class TrustedBranch:
     """What is trusted so far on the approvals branch (see the module docstring)."""
 
     def __init__(self, branch: ApprovalsBranch, root: str, tip: str | None = None,
-                 state: PolicyState | None = None, count: int = 0, witness: datetime | None = None):
+                 state: PolicyState | None = None, count: int = 0, witness: datetime | None = None,
+                 checker: SignatureChecker | None = None):
         self.branch = branch
+        self.checker = checker or SignatureChecker()  # GnuPG's verdicts, batched and cached
         # The server's clock, for the commits a push brings (docs/format.md, 7.1): a request or decision
         # signed or committed later than witness + clock_skew is refused. None: no witness.
         self.witness = witness
@@ -294,10 +82,8 @@ class TrustedBranch:
         self.requests = RequestIndex(self)
         self.decisions = DecisionIndex(self)
         self._states: dict[str, PolicyState] = {}
-        self._resumed: Head | None = None  # the snapshot this view continues, if any
-        self._resumed_count = 0
+        self._stored: StoredView | None = None  # the snapshot this view continues, if any (read lazily)
         self._applied: dict[str, int] = {}  # commit -> position, for commits applied by this process
-        self._snapshot: Snapshot | None = None  # read lazily: what the view resumed from
         self._policy_documents: dict[str, dict] = {}  # policy blob id -> TOML document parsed by this process
         self._failure: str | None = None  # why an `extend` failed: the view is then unusable
         self.partial = False  # built from chosen commits only (trust/targeted.py): never saved
@@ -309,26 +95,26 @@ class TrustedBranch:
 
     @classmethod
     def load(cls, branch: ApprovalsBranch, tip: str | None = None, root: str | None = None,
-             pin: bool = True, save: bool = True) -> TrustedBranch:
+             pin: bool = True, save: bool = True, checker: SignatureChecker | None = None) -> TrustedBranch:
         """Authenticates the branch from its pinned root to `tip` (section 5.1).
 
         Where no root is pinned yet, the branch's own root is pinned on this
         first use (trust on first use), as docs/format.md, section 5.1 describes.
         The work is resumed from the snapshot of an earlier run where there is
-        one for this root (trust/cache/snapshot.py), and saved for the next run.
+        one for this root (trust/cache/view_store.py), and saved for the next run.
         """
         tip = tip or branch.read_tip()
         if tip is None:
             raise BadInput(f"no approvals branch: neither {branch.ref} nor {branch.remote_ref} exists "
                            f"(run 'gitjit init' or fetch the branch)")
         pinned = root or branch.pinned_root()
-        trusted = cls._resume(branch, tip, pinned) if pinned else None
+        trusted = cls.resume(branch, tip, pinned, checker) if pinned else None
         if trusted is None:
             chain = branch.first_parent_chain(tip)
             if pinned is not None and chain[0] != pinned:
                 raise NotTrusted(f"the approvals branch starts at {chain[0][:12]}, "
                                  f"not at the pinned root {pinned[:12]}")
-            trusted = cls(branch, chain[0])
+            trusted = cls(branch, chain[0], checker=checker)
             trusted.extend(chain)
             if pinned is None and pin:
                 branch.set_config("gitjit.root", chain[0])
@@ -337,48 +123,40 @@ class TrustedBranch:
         return trusted
 
     @classmethod
-    def _resume(cls, branch: ApprovalsBranch, tip: str, root: str) -> TrustedBranch | None:
+    def resume(cls, branch: ApprovalsBranch, tip: str, root: str,
+               checker: SignatureChecker | None = None) -> TrustedBranch | None:
         """The view at `tip` continued from the stored snapshot, or None where none fits."""
-        snapshot = Snapshot.in_directory(cache_dir(branch))
-        head = snapshot.head(root)
-        if head is None:
-            return None
-        if head.tip == tip:
-            return cls._from_snapshot(branch, snapshot, head, head.count, tip)
-        if branch.is_ancestor(head.tip, tip):  # tip descends from the snapshot
-            newer = branch.chain_back_to(tip, head.tip)
-            if newer is not None:
-                trusted = cls._from_snapshot(branch, snapshot, head, head.count, head.tip)
-                trusted.extend(newer)
-                return trusted
-        elif branch.is_ancestor(tip, head.tip):  # the snapshot went further than tip
-            older = branch.chain_back_to(head.tip, tip)
-            if older is not None:
-                return cls._from_snapshot(branch, snapshot, head, head.count - len(older), tip)
-        else:  # a sibling: the snapshot ends on a line that never landed (a push that lost a race)
-            base = branch.merge_base(head.tip, tip)
-            older = branch.chain_back_to(head.tip, base) if base else None
-            newer = branch.chain_back_to(tip, base) if base else None
-            if older is not None and newer is not None:
-                trusted = cls._from_snapshot(branch, snapshot, head, head.count - len(older), base)
-                trusted.extend(newer)
-                return trusted
-        return None
+        return view_store.resume(branch, tip, root, lambda stored, at: cls.from_stored(branch, stored, at, checker))
 
     @classmethod
-    def _from_snapshot(cls, branch: ApprovalsBranch, snapshot: Snapshot, head: Head, count: int,
-                       tip: str) -> TrustedBranch:
-        trusted = cls(branch, head.root, tip=tip, count=count)
-        trusted._snapshot = snapshot
-        trusted.requests = RequestIndex(trusted, snapshot, count)
-        trusted.decisions = DecisionIndex(trusted, snapshot, count)
-        trusted.refusals = [Refusal(c, r, code) for c, r, code in snapshot.refusals(count)]
-        trusted.policy_changes = [tuple(p) for p in snapshot.policy_changes(count)]
+    def from_stored(cls, branch: ApprovalsBranch, stored: StoredView, tip: str,
+                    checker: SignatureChecker | None = None) -> TrustedBranch:
+        """The view the snapshot holds, ending at `tip`; its entries are read when asked for."""
+        trusted = cls(branch, stored.head.root, tip=tip, count=stored.count, checker=checker)
+        trusted._stored = stored
+        trusted.requests = RequestIndex(trusted, stored)
+        trusted.decisions = DecisionIndex(trusted, stored)
+        trusted.refusals = stored.refusals()
+        trusted.policy_changes = stored.policy_changes()
         if not trusted.policy_changes:
             raise NotTrusted("the snapshot of the approvals branch holds no policy")
         trusted.state = trusted.policy_state(trusted.policy_changes[-1][0])
-        trusted._resumed, trusted._resumed_count = head, count
         return trusted
+
+    @property
+    def resumed_from(self) -> Head | None:
+        """Where the snapshot this view continues ends; None for a view walked from its root."""
+        return self._stored.head if self._stored is not None else None
+
+    @property
+    def applied(self) -> list[str]:
+        """The commits this process applied itself, in branch order (not those read from a snapshot)."""
+        return list(self._applied)
+
+    @property
+    def policies_parsed(self) -> list[str]:
+        """The policy.toml blobs this process parsed as TOML (not read back from a snapshot)."""
+        return list(self._policy_documents)
 
     def _usable(self) -> None:
         """A view that failed to extend holds commits half-applied: nothing may read or save it."""
@@ -389,31 +167,22 @@ class TrustedBranch:
     def save(self) -> bool:
         """Stores what this view learned beyond the snapshot it resumed from."""
         self._usable()
-        if self.partial or self.tip is None or (self._resumed is not None and self._resumed.tip == self.tip):
+        if self.partial or self.tip is None or (self._stored is not None and self._stored.head.tip == self.tip):
             return False
-        keep = self._resumed_count if self._resumed is not None else 0
         positions = self._applied
-        rows = {
-            "requests": [(e.request.id, e.request.action, e.request.target, e.position,
-                          json.dumps(_request_row(e))) for e in self.requests._added.values()],
-            "decisions": [(e.commit, e.request_id, e.position, json.dumps(_decision_row(e)))
-                          for entries in self.decisions._added.values() for e in entries],
-            "refusals": [(r.commit, positions[r.commit], r.reason, r.code) for r in self.refusals if r.commit in positions],
-            "policy_changes": [(c, positions[c], s) for c, s in self.policy_changes if c in positions],
-            "policy_documents": _json_rows(self._policy_documents),
-        }
-        snapshot = Snapshot.in_directory(cache_dir(self.branch))
-        try:
-            return snapshot.save(self._resumed, keep, Head(self.root, self.tip, self.count), rows)
-        finally:
-            snapshot.close()
+        return view_store.save(
+            self.branch, self._stored, Head(self.root, self.tip, self.count),
+            requests=self.requests.added(), decisions=self.decisions.added(),
+            refusals=[(r, positions[r.commit]) for r in self.refusals if r.commit in positions],
+            policy_changes=[(c, positions[c], s) for c, s in self.policy_changes if c in positions],
+            policy_documents=self._policy_documents)
 
     def extend(self, commit_ids: list[str], placed: dict[str, tuple[str | None, int]] | None = None) -> list[Refusal]:
         """Applies commits in order; returns the refusals among them.
 
         The signed requests and decisions met on the way are judged once all
         are applied, but GnuPG starts checking each one as soon as it is met
-        (`_PendingChecks`), on every core while the walk goes on.
+        (the checker's `PendingChecks`), on every core while the walk goes on.
 
         `placed` (trust/targeted.py): some commits of a chain whose linearity
         the caller checked, each with its (parent, position); the commits
@@ -421,7 +190,7 @@ class TrustedBranch:
         """
         self._usable()
         before = len(self.refusals)
-        pending = _PendingChecks(self)
+        pending = self.checker.pending(cache_dir(self.branch))
         self.partial = self.partial or placed is not None
         try:
             for commit_id, changes in self.branch.changes(commit_ids):
@@ -467,6 +236,11 @@ class TrustedBranch:
         if parts is None:
             self.refusals.append(Refusal.of(commit_id, malformed))
             return
+        if is_proposal_commit([c.path for c in changes]):  # a policy proposal's bytes (quorum.py)
+            problem = proposal_problem(self.state.policy.quorum and total == len(changes), changes)
+            if problem is not None:
+                self.refusals.append(Refusal.of(commit_id, problem))
+            return
         if len(changes) != 1 or changes[0].status != "A":
             what = list_some([f"{c.status} {c.path}" for c in changes[:SHOWN_CHANGES]], total) or "nothing"
             self.refusals.append(Refusal(commit_id, f"a commit must add exactly one file; this one changes {what}",
@@ -511,6 +285,8 @@ class TrustedBranch:
         # checked before its policy is even read: an unauthorized change is "not
         # trusted" whatever it holds. The root authorizes itself, by its own policy.
         signer = None if self.state is None else self._authorize(commit_id, parts, self.state, "policy change")
+        if signer is not None and self.state.policy.quorum:  # section 14: N admins signed for exactly these bytes
+            require_quorum(self, commit, parts, signer, self.state)
         try:
             policy = self._read_policy(policy_blob.id, commit_id)
         except BadInput as exc:
@@ -600,7 +376,7 @@ class TrustedBranch:
             problem = late.prefixed(change.path)
         elif request.id in self.requests:
             problem = Reason(R.DUPLICATE_REQUEST, f"request {request.id} already exists")
-        elif request.action not in policy.actions:
+        elif policy.action(request.action) is None:
             problem = Reason(R.UNKNOWN_ACTION, f"{change.path}: action {request.action!r} is not in the policy")
         elif request.expires - request.created > policy.max_ttl:
             problem = Reason(R.TTL_TOO_LONG, f"{change.path}: asks to live longer than max_ttl")
@@ -611,7 +387,7 @@ class TrustedBranch:
             return
         entry = RequestEntry(request, commit_id, change.new_id, position, parts.author_email,
                              parts.signature is not None, self.state.commit, self, _parts=parts, _state=self.state)
-        action = policy.actions[request.action]
+        action = policy.action(request.action)
         if action.requesters is not None:
             signer = entry.signer(self)
             if not action.may_request(signer):
@@ -619,7 +395,7 @@ class TrustedBranch:
                 self.refusals.append(Refusal(commit_id, f"{who} may not request {request.action}", R.NOT_A_REQUESTER))
                 return
         self.requests.add(entry)
-        if entry.signed and entry._signature is None:
+        if entry.signed and entry.known_signature is None:
             pending.append(entry)  # who signed it decides self-approval: checked with the decisions
 
     def _apply_decision(self, commit_id: str, position: int, parts: CommitParts, change: Change,
@@ -680,12 +456,12 @@ class TrustedBranch:
             return Reason(R.WRONG_TARGET, f"decision is for target {decision.target[:12]}, "
                                           f"the request for {request.request.target[:12]}")
         policy = entry.state.policy
-        action = policy.actions.get(request.request.action)
+        action = policy.action(request.request.action)
         if action is None or entry.person not in action.approvers:
             return Reason(R.NOT_APPROVER, f"{entry.person} is not an approver of {request.request.action}")
         return None
 
-    def _check_pending_signatures(self, pending: _PendingChecks) -> None:
+    def _check_pending_signatures(self, pending: PendingChecks) -> None:
         """The verdicts on the signed requests and decisions just applied, in branch order.
 
         Requests go first in branch order, so a decision's self-approval check
@@ -694,7 +470,7 @@ class TrustedBranch:
         checks = pending.checks()
         for entry, check in zip(pending.entries, checks, strict=True):
             if isinstance(entry, RequestEntry):
-                entry._signature = check
+                entry.set_signature(check)
                 late = check.good and self._witness_problem(check.created, "signed", entry.state.policy.clock_skew)
                 if late:
                     self.refusals.append(Refusal.of(entry.commit, late.prefixed(layout_request_path(
@@ -724,7 +500,7 @@ class TrustedBranch:
             return Reason(R.CLOCK_SKEW, "signature time and committer time disagree by more than clock_skew")
         if check.created < request.request.created - skew:
             return Reason(R.SIGNED_BEFORE_REQUEST, "signed before the request was created")
-        action = entry.state.policy.actions[request.request.action]
+        action = entry.state.policy.action(request.request.action)
         if not action.self_approval:
             if entry.person in request.requesters(self):
                 return Reason(R.SELF_APPROVAL, f"{entry.person} requested it: self-approval is not allowed for {action.name}")
@@ -751,29 +527,9 @@ class TrustedBranch:
     def check_signature(self, commit_id: str, parts: CommitParts, keyring: Keyring) -> SignatureCheck:
         return self.check_signatures([(commit_id, parts, keyring)])[0]
 
-    def check_signatures(self, jobs: list[tuple[str, CommitParts, Keyring]]) -> list[SignatureCheck]:
+    def check_signatures(self, jobs: list[Job]) -> list[SignatureCheck]:
         """GnuPG verdicts for many commits; good ones reached by an earlier run come from trust/cache/signatures.py."""
-        from gitjit.trust.cache.signatures import SignatureCache  # only a run that checks signatures pays for it
-
-        return SignatureCache.for_directory(cache_dir(self.branch)).check(jobs, self._verify_signatures)
-
-    @staticmethod
-    def _verify_signatures(jobs: list[tuple[str, CommitParts, Keyring]]) -> list[SignatureCheck]:
-        """GnuPG verdicts for many commits, on every core when there are many."""
-        one = TrustedBranch._verify_one
-        if len(jobs) < _POOL_MIN_JOBS:
-            return [one(job) for job in jobs]
-        from concurrent.futures import ThreadPoolExecutor  # only a long batch pays for it
-
-        with ThreadPoolExecutor(max_workers=_pool_workers()) as pool:
-            return list(pool.map(one, jobs))
-
-    @staticmethod
-    def _verify_one(job: tuple[str, CommitParts, Keyring]) -> SignatureCheck:
-        _, parts, keyring = job
-        if parts.signature is None:
-            return SignatureCheck.refused(Reason(R.NOT_SIGNED, "not signed"))
-        return keyring.verify(parts.payload, parts.signature)
+        return self.checker.check(cache_dir(self.branch), jobs)
 
     # -- lookups -------------------------------------------------------------
 
@@ -815,7 +571,7 @@ class TrustedBranch:
         blob decides.
         """
         where = f"{POLICY_FILE} at {commit_id[:12]}"
-        kept = self._snapshot.policy_document(blob_id) if self._snapshot is not None else None
+        kept = self._stored.policy_document(blob_id) if self._stored is not None else None
         if kept is not None:
             try:
                 return policy_from_document(kept, where)
@@ -827,150 +583,6 @@ class TrustedBranch:
         return policy
 
 
-# A batch shorter than this is checked one signature at a time, in this thread:
-# a push of one decision never pays for a thread pool.
-_POOL_MIN_JOBS = 4
-
-
-def _pool_workers() -> int:
-    """One pool thread per core: each keeps a gpg process busy. More threads fight the
-    walk (and each other) for the GIL and measured slower on two cores, not faster."""
-    return int(os.environ.get("GITJIT_WORKERS", "0")) or os.cpu_count() or 2
-
-
-class _PendingChecks:
-    """The signed requests and decisions one `extend` meets, in branch order,
-    each one's GnuPG check started as soon as it is appended, so that gpg runs
-    on the other cores while the walk reads and parses the next commits.
-
-    The verdicts are exactly those `check_signatures` gives the same batch at
-    the end of the walk: one trust/cache/signatures.py may reuse is taken from it, every
-    other comes from GnuPG in this process, and the good ones are stored once
-    all are in. Checks wait until `_POOL_MIN_JOBS` of them need GnuPG, and a
-    batch shorter than that is checked one by one at the end. Fail closed: a
-    check that raises, wherever it raises, is "not good".
-    """
-
-    def __init__(self, trusted: TrustedBranch):
-        self.entries: list[RequestEntry | DecisionEntry] = []
-        self._trusted = trusted
-        self._jobs: list[tuple[str, CommitParts, Keyring]] = []
-        self._found: list[SignatureCheck | None] = []  # from the cache, else None
-        self._waiting: list[int] = []  # jobs for GnuPG before the pool starts
-        self._futures: dict = {}  # job index -> its Future in the pool
-        self._cache = None
-        self._pool = None
-
-    def append(self, entry: RequestEntry | DecisionEntry) -> None:
-        if self._cache is None:
-            from gitjit.trust.cache.signatures import SignatureCache  # only a run that checks signatures pays for it
-
-            self._cache = SignatureCache.for_directory(cache_dir(self._trusted.branch))
-        job = (entry.commit, entry.parts, entry.state.keyring)
-        found = self._cache.lookup(job, datetime.now(UTC))
-        self.entries.append(entry)
-        self._jobs.append(job)
-        self._found.append(found)
-        if found is not None:
-            return
-        self._waiting.append(len(self._jobs) - 1)
-        if self._pool is None and len(self._waiting) >= _POOL_MIN_JOBS:
-            from concurrent.futures import ThreadPoolExecutor  # only a long batch pays for it
-
-            self._pool = ThreadPoolExecutor(max_workers=_pool_workers())
-        if self._pool is not None:
-            for index in self._waiting:
-                self._futures[index] = self._pool.submit(_verdict, self._jobs[index])
-            self._waiting.clear()
-
-    def checks(self) -> list[SignatureCheck]:
-        """Every verdict, in the order appended; stores the good ones GnuPG just reached."""
-        results = list(self._found)
-        for index in self._waiting:  # a batch too short for the pool
-            results[index] = _verdict(self._jobs[index])
-        # The walk is over, so this thread checks too: it takes the checks the pool
-        # has not started, from the back of the queue, while the pool works from the front.
-        for index in reversed(list(self._futures)):
-            if not self._futures[index].cancel():
-                break
-            results[index] = _verdict(self._jobs[index])
-        for index, future in self._futures.items():
-            if not future.cancelled():
-                try:
-                    results[index] = future.result()
-                except Exception as exc:  # fail closed
-                    results[index] = SignatureCheck.refused(
-                        Reason(R.GPG_FAILED, f"signature could not be checked: {exc}"))
-        computed = [i for i, found in enumerate(self._found) if found is None]
-        if computed:
-            self._cache.store([(self._jobs[i], results[i]) for i in computed])
-        return results  # type: ignore[return-value]
-
-    def close(self) -> None:
-        """Stops the pool; the checks it has not started are dropped (the walk failed)."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
-
-
-def _verdict(job: tuple[str, CommitParts, Keyring]) -> SignatureCheck:
-    """GnuPG's verdict on one pending check; fail closed: whatever raises makes it "not good"."""
-    try:
-        return TrustedBranch._verify_one(job)
-    except Exception as exc:
-        return SignatureCheck.refused(Reason(R.GPG_FAILED, f"signature could not be checked: {exc}"))
-
-
 def _record_problem(exc: BadInput) -> Reason:
     """Why a request or decision file does not count: too large, or malformed."""
     return Reason(R.MALFORMED_RECORD if exc.code == R.BAD_INPUT else exc.code, str(exc))
-
-
-def _json_rows(documents: dict[str, dict]) -> list[tuple[str, str]]:
-    rows = []
-    for blob_id, document in documents.items():
-        try:
-            rows.append((blob_id, json.dumps(document)))
-        except (TypeError, ValueError):
-            pass  # not kept: the blob is parsed again next time
-    return rows
-
-
-def _time(value: datetime) -> int:
-    return int(value.timestamp())
-
-
-def _request_row(entry: RequestEntry) -> dict:
-    r = entry.request
-    return {
-        "id": r.id, "action": r.action, "target": r.target, "requested_by": r.requested_by, "reason": r.reason,
-        "created": _time(r.created), "expires": _time(r.expires),
-        "commit": entry.commit, "blob": entry.blob, "position": entry.position,
-        "author_email": entry.author_email, "signed": entry.signed, "state_commit": entry.state_commit,
-        "signature": entry._signature.to_json() if entry._signature else None,
-    }
-
-
-def _request_from_row(row: dict, owner: TrustedBranch) -> RequestEntry:
-    request = Request(row["id"], row["action"], row["target"], row["requested_by"], row["reason"],
-                      from_timestamp(row["created"]), from_timestamp(row["expires"]))
-    return RequestEntry(request, row["commit"], row["blob"], row["position"], row["author_email"], row["signed"],
-                        row["state_commit"], owner,
-                        _signature=SignatureCheck.from_json(row["signature"]) if row["signature"] else None)
-
-
-def _decision_row(entry: DecisionEntry) -> dict:
-    d = entry.decision
-    return {
-        "person": entry.person, "request_id": entry.request_id, "commit": entry.commit, "position": entry.position,
-        "state_commit": entry.state_commit, "problem": list(entry.problem) if entry.problem else None,
-        "decision": [d.request, d.request_blob, d.target, d.decision, d.comment] if d else None,
-        "signature": entry.signature.to_json() if entry.signature else None,
-    }
-
-
-def _decision_from_row(row: dict, owner: TrustedBranch) -> DecisionEntry:
-    return DecisionEntry(row["person"], row["request_id"], row["commit"], row["position"], row["state_commit"], owner,
-                         decision=Decision(*row["decision"]) if row["decision"] else None,
-                         signature=SignatureCheck.from_json(row["signature"]) if row["signature"] else None,
-                         problem=Reason(*row["problem"]) if row["problem"] else None)

@@ -19,6 +19,13 @@ time. What is left is judged here, at `now`:
   so taking someone off an action, or a key out of the policy, withdraws
   their outstanding decisions.
 
+The rules of docs/format.md, section 13, are tallied here too: each rule of the action counts the
+approvals of its own approvers (one person counts for every rule they are
+in); the request is approved when every rule holds, or when the escalation
+holds from approvals signed at least `after` past the request's `created`.
+A rule that cannot hold any more (too few people left who can sign, the
+requester aside) makes the request unapprovable, which `run` acts on at once.
+
 A verdict is a value: the CLI renders it as a table or JSON, the hook as
 refusal lines. Every reason a request is not approved is kept.
 """
@@ -30,8 +37,10 @@ from datetime import datetime
 from gitjit import reasons as R
 from gitjit.errors import BadInput
 from gitjit.model.grammar import describe_age, format_duration, format_time
+from gitjit.model.policy import Action
 from gitjit.namedtuple import NamedTuple
 from gitjit.reasons import Reason
+from gitjit.trust.eligibility import signers
 from gitjit.trust.trusted import DecisionEntry, RequestEntry, TrustedBranch
 
 APPROVED, PENDING, REJECTED, EXPIRED, NOT_YET_VALID = "approved", "pending", "rejected", "expired", "not-yet-valid"
@@ -46,18 +55,78 @@ class DecisionVerdict(NamedTuple):
     counts: bool
     reason: str  # why it does not count; empty when it counts
     code: str = ""  # the reason's code (gitjit.reasons); empty when it counts
+    comment: str = ""  # the decision file's comment: why they approved or vetoed
+
+
+ESCALATION = "escalation"  # the name of the escalation's tally
+_WORDS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five"}
+
+
+class RuleTally(NamedTuple):
+    """One rule (or the escalation) of a request's action, counted at `now` (docs/format.md, section 13)."""
+
+    name: str
+    threshold: int
+    approvals: tuple[str, ...]  # people of the rule whose approval counts for it
+    candidates: tuple[str, ...]  # people of the rule who have not decided and can still sign one that counts
+    opens: datetime | None = None  # the escalation only: when its approvals start to count
+    open: bool = True  # the escalation only: whether it can still be met before the request expires
+
+    @property
+    def holds(self) -> bool:
+        return len(self.approvals) >= self.threshold
+
+    @property
+    def possible(self) -> bool:
+        """Whether the rule can still hold, with the people and keys as they are."""
+        return self.open and len(self.approvals) + len(self.candidates) >= self.threshold
+
+    @property
+    def missing(self) -> int:
+        return max(0, self.threshold - len(self.approvals))
+
+    def needs(self) -> str:
+        """"one of dave, erin": who is still needed."""
+        count = _WORDS.get(self.missing, str(self.missing))
+        if not self.candidates:
+            return f"{count} more, and nobody is left"
+        if len(self.candidates) < self.missing:
+            return f"{count}, and only {', '.join(self.candidates)} is left"
+        return f"{count} of {', '.join(self.candidates)}"
 
     def to_json(self) -> dict:
         return {
-            "person": self.person,
-            "decision": self.decision,
-            "commit": self.commit,
-            "key": self.key,
-            "signed_at": format_time(self.signed_at) if self.signed_at else None,
-            "counts": self.counts,
-            "reason": self.reason or None,
-            "code": self.code or None,
+            "name": self.name,
+            "have": len(self.approvals),
+            "need": self.threshold,
+            "holds": self.holds,
+            "approvals": list(self.approvals),
+            "candidates": list(self.candidates),
+            "possible": self.possible,
+            "opens": format_time(self.opens) if self.opens else None,
         }
+
+
+def rules_summary(tallies: tuple[RuleTally, ...], now: datetime) -> str:
+    """"sre 2 of 2, security 0 of 1: needs one of dave, erin", then the escalation's state."""
+    rules = [t for t in tallies if t.name != ESCALATION or t.opens is None]
+    text = ", ".join(f"{t.name} {len(t.approvals)} of {t.threshold}" for t in rules)
+    unmet = [t for t in rules if not t.holds]
+    if len(unmet) == 1:
+        text += f": needs {unmet[0].needs()}"
+    elif unmet:
+        text += ": needs " + " and ".join(f"{t.needs()} ({t.name})" for t in unmet)
+    for t in tallies:
+        if t.name == ESCALATION and t.opens is not None:
+            if not t.open:
+                text += f"; escalation would open at {format_time(t.opens)}, after the request expires"
+            elif now < t.opens:
+                text += f"; escalation opens at {format_time(t.opens)}: then {t.needs()}"
+            else:
+                text += f"; escalation {len(t.approvals)} of {t.threshold} (open since {format_time(t.opens)})"
+                if not t.holds:
+                    text += f": needs {t.needs()}"
+    return text
 
 
 class RequestVerdict(NamedTuple):
@@ -77,31 +146,24 @@ class RequestVerdict(NamedTuple):
     decisions: tuple[DecisionVerdict, ...]
     reasons: tuple[str, ...]  # why it is not approved; empty when approved
     codes: tuple[str, ...] = ()  # the code of each of `reasons`, in the same order
+    rules: tuple[RuleTally, ...] = ()  # each rule of the action, then the escalation if it has one
+    unapprovable: str = ""  # why no rule set (nor the escalation) can hold any more; empty while one can
+
+    @property
+    def approvable(self) -> bool:
+        return not self.unapprovable
 
     @property
     def approved(self) -> bool:
         return self.state == APPROVED
 
-    def to_json(self) -> dict:
-        return {
-            "id": self.id,
-            "action": self.action,
-            "target": self.target,
-            "requested_by": self.requested_by,
-            "requesters": list(self.requesters),
-            "reason": self.reason_text,
-            "created": format_time(self.created),
-            "expires": format_time(self.expires),
-            "commit": self.commit,
-            "state": self.state,
-            "approved": self.approved,
-            "approvals": list(self.approvals),
-            "rejections": list(self.rejections),
-            "threshold": self.threshold,
-            "decisions": [d.to_json() for d in self.decisions],
-            "reasons": list(self.reasons),
-            "codes": list(self.codes),
-        }
+    @property
+    def progress(self) -> tuple[int, int]:
+        """(have, need) over the rules: the approvals that count toward each rule's threshold, summed."""
+        rules = [t for t in self.rules if t.opens is None]
+        if not rules:
+            return len(self.approvals), self.threshold
+        return sum(min(len(t.approvals), t.threshold) for t in rules), sum(t.threshold for t in rules)
 
 
 class Verdict(NamedTuple):
@@ -117,18 +179,6 @@ class Verdict(NamedTuple):
     def approved(self) -> bool:
         return self.approved_by is not None
 
-    def to_json(self) -> dict:
-        return {
-            "action": self.action,
-            "target": self.target,
-            "at": format_time(self.at),
-            "approved": self.approved,
-            "approved_by": self.approved_by,
-            "requests": [r.to_json() for r in self.requests],
-            "reasons": list(self.reasons),
-            "codes": list(self.codes),
-        }
-
 
 def judge_decision(trusted: TrustedBranch, entry: DecisionEntry, request: RequestEntry, now: datetime) -> DecisionVerdict:
     check = entry.signature
@@ -143,12 +193,13 @@ def judge_decision(trusted: TrustedBranch, entry: DecisionEntry, request: Reques
             counts=reason is None,
             reason=reason.text if reason else "",
             code=reason.code if reason else "",
+            comment=entry.decision.comment if entry.decision else "",
         )
 
     if entry.problem is not None or check is None or not check.good:
         return verdict(entry.problem or Reason(R.NOT_CHECKED, "signature was not checked"))
     policy = trusted.policy
-    action = policy.actions.get(request.request.action)
+    action = policy.action(request.request.action)
     if action is None:
         return verdict(Reason(R.UNKNOWN_ACTION, f"action {request.request.action} is no longer in the policy"))
     if entry.person not in action.approvers:
@@ -183,13 +234,64 @@ def judge_decision(trusted: TrustedBranch, entry: DecisionEntry, request: Reques
     return verdict(None)
 
 
+def tally(trusted: TrustedBranch, action: Action, entry: RequestEntry, decisions: tuple[DecisionVerdict, ...],
+          now: datetime) -> tuple[RuleTally, ...]:
+    """Each rule of `action` counted for one request, then its escalation (docs/format.md, section 13)."""
+    counted = {d.person: d.signed_at for d in decisions if d.counts and d.decision == "approve"}
+    decided = {d.person for d in decisions}  # a decision file is immutable: one per person
+    excluded = entry.requesters(trusted) if not action.self_approval else set()
+    state = trusted.state
+
+    def left(approvers: frozenset[str]) -> tuple[str, ...]:
+        return tuple(sorted(signers(state.policy, state.keyring, approvers - decided - excluded, now)))
+
+    tallies = [RuleTally(rule.name, rule.threshold, tuple(sorted(counted.keys() & rule.approvers)), left(rule.approvers))
+               for rule in action.rules]
+    escalation = action.escalation
+    if escalation is not None:
+        opens = entry.request.created + escalation.after
+        late = tuple(sorted(p for p, at in counted.items() if p in escalation.approvers and at is not None and at >= opens))
+        tallies.append(RuleTally(ESCALATION, escalation.threshold, late, left(escalation.approvers), opens,
+                                 opens < entry.request.expires))
+    return tuple(tallies)
+
+
+def _approved(tallies: tuple[RuleTally, ...]) -> bool:
+    rules = [t for t in tallies if t.opens is None]
+    return all(t.holds for t in rules) or any(t.holds for t in tallies if t.opens is not None)
+
+
+def _approvable(tallies: tuple[RuleTally, ...]) -> bool:
+    rules = [t for t in tallies if t.opens is None]
+    return all(t.possible for t in rules) or any(t.possible for t in tallies if t.opens is not None)
+
+
+def _unapprovable_reason(tallies: tuple[RuleTally, ...], requesters: set[str], action: Action) -> Reason:
+    blocked = [t for t in tallies if not t.possible]
+    parts = []
+    for t in blocked:
+        if not t.open:
+            parts.append(f"{t.name} opens only after the request expires")
+            continue
+        who = ", ".join(sorted(set(t.approvals) | set(t.candidates)))
+        parts.append(f"{t.name} needs {t.threshold}, only {who} can approve" if who
+                     else f"{t.name} needs {t.threshold}, nobody can still approve")
+    aside = ""
+    if requesters and not action.self_approval:
+        aside = f" ({', '.join(sorted(requesters))} requested it and may not approve)"
+    return Reason(R.UNAPPROVABLE, "can never be approved with the policy and keys as they are: "
+                                  + "; ".join(parts) + aside)
+
+
 def judge_request(trusted: TrustedBranch, entry: RequestEntry, now: datetime) -> RequestVerdict:
     request = entry.request
-    action = trusted.policy.actions.get(request.action)
+    action = trusted.policy.action(request.action)
     decisions = tuple(judge_decision(trusted, d, entry, now) for d in trusted.decisions.get(request.id, []))
     approvals = tuple(sorted({d.person for d in decisions if d.counts and d.decision == "approve"}))
     rejections = tuple(sorted({d.person for d in decisions if d.counts and d.decision == "reject"}))
     threshold = action.threshold if action else 0
+    tallies = tally(trusted, action, entry, decisions, now) if action else ()
+    unapprovable = ""
     skew = trusted.policy.clock_skew
     reasons = [Reason(d.code, f"{d.person}: {d.reason}") for d in decisions if not d.counts]
     unknown = entry.unknown_requester(trusted) if action is not None and not action.self_approval else None
@@ -205,15 +307,20 @@ def judge_request(trusted: TrustedBranch, entry: RequestEntry, now: datetime) ->
     elif now < request.created - skew:
         state = NOT_YET_VALID
         reasons.insert(0, Reason(R.NOT_YET_VALID, f"request is valid only from {format_time(request.created)}"))
-    elif len(approvals) >= threshold:
+    elif _approved(tallies):
         state = APPROVED
         reasons = []
     else:
         state = PENDING
-        who = f" ({', '.join(approvals)})" if approvals else ""
-        reasons.insert(0, Reason(R.PENDING, f"{len(approvals)} of {threshold} approvals{who}"))
+        if action.simple:
+            who = f" ({', '.join(approvals)})" if approvals else ""
+            reasons.insert(0, Reason(R.PENDING, f"{len(approvals)} of {threshold} approvals{who}"))
+        else:
+            reasons.insert(0, Reason(R.PENDING, rules_summary(tallies, now)))
         if unknown and not decisions:
             reasons.insert(1, unknown)  # with decisions, each of them says it
+        if not _approvable(tallies):  # beside the reasons: they say why not yet, this why never
+            unapprovable = _unapprovable_reason(tallies, entry.requesters(trusted), action).text
     return RequestVerdict(
         id=request.id,
         action=request.action,
@@ -231,6 +338,8 @@ def judge_request(trusted: TrustedBranch, entry: RequestEntry, now: datetime) ->
         decisions=decisions,
         reasons=tuple(r.text for r in reasons),
         codes=tuple(r.code for r in reasons),
+        rules=tallies,
+        unapprovable=unapprovable,
     )
 
 

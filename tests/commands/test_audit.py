@@ -279,7 +279,7 @@ def _jobs(clone):
 
 def test_cache_rules_in_process(forged, tmp_path):
     from gitjit.trust.cache.signatures import SignatureCache, _line
-    from gitjit.trust.trusted import TrustedBranch
+    from gitjit.trust.signature_checks import SignatureChecker
 
     team, erin, deploy, quick, commits = forged
     trusted, jobs = _jobs(erin)
@@ -287,7 +287,7 @@ def test_cache_rules_in_process(forged, tmp_path):
 
     def verify(batch):
         calls.append(len(batch))
-        return TrustedBranch._verify_signatures(batch)
+        return SignatureChecker().verify(batch)
 
     path = tmp_path / "cache"
     first = SignatureCache(path / "signatures.jsonl").check(jobs, verify)
@@ -332,7 +332,7 @@ def test_judge_status_keeps_the_signature_expiry():
     assert type(check).from_json(check.to_json()) == check
 
 
-# -- GnuPG while the walk goes on (trusted._PendingChecks) ----------------------------
+# -- GnuPG while the walk goes on (signature_checks.PendingChecks) ---------------------
 
 def _open_branch(clone):
     from gitjit.git.branch import ApprovalsBranch, open_repository
@@ -340,122 +340,143 @@ def _open_branch(clone):
     return ApprovalsBranch(open_repository(str(clone.path)))
 
 
-def _walk(clone, monkeypatch, min_jobs: int, cold: bool = True) -> tuple[dict, list[bool]]:
-    """The clone's branch authenticated from its root in this process, a thread pool checking
-    signatures as soon as `min_jobs` wait (or never): its verdicts, and for each GnuPG check
-    whether it ran on the main thread."""
-    from gitjit.trust import trusted as trusted_module
-    from gitjit.trust.cache import signatures as sigcache
+def _fresh_caches():
+    """A signature cache opener that reads each cache file again, as a new process would."""
+    from gitjit.trust.cache.signatures import FILE_NAME, SignatureCache
+
+    opened: dict[str, SignatureCache] = {}
+    return lambda directory: opened.setdefault(directory, SignatureCache(Path(directory) / FILE_NAME))
+
+
+def _recording_checker(**options):
+    """The real signature checker, with the cache read afresh, that notes for each GnuPG check
+    whether it ran on the main thread (`on_main`) and keeps each walk's batch (`batches`)."""
+    from gitjit.trust.signature_checks import SignatureChecker
+
+    class Recording(SignatureChecker):
+        def __init__(self):
+            super().__init__(open_cache=_fresh_caches(), **options)
+            self.on_main: list[bool] = []
+            self.batches: list = []
+
+        def verify_one(self, job):
+            self.on_main.append(threading.current_thread() is threading.main_thread())
+            return super().verify_one(job)
+
+        def pending(self, cache_directory):
+            batch = super().pending(cache_directory)
+            self.batches.append(batch)
+            return batch
+
+    return Recording()
+
+
+def _walk(clone, checker, cold: bool = True) -> dict:
+    """The clone's branch authenticated from its root in this process, its signatures checked
+    by `checker`: its verdicts."""
     from gitjit.trust.trusted import TrustedBranch
 
     if cold:
         (clone.path / ".git" / "gitjit" / "signatures.jsonl").unlink(missing_ok=True)
-    monkeypatch.setattr(sigcache, "_open_caches", {})  # read the file again, as a new process would
-    monkeypatch.setattr(trusted_module, "_POOL_MIN_JOBS", min_jobs)
-    on_main: list[bool] = []
-    real = TrustedBranch.__dict__["_verify_one"]
-
-    def one(job):
-        on_main.append(threading.current_thread() is threading.main_thread())
-        return real.__func__(job)
-
-    monkeypatch.setattr(TrustedBranch, "_verify_one", staticmethod(one))
     branch = _open_branch(clone)
     chain = branch.first_parent_chain(branch.read_tip())
-    view = TrustedBranch(branch, chain[0])
+    view = TrustedBranch(branch, chain[0], checker=checker)
     view.extend(chain)
-    monkeypatch.setattr(TrustedBranch, "_verify_one", real)
-    verdicts = {
-        "requests": [(e.commit, e._signature) for e in view.requests.values()],
+    return {
+        "requests": [(e.commit, e.known_signature) for e in view.requests.values()],
         "decisions": [(d.commit, d.person, d.signature, d.problem) for d in view.decisions.all()],
         "refusals": [tuple(r) for r in view.refusals],
         "policy_changes": [tuple(p) for p in view.policy_changes],
     }
-    return verdicts, on_main
 
 
-def test_checks_started_during_the_walk_give_the_verdicts_of_one_batch_at_its_end(forged, monkeypatch):
-    from gitjit.trust import trusted as trusted_module
+def _killing_gpg(directory: Path, tree: str) -> str:
+    """A gpg that is the real one, except that it dies by SIGKILL when asked to verify the
+    commit whose tree is `tree`: GnuPG could not check that one signature."""
+    directory.mkdir()
+    script = directory / "gpg"
+    script.write_text(f"""#!/bin/sh
+case " $* " in *" --verify "*) ;; *) exec "{shutil.which(GPG) or GPG}" "$@";; esac
+data=$(mktemp) || exit 2
+cat > "$data"
+if grep -q "^tree {tree}" "$data"; then rm -f "$data"; kill -9 $$; fi
+"{shutil.which(GPG) or GPG}" "$@" < "$data"
+status=$?
+rm -f "$data"
+exit $status
+""")
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    return str(script)
 
+
+def test_checks_started_during_the_walk_give_the_verdicts_of_one_batch_at_its_end(forged):
     team, erin, deploy, quick, commits = forged
-    in_pool_at_end: list[int] = []
-    real_checks = trusted_module._PendingChecks.checks
-
-    def checks(self):
-        in_pool_at_end.append(len(self._futures))
-        return real_checks(self)
-
-    monkeypatch.setattr(trusted_module._PendingChecks, "checks", checks)
-    one_by_one, on_main = _walk(erin, monkeypatch, min_jobs=10**6)
-    assert on_main and all(on_main) and in_pool_at_end == [0]
-    pooled, on_main = _walk(erin, monkeypatch, min_jobs=1)
+    checker = _recording_checker(pool_min_jobs=10**6)
+    one_by_one = _walk(erin, checker)
+    assert checker.on_main and all(checker.on_main) and [b.pooled for b in checker.batches] == [0]
+    checker = _recording_checker(pool_min_jobs=1)
+    pooled = _walk(erin, checker)
     # The signed requests and decisions were all handed to the pool during the walk.
-    assert not all(on_main) and in_pool_at_end[-1] >= 4
+    assert not all(checker.on_main) and checker.batches[-1].pooled >= 4
     assert pooled == one_by_one
     assert any(r[1].endswith("signed by carol's key, not erin's") for r in pooled["refusals"])
     assert all(check is not None and check.good for _, check in pooled["requests"])
-    cached, on_main = _walk(erin, monkeypatch, min_jobs=1, cold=False)
-    assert cached == pooled and on_main == []  # every verdict came from the cache
+    checker = _recording_checker(pool_min_jobs=1)
+    cached = _walk(erin, checker, cold=False)
+    assert cached == pooled and checker.on_main == []  # every verdict came from the cache
 
 
-def test_once_the_walk_is_over_its_thread_checks_what_the_pool_has_not_started(forged, monkeypatch):
-    from gitjit.trust import trusted as trusted_module
+def test_once_the_walk_is_over_its_thread_checks_what_the_pool_has_not_started(forged):
+    from gitjit.trust.signature_checks import SignatureChecker
 
     team, erin, deploy, quick, commits = forged
-    one_by_one, _ = _walk(erin, monkeypatch, min_jobs=10**6)
+    one_by_one = _walk(erin, _recording_checker(pool_min_jobs=10**6))
     # One pool thread, held on its first check until the walk's thread has taken one from the queue.
-    monkeypatch.setattr(trusted_module, "_pool_workers", lambda: 1)
     taken = threading.Event()
     stolen: list[str] = []
-    real = trusted_module._verdict
 
-    def verdict(job):
-        if threading.current_thread() is threading.main_thread():
-            stolen.append(job[0])
-            taken.set()
-        else:
-            taken.wait(timeout=30)
-        return real(job)
+    class Held(SignatureChecker):
+        def verdict(self, job):
+            if threading.current_thread() is threading.main_thread():
+                stolen.append(job[0])
+                taken.set()
+            else:
+                taken.wait(timeout=30)
+            return super().verdict(job)
 
-    monkeypatch.setattr(trusted_module, "_verdict", verdict)
-    pooled, _ = _walk(erin, monkeypatch, min_jobs=1)
+    pooled = _walk(erin, Held(workers=1, pool_min_jobs=1, open_cache=_fresh_caches()))
     assert taken.is_set() and stolen  # the last checks queued were taken from the back
     assert pooled == one_by_one
 
 
 @pytest.mark.parametrize("pooled", [True, False], ids=["pooled", "one-by-one"])
 @pytest.mark.parametrize("where", ["gpg", "job"])
-def test_a_check_that_fails_in_the_middle_of_a_batch_fails_closed(forged, monkeypatch, pooled, where):
-    from gitjit.trust.signatures import Keyring, split_commit
-    from gitjit.trust.trusted import TrustedBranch
+def test_a_check_that_fails_in_the_middle_of_a_batch_fails_closed(forged, monkeypatch, tmp_path, pooled, where):
+    from gitjit.trust.signature_checks import SignatureChecker
+    from gitjit.trust.signatures import GPG_ENV
 
     team, erin, deploy, quick, commits = forged
     min_jobs = 1 if pooled else 10**6
-    reference, _ = _walk(erin, monkeypatch, min_jobs)
+    reference = _walk(erin, _recording_checker(pool_min_jobs=min_jobs))
     carol = next(c for c, person, _, _ in reference["decisions"] if person == "carol")
-    payload = split_commit(erin.git("cat-file", "commit", carol).stdout.encode()).payload
-    if where == "gpg":  # GnuPG cannot be run for this one: Keyring.verify reports it
-        real = Keyring._status_lines
-
-        def status_lines(self, data, signature, at=None):
-            if data == payload:
-                raise OSError("gpg was killed")
-            return real(self, data, signature, at)
-
-        monkeypatch.setattr(Keyring, "_status_lines", status_lines)
+    if where == "gpg":  # GnuPG dies while checking this one: Keyring.verify reports it
+        tree = erin.git("rev-parse", f"{carol}^{{tree}}").stdout.strip()
+        monkeypatch.setenv(GPG_ENV, _killing_gpg(tmp_path / "bin", tree))
+        checker = SignatureChecker(pool_min_jobs=min_jobs, open_cache=_fresh_caches())
+        reason = "signature could not be checked: gpg was killed by signal 9"
     else:  # the job itself raises, past Keyring.verify
-        real_one = TrustedBranch.__dict__["_verify_one"].__func__
 
-        def one(job):
-            if job[0] == carol:
-                raise OSError("gpg was killed")
-            return real_one(job)
+        class Failing(SignatureChecker):
+            def verify_one(self, job):
+                if job[0] == carol:
+                    raise OSError("gpg was killed")
+                return super().verify_one(job)
 
-        monkeypatch.setattr(TrustedBranch, "_verify_one", staticmethod(one))
-    failed, _ = _walk(erin, monkeypatch, min_jobs)
+        checker = Failing(pool_min_jobs=min_jobs, open_cache=_fresh_caches())
+        reason = "signature could not be checked: gpg was killed"
+    failed = _walk(erin, checker)
     monkeypatch.undo()
 
-    reason = "signature could not be checked: gpg was killed"
     decision = next(d for d in failed["decisions"] if d[0] == carol)
     assert decision[2].good is False and decision[2].reason == reason and decision[2].code == "gpg-failed"
     assert decision[3] == ("gpg-failed", reason)
@@ -469,36 +490,37 @@ def test_a_check_that_fails_in_the_middle_of_a_batch_fails_closed(forged, monkey
     # The failure is not kept: the next run checks it again, and it counts.
     cache = erin.path / ".git" / "gitjit" / "signatures.jsonl"
     assert carol not in cache.read_text()
-    again, _ = _walk(erin, monkeypatch, min_jobs, cold=False)
+    again = _walk(erin, _recording_checker(pool_min_jobs=min_jobs), cold=False)
     assert again == reference
 
 
-def test_a_walk_stopped_by_an_untrusted_commit_stops_its_checks(honest, monkeypatch):
+def test_a_walk_stopped_by_an_untrusted_commit_stops_its_checks(honest):
     from gitjit.errors import NotTrusted
-    from gitjit.trust import trusted as trusted_module
-    from gitjit.trust.cache import signatures as sigcache
+    from gitjit.trust.signature_checks import PendingChecks, SignatureChecker
     from gitjit.trust.trusted import TrustedBranch
 
     team, deploy, quick = honest
     bob = team.clone("bob")
     policy = bob.git("show", "refs/remotes/origin/approvals:policy.toml").stdout
     commit_on_approvals(bob, {"policy.toml": policy.replace("threshold = 2", "threshold = 1")}, "easier")
-    monkeypatch.setattr(trusted_module, "_POOL_MIN_JOBS", 1)
     (bob.path / ".git" / "gitjit" / "signatures.jsonl").unlink(missing_ok=True)
-    monkeypatch.setattr(sigcache, "_open_caches", {})  # every check is one for GnuPG
     branch = _open_branch(bob)
     chain = branch.first_parent_chain(branch.read_tip())
     threads = threading.active_count()
     started = []
-    real_append = trusted_module._PendingChecks.append
 
-    def append(self, entry):
-        real_append(self, entry)
-        started.append(self._pool is not None)
+    class Watched(PendingChecks):
+        def append(self, entry):
+            super().append(entry)
+            started.append(self.pool_running)
 
-    monkeypatch.setattr(trusted_module._PendingChecks, "append", append)
+    class Checker(SignatureChecker):
+        def pending(self, cache_directory):
+            return Watched(self, cache_directory)
+
+    checker = Checker(pool_min_jobs=1, open_cache=_fresh_caches())  # every check is one for GnuPG
     with pytest.raises(NotTrusted, match="not an admin's key"):
-        TrustedBranch(branch, chain[0]).extend(chain)
+        TrustedBranch(branch, chain[0], checker=checker).extend(chain)
     assert started and all(started)  # the pool was at work when the walk stopped
     assert threading.active_count() == threads  # and is gone
 
@@ -509,6 +531,7 @@ def test_a_walk_stopped_by_an_untrusted_commit_stops_its_checks(honest, monkeypa
 def in_process_audit(forged, monkeypatch):
     """(erin's clone, report(cold=False) -> the audit's JSON, made in this process, the lengths
     of the walks it made): cold removes the snapshot first."""
+    from gitjit.cli.render_json import plain
     from gitjit.commands.audit import audit
     from gitjit.model.grammar import parse_time
     from gitjit.trust.cache.snapshot import FILE_NAME
@@ -525,10 +548,10 @@ def in_process_audit(forged, monkeypatch):
 
     monkeypatch.setattr(TrustedBranch, "extend", extend)
 
-    def report(cold: bool = False) -> dict:
+    def report(cold: bool = False, checker=None) -> dict:
         if cold:
             (erin.path / ".git" / "gitjit" / FILE_NAME).unlink(missing_ok=True)
-        return audit(_open_branch(erin), at).to_json()
+        return plain(audit(_open_branch(erin), at, checker=checker))
 
     return erin, report, walked
 
@@ -553,30 +576,23 @@ def test_an_audit_resumes_from_the_snapshot_and_reports_what_a_walk_from_the_roo
     assert untrusted == report(cold=True)
 
 
-def test_a_gnupg_failure_does_not_stick_through_the_snapshot(in_process_audit, monkeypatch):
-    from gitjit.trust.cache import signatures as sigcache
-    from gitjit.trust.signatures import Keyring, split_commit
+def test_a_gnupg_failure_does_not_stick_through_the_snapshot(in_process_audit, monkeypatch, tmp_path):
+    from gitjit.trust.signature_checks import SignatureChecker
+    from gitjit.trust.signatures import GPG_ENV
 
     erin, report, walked = in_process_audit
     honest = report(cold=True)
     carol = next(d["commit"] for r in honest["requests"] for d in r["decisions"] if d["person"] == "carol")
-    payload = split_commit(erin.git("cat-file", "commit", carol).stdout.encode()).payload
-    real = Keyring._status_lines
-
-    def status_lines(self, data, signature, at=None):
-        if data == payload:
-            raise OSError("gpg was killed")
-        return real(self, data, signature, at)
-
-    monkeypatch.setattr(Keyring, "_status_lines", status_lines)
+    tree = erin.git("rev-parse", f"{carol}^{{tree}}").stdout.strip()
+    monkeypatch.setenv(GPG_ENV, _killing_gpg(tmp_path / "bin", tree))
     (erin.path / ".git" / "gitjit" / "signatures.jsonl").unlink()
-    monkeypatch.setattr(sigcache, "_open_caches", {})  # no good verdict kept: GnuPG is asked again
-    failed = report(cold=True)  # and saved, with carol's decision refused
+    checker = SignatureChecker(open_cache=_fresh_caches())  # no good verdict kept: GnuPG is asked again
+    failed = report(cold=True, checker=checker)  # and saved, with carol's decision refused
     reasons = {r["commit"]: (r["code"], r["reason"]) for r in failed["refusals"]}
-    assert reasons[carol] == ("gpg-failed", "carol: signature could not be checked: gpg was killed")
-    monkeypatch.setattr(Keyring, "_status_lines", real)
+    assert reasons[carol] == ("gpg-failed", "carol: signature could not be checked: gpg was killed by signal 9")
+    monkeypatch.delenv(GPG_ENV)
     walks = len(walked)
-    assert report() == honest and len(walked) == walks + 1  # walked again from the root
+    assert report(checker=checker) == honest and len(walked) == walks + 1  # walked again from the root
 
 
 def test_a_snapshot_verdict_that_has_expired_since_is_judged_again(in_process_audit):

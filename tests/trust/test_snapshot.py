@@ -10,6 +10,7 @@ import pygit2
 import pytest
 from world import BRANCH, World, template_world, utc
 
+from gitjit.cli.render_json import plain
 from gitjit.errors import NotTrusted
 from gitjit.git.branch import ApprovalsBranch
 from gitjit.trust.cache.snapshot import FILE_NAME, Snapshot
@@ -52,7 +53,7 @@ def judged(view: TrustedBranch, at) -> dict:
     return {
         "tip": view.tip,
         "count": view.count,
-        "requests": {e.request.id: judge_request(view, e, at).to_json() for e in view.requests.values()},
+        "requests": {e.request.id: plain(judge_request(view, e, at)) for e in view.requests.values()},
         "refusals": [(r.commit, r.reason) for r in view.refusals],
         "policy_changes": [tuple(p) for p in view.policy_changes],
         "policy": view.policy,
@@ -85,8 +86,8 @@ def test_resumed_view_judges_like_a_fresh_one(world: World):
     view = resumed(world)
     # Each CLI write above also resumed and saved; this load continues from
     # the last of those snapshots and applies only the newest commit itself.
-    assert view._resumed is not None and view._resumed.tip != world.tip()
-    assert list(view._applied) == [world.tip()]
+    assert view.resumed_from is not None and view.resumed_from.tip != world.tip()
+    assert view.applied == [world.tip()]
     assert judged(view, at) == judged(fresh(world), at)
     assert view.requests[ids["deploy"]].request.id == ids["deploy"]
     assert third in view.requests
@@ -99,7 +100,7 @@ def test_snapshot_at_the_tip_reads_only_what_it_needs(world: World):
     resumed(world)
     view = resumed(world)
     # Nothing was applied by this process: everything came from the snapshot.
-    assert view._applied == {}
+    assert view.applied == []
     assert [e.request.id for e in view.requests_for("deploy", ids["target"])] == [ids["deploy"]]
     at = utc()
     assert judged(view, at) == judged(fresh(world), at)
@@ -130,8 +131,8 @@ def test_a_snapshot_of_another_line_of_history_is_used_only_up_to_where_the_line
     other = world.request("carol", "ops", world.target())  # ... and goes another way
     snapshot_file(world).write_bytes(kept)  # (that write saved a snapshot of its own: put the old one back)
     view = resumed(world)
-    assert view._resumed is not None and view._resumed.tip != world.tip()  # the abandoned line's snapshot
-    assert list(view._applied) == [world.tip()]  # only the new line's own commit was applied
+    assert view.resumed_from is not None and view.resumed_from.tip != world.tip()  # the abandoned line's snapshot
+    assert view.applied == [world.tip()]  # only the new line's own commit was applied
     assert abandoned not in view.requests
     assert other in view.requests
     at = utc()
@@ -145,7 +146,7 @@ def test_a_damaged_snapshot_is_ignored(world: World):
     snapshot_file(world).write_bytes(b"this is not a database" * 100)
     at = utc()
     view = resumed(world)
-    assert view._resumed is None
+    assert view.resumed_from is None
     assert judged(view, at) == judged(fresh(world), at)
 
 
@@ -170,7 +171,7 @@ def test_the_policy_is_read_back_from_the_snapshot_without_toml(world: World):
     policy_blob = world.blob_id("policy.toml")
     assert policy_blob in kept_policy_documents(world)
     view = resumed(world)
-    assert view._applied == {} and view._policy_documents == {}  # no TOML was parsed for it
+    assert view.applied == [] and view.policies_parsed == []  # no TOML was parsed for it
     assert view.policy == fresh(world).policy
 
 
@@ -184,6 +185,41 @@ def test_a_damaged_policy_document_is_parsed_again_from_its_blob(world: World, d
         db.execute("UPDATE policy_documents SET document = ?", (damage,))
     at = utc()
     view = resumed(world)
-    assert view._resumed is not None  # the rest of the snapshot is still used
-    assert world.blob_id("policy.toml") in view._policy_documents  # the blob was parsed
+    assert view.resumed_from is not None  # the rest of the snapshot is still used
+    assert world.blob_id("policy.toml") in view.policies_parsed  # the blob was parsed
     assert judged(view, at) == judged(fresh(world), at)
+
+
+def test_the_checker_a_view_is_given_decides_every_signature_from_the_root_and_after_a_snapshot(world, tmp_path):
+    """The signature checker is the view's only way to GnuPG: one that trusts no signature
+    leaves the root untrusted, and the commit a resumed view applies is refused by it."""
+    from gitjit.reasons import GPG_FAILED, UNAUTHORIZED_POLICY_CHANGE, Reason
+    from gitjit.trust.cache.signatures import SignatureCache
+    from gitjit.trust.signature_checks import SignatureChecker
+    from gitjit.trust.signatures import SignatureCheck
+
+    class Refusing(SignatureChecker):
+        def __init__(self):  # an empty cache of its own: no verdict an earlier run kept is reused
+            super().__init__(open_cache=lambda directory: SignatureCache(tmp_path / "signatures.jsonl"))
+            self.asked: list[str] = []
+
+        def verify_one(self, job):
+            self.asked.append(job[0])
+            return SignatureCheck.refused(Reason(GPG_FAILED, "refused by the test's checker"))
+
+    ids = populate(world)
+    snapshot_file(world).unlink()  # the CLI's writes saved one: walk from the root
+    checker = Refusing()
+    with pytest.raises(NotTrusted) as raised:
+        TrustedBranch.load(branch_of(world), checker=checker, save=False)
+    assert raised.value.code == UNAUTHORIZED_POLICY_CHANGE and "refused by the test's checker" in str(raised.value)
+    assert checker.asked == [world.root()]  # and it was asked, about the root
+
+    resumed(world)  # a snapshot, every signature checked by the default checker
+    world.approve("carol", ids["deploy"])
+    checker = Refusing()
+    view = TrustedBranch.load(branch_of(world), checker=checker, save=False)
+    assert view.resumed_from is not None and view.applied == [world.tip()]
+    assert checker.asked == [world.tip()]  # only the new commit, through the given checker
+    assert view.refusals[-1] == (world.tip(), "carol: refused by the test's checker", GPG_FAILED)
+    assert view.decisions[ids["deploy"]][-1].problem == (GPG_FAILED, "refused by the test's checker")

@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from world import BRANCH, World, decision_toml, request_toml, template_world, utc
 
+from gitjit.cli import render_json
 from gitjit.errors import BadInput, NotTrusted
 from gitjit.git.branch import ApprovalsBranch
 from gitjit.model import layout as L
@@ -165,7 +166,7 @@ def answer(load, target: str, at) -> tuple:
     """What a verifier says about `deploy` on `target`: the verdict's JSON, or the kind of failure."""
     try:
         trusted = load()
-        return ("verdict", verify(trusted, "deploy", target, at).to_json(), trusted)
+        return ("verdict", render_json.verdict(verify(trusted, "deploy", target, at)), trusted)
     except NotTrusted as exc:
         return ("not trusted", exc.code, None)
     except BadInput as exc:  # a bad policy on the chain
@@ -274,3 +275,24 @@ def test_verify_in_a_fresh_clone_pins_and_answers(templates, tmp_path):
                          "--json",
                          check=None)
     assert other.returncode == 1 and json.loads(other.stdout)["codes"] == ["no-request"]
+
+
+@pytest.mark.parametrize("layout", L.LAYOUTS)
+def test_a_path_of_a_kind_it_does_not_know_is_always_replayed(templates, tmp_path, layout):
+    """Records of other kinds (a use record of a single-use approval, a file beside a request's) are
+    replayed whatever id they name: the targeted view judges them as the full walk does."""
+    world = templates[layout].copy(tmp_path)
+    history = History(world, layout)
+    history.apply(("request", 2, "carol", True))  # another target's request
+    other, other_target, _ = history.requests[0]
+    shard = L.shard_of(TARGETS[0])
+    paths = [f"uses/{other}/1.toml", f"requests/{other}/1.toml", f"approvals/{other}/alice/1.toml",
+             f"shards/{shard}/uses/{other}/1.toml", f"shards/{L.shard_of(other_target)}/uses/{other}/1.toml",
+             f"shards/zz/requests/{other}.toml", f"{other}.toml"]
+    made = [world.commit_on_branch("alice", {path: 'gitjit = 1\nrequest = "x"\n'}, message=f"unknown {path}")
+            for path in paths]
+    full, targeted = full_and_targeted(world, TARGETS[0], history.now)
+    assert targeted[:2] == full[:2]
+    refused = {r.commit: r.code for r in targeted[2].refusals}
+    assert {r.commit: r.code for r in full[2].refusals if r.commit in made} == {c: refused.get(c) for c in made}
+    assert all(c in refused for c in made)

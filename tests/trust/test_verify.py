@@ -649,8 +649,9 @@ def test_unreadable_key_file_writes_nothing(world, tmp_path):
 
 VERDICT_KEYS = {"action", "target", "at", "approved", "approved_by", "requests", "reasons", "codes"}
 REQUEST_KEYS = {"id", "action", "target", "requested_by", "requesters", "reason", "created", "expires", "commit",
-                "state", "approved", "approvals", "rejections", "threshold", "decisions", "reasons", "codes"}
-DECISION_KEYS = {"person", "decision", "commit", "key", "signed_at", "counts", "reason", "code"}
+                "state", "approved", "approvals", "rejections", "threshold", "decisions", "reasons", "codes",
+                "rules", "approvable", "unapprovable"}
+DECISION_KEYS = {"person", "decision", "commit", "key", "signed_at", "counts", "reason", "code", "comment"}
 TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 
 
@@ -672,12 +673,15 @@ def test_verify_json_schema(world, keys):
     assert request["reason"] == 'release "1.4.2"\nwith notes'
     assert request["requested_by"] == "Carol <carol@example.com>" and request["requesters"] == ["carol"]
     assert request["approvals"] == ["bob"] and request["rejections"] == [] and request["threshold"] == 2
+    assert request["rules"] == [{"name": "default", "have": 1, "need": 2, "holds": False, "approvals": ["bob"],
+                                 "candidates": ["alice"], "possible": True, "opens": None}]
+    assert request["approvable"] is True and request["unapprovable"] is None
     assert TIME.match(request["created"]) and TIME.match(request["expires"])
     assert request["commit"] == world.git("log", "--format=%H", "-1", BRANCH, "--", f"requests/{rid}.toml").stdout.strip()
     bob, dave = request["decisions"]
     assert set(bob) == DECISION_KEYS
     assert bob == {"person": "bob", "decision": "approve", "commit": bob["commit"], "key": keys["bob"].fpr,
-                   "signed_at": bob["signed_at"], "counts": True, "reason": None, "code": None}
+                   "signed_at": bob["signed_at"], "counts": True, "reason": None, "code": None, "comment": "ok"}
     assert TIME.match(bob["signed_at"]) and len(bob["commit"]) == 40
     assert dave["counts"] is False and dave["reason"] == "dave is not an approver of deploy"
     assert dave["code"] == "not-approver"
@@ -714,8 +718,8 @@ def test_status(world):
                       rejected: ("rejected", ["alice", "bob"]), expired: ("expired", [])}
     assert set(data["requests"][0]) == REQUEST_KEYS
     out = world.gitjit("erin", "status").stdout
-    assert re.search(rf"{pending}\s+deploy\s+{pending_target[:12]}\s+pending \(1 of 2\)\s+bob", out)
-    assert re.search(rf"{approved}\s+deploy\s+{approved_target[:12]}\s+approved\s+alice, bob", out)
+    assert re.search(rf"{pending}\s+deploy\s+{pending_target[:12]}\s+pending \(1 of 2\): bob", out)
+    assert re.search(rf"{approved}\s+deploy\s+{approved_target[:12]}\s+approved: alice, bob", out)
     detail = world.gitjit("erin", "status", pending).stdout
     assert "bob: approve" in detail and "counts" in detail and "1 of 2 approvals (bob)" in detail
     one = world.json("erin", "status", approved)

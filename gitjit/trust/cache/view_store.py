@@ -1,0 +1,180 @@
+"""The trusted view kept in, and continued from, its snapshot (trust/cache/snapshot.py).
+
+`TrustedBranch` decides what is trusted; this module only stores it and reads
+it back. It offers the view three things:
+
+1. `resume`: where a snapshot for the pinned root fits the tip (the tip
+   descends from it, it went further than the tip, or both share a base),
+   the view continued from it: cut at the tip's position, or extended by
+   the commits after it. Otherwise None, and the view walks from the root.
+2. `StoredView`: what the snapshot holds up to a position, read back as
+   entries (trust/entries.py) only when asked for.
+3. `save`: what a view learned beyond the snapshot it continued, as rows.
+
+The rows are JSON in the snapshot's tables; a row read back is trusted as
+the snapshot is (see its docstring), and the GnuPG verdicts it carries are
+checked against the clock again by whoever uses them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import datetime
+
+from gitjit.git.branch import ApprovalsBranch, cache_dir
+from gitjit.model.grammar import from_timestamp
+from gitjit.model.records import Decision, Request
+from gitjit.namedtuple import TYPE_CHECKING
+from gitjit.reasons import Reason
+from gitjit.trust.cache.snapshot import Head, Snapshot
+from gitjit.trust.entries import DecisionEntry, Refusal, RequestEntry
+from gitjit.trust.signatures import SignatureCheck
+
+if TYPE_CHECKING:  # pragma: no cover
+    from gitjit.trust.trusted import TrustedBranch
+
+
+class StoredView:
+    """What a snapshot holds of the view at its first `count` commits, read lazily."""
+
+    def __init__(self, snapshot: Snapshot, head: Head, count: int):
+        self.snapshot = snapshot
+        self.head = head  # where the snapshot itself ends
+        self.count = count  # the commits of it this view takes
+
+    def request_row(self, request_id: str) -> dict | None:
+        return self.snapshot.request(request_id, self.count)
+
+    def request_ids(self) -> list[str]:
+        return self.snapshot.request_ids(self.count)
+
+    def request_rows(self) -> list[dict]:
+        return self.snapshot.all_requests(self.count)
+
+    def request_rows_for(self, action: str, target: str) -> list[dict]:
+        return self.snapshot.requests_for(action, target, self.count)
+
+    def decision_rows_for(self, request_id: str) -> list[dict]:
+        return self.snapshot.decisions_for(request_id, self.count)
+
+    def decision_rows(self) -> list[dict]:
+        return self.snapshot.all_decisions(self.count)
+
+    def refusals(self) -> list[Refusal]:
+        return [Refusal(c, r, code) for c, r, code in self.snapshot.refusals(self.count)]
+
+    def policy_changes(self) -> list[tuple[str, str]]:
+        return [tuple(p) for p in self.snapshot.policy_changes(self.count)]  # type: ignore[misc]
+
+    def policy_document(self, blob_id: str) -> dict | None:
+        return self.snapshot.policy_document(blob_id)
+
+    @staticmethod
+    def request_entry(row: dict, owner: TrustedBranch) -> RequestEntry:
+        request = Request(row["id"], row["action"], row["target"], row["requested_by"], row["reason"],
+                          from_timestamp(row["created"]), from_timestamp(row["expires"]))
+        return RequestEntry(request, row["commit"], row["blob"], row["position"], row["author_email"], row["signed"],
+                            row["state_commit"], owner,
+                            _signature=SignatureCheck.from_json(row["signature"]) if row["signature"] else None)
+
+    @staticmethod
+    def decision_entry(row: dict, owner: TrustedBranch) -> DecisionEntry:
+        return DecisionEntry(row["person"], row["request_id"], row["commit"], row["position"], row["state_commit"],
+                             owner,
+                             decision=Decision(*row["decision"]) if row["decision"] else None,
+                             signature=SignatureCheck.from_json(row["signature"]) if row["signature"] else None,
+                             problem=Reason(*row["problem"]) if row["problem"] else None)
+
+
+def resume(branch: ApprovalsBranch, tip: str, root: str,
+           open_view: Callable[[StoredView, str], TrustedBranch]) -> TrustedBranch | None:
+    """The view at `tip` continued from the stored snapshot, or None where none fits.
+
+    `open_view(stored, at)` makes the view of the stored part, ending at `at`;
+    the commits after it are applied with its `extend`.
+    """
+    snapshot = Snapshot.in_directory(cache_dir(branch))
+    head = snapshot.head(root)
+    if head is None:
+        return None
+    if head.tip == tip:
+        return open_view(StoredView(snapshot, head, head.count), tip)
+    if branch.is_ancestor(head.tip, tip):  # tip descends from the snapshot
+        newer = branch.chain_back_to(tip, head.tip)
+        if newer is not None:
+            trusted = open_view(StoredView(snapshot, head, head.count), head.tip)
+            trusted.extend(newer)
+            return trusted
+    elif branch.is_ancestor(tip, head.tip):  # the snapshot went further than tip
+        older = branch.chain_back_to(head.tip, tip)
+        if older is not None:
+            return open_view(StoredView(snapshot, head, head.count - len(older)), tip)
+    else:  # a sibling: the snapshot ends on a line that never landed (a push that lost a race)
+        base = branch.merge_base(head.tip, tip)
+        older = branch.chain_back_to(head.tip, base) if base else None
+        newer = branch.chain_back_to(tip, base) if base else None
+        if older is not None and newer is not None:
+            trusted = open_view(StoredView(snapshot, head, head.count - len(older)), base)
+            trusted.extend(newer)
+            return trusted
+    return None
+
+
+def save(branch: ApprovalsBranch, resumed: StoredView | None, head: Head, *, requests: list[RequestEntry],
+         decisions: list[DecisionEntry], refusals: list[tuple[Refusal, int]],
+         policy_changes: list[tuple[str, int, str]], policy_documents: dict[str, dict]) -> bool:
+    """Stores what a view learned beyond `resumed` (None: from the root), now ending at `head`.
+
+    `refusals` and `policy_changes` carry each commit's position on the branch.
+    False where nothing was written (the snapshot moved meanwhile, or cannot be written).
+    """
+    rows: dict[str, list[tuple]] = {
+        "requests": [(e.request.id, e.request.action, e.request.target, e.position, json.dumps(request_row(e)))
+                     for e in requests],
+        "decisions": [(e.commit, e.request_id, e.position, json.dumps(decision_row(e))) for e in decisions],
+        "refusals": [(r.commit, position, r.reason, r.code) for r, position in refusals],
+        "policy_changes": [(c, position, s) for c, position, s in policy_changes],
+        "policy_documents": _json_rows(policy_documents),
+    }
+    snapshot = Snapshot.in_directory(cache_dir(branch))
+    try:
+        return snapshot.save(resumed.head if resumed else None, resumed.count if resumed else 0, head, rows)
+    finally:
+        snapshot.close()
+
+
+def _json_rows(documents: dict[str, dict]) -> list[tuple[str, str]]:
+    rows = []
+    for blob_id, document in documents.items():
+        try:
+            rows.append((blob_id, json.dumps(document)))
+        except (TypeError, ValueError):
+            pass  # not kept: the blob is parsed again next time
+    return rows
+
+
+def _time(value: datetime) -> int:
+    return int(value.timestamp())
+
+
+def request_row(entry: RequestEntry) -> dict:
+    r = entry.request
+    check = entry.known_signature
+    return {
+        "id": r.id, "action": r.action, "target": r.target, "requested_by": r.requested_by, "reason": r.reason,
+        "created": _time(r.created), "expires": _time(r.expires),
+        "commit": entry.commit, "blob": entry.blob, "position": entry.position,
+        "author_email": entry.author_email, "signed": entry.signed, "state_commit": entry.state_commit,
+        "signature": check.to_json() if check else None,
+    }
+
+
+def decision_row(entry: DecisionEntry) -> dict:
+    d = entry.decision
+    return {
+        "person": entry.person, "request_id": entry.request_id, "commit": entry.commit, "position": entry.position,
+        "state_commit": entry.state_commit, "problem": list(entry.problem) if entry.problem else None,
+        "decision": [d.request, d.request_blob, d.target, d.decision, d.comment] if d else None,
+        "signature": entry.signature.to_json() if entry.signature else None,
+    }
