@@ -19,10 +19,19 @@ then prints and records (benchmarks/results/latest.json) five figures:
    fails each in < 2 s and < 200 MiB, max RSS of its process tree). They are
    built once into a cache directory (see --hostile-cache) and reused.
 
+6. CI (issue 13): fresh `git clone`s (file://) of a tiny branch, of 2,000 and
+   of 20,000 requests with 300 signed decisions; in each a cold
+   `gitjit verify`, `verify-tag` and `run` check (no $GIT_DIR/gitjit), a warm
+   verify; and `gitjit request`, `approve` and a one-request push through the
+   hook on the tiny and the long branch (targets: cold long <= 2x cold tiny
+   and <= 0.5x its clone; tiny cold <= 3x warm; clone 20k <= 12x 2k;
+   per-commit operations long <= 1.3x tiny). The old figures beside them come
+   from --ci-baseline (an earlier run's JSON, results/ci-baseline.json).
+
 Pushes are timed as whole `git push` commands, runs interleaved, medians of
 at least 7 (15 by default). Options: --runs N, --extra N (20000), --decisions N (2000),
---keep (leave the temporary directory), --only push|audit|hostile (figures 1-3, 4
-or 5), --case a..e (with --only hostile), --hostile-cache DIR.
+--keep (leave the temporary directory), --only push|audit|hostile|ci (figures 1-3, 4,
+5 or 6), --ci-requests N, --ci-decisions N, --ci-runs N, --case a..e (with --only hostile), --hostile-cache DIR.
 """
 
 from __future__ import annotations
@@ -53,6 +62,25 @@ threshold = 2
 freshness = "1h"
 tags = ["v*"]
 """
+
+
+def bulk_target(i: int) -> str:
+    """The target of bulk request i: a made-up commit id, spread over the shards as real ones are."""
+    return hashlib.sha1(f"bulk {i}".encode()).hexdigest()
+
+
+def bulk_id(i: int, layout: int) -> str:
+    """The id of bulk request i: in layout 2 an id ends with its target's shard."""
+    return f"deploy-prod-bulk-{i:06d}" + (f"-{bulk_target(i)[:2]}" if layout == 2 else "")
+
+
+def request_path(rid: str, target: str, layout: int) -> str:
+    """docs/format.md, section 2.4 (written out here: the benchmark builds branches without gitjit's code)."""
+    return f"shards/{target[:2]}/requests/{rid}.toml" if layout == 2 else f"requests/{rid}.toml"
+
+
+def decision_path(rid: str, person: str, target: str, layout: int) -> str:
+    return f"shards/{target[:2]}/approvals/{rid}/{person}.toml" if layout == 2 else f"approvals/{rid}/{person}.toml"
 
 
 def log(message: str) -> None:
@@ -115,19 +143,24 @@ class Bench:
             self.run(PY, "-m", "gitjit", "hook", "install", "--repo", str(path))
         return path
 
-    def client(self, name: str) -> Path:
+    def client(self, name: str, layout: int = 2) -> Path:
         """A repository with one commit on main and an approvals branch: alice admin,
         bob and carol approvers of deploy-prod."""
         repo = self.base / name
         self.run("git", "init", "-q", "-b", "main", str(repo))
         self.act_as(repo, "alice")
         self.git(repo, "commit", "-q", "--allow-empty", "-m", "release candidate")
-        self.gitjit(repo, "init", "--admin", "alice")
+        self.gitjit(repo, "init", "--admin", "alice", "--layout", str(layout))
         for name_ in ("bob", "carol"):
             self.gitjit(repo, "person", "add", name_, "--key-file", str(self.base / f"{name_}.asc"))
         policy = self.git(repo, "show", "refs/heads/approvals:policy.toml") + "\n" + ACTION
         self.commit_files(repo, {"policy.toml": policy.encode()}, "deploy-prod needs bob and carol", sign=True)
         return repo
+
+    def layout(self, repo: Path) -> int:
+        """The branch's layout (docs/format.md, section 2.4): 2 where its policy says so, else 1."""
+        policy = self.git(repo, "show", "refs/heads/approvals:policy.toml")
+        return 2 if "\nlayout = 2\n" in f"\n{policy}\n" else 1
 
     def commit_files(self, repo: Path, files: dict[str, bytes], message: str, sign: bool) -> str:
         index = self.base / "bench-index"
@@ -149,10 +182,12 @@ class Bench:
         now = datetime.now(UTC).replace(microsecond=0) - timedelta(days=2)
         created, expires = now.strftime("%Y-%m-%dT%H:%M:%SZ"), (now + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
         stamp = int(now.timestamp())
+        layout = self.layout(repo)
         chunks = []
         for i in range(count):
-            rid = f"deploy-prod-bulk-{i:06d}"
-            body = (f'gitjit = 1\nid = "{rid}"\naction = "deploy-prod"\ntarget = "{i:040x}"\n'
+            rid = bulk_id(i, layout)
+            target = bulk_target(i)
+            body = (f'gitjit = 1\nid = "{rid}"\naction = "deploy-prod"\ntarget = "{target}"\n'
                     f'requested_by = "Bench <bench@example.com>"\nreason = "history"\n'
                     f"created = {created}\nexpires = {expires}\n").encode()
             message = f"gitjit: request {rid}\n".encode()
@@ -161,7 +196,8 @@ class Bench:
                        b"data %d\n%s" % (len(message), message)]
             if i == 0:
                 chunks.append(f"from {tip}\n".encode())
-            chunks += [f"M 100644 inline requests/{rid}.toml\n".encode(), b"data %d\n%s\n" % (len(body), body)]
+            chunks += [f"M 100644 inline {request_path(rid, target, layout)}\n".encode(),
+                       b"data %d\n%s\n" % (len(body), body)]
         self.run("git", "-C", str(repo), "fast-import", "--quiet", input=b"".join(chunks))
 
     def approved_request(self, repo: Path, server: Path) -> tuple[str, list[str]]:
@@ -174,6 +210,17 @@ class Bench:
             approvals.append(self.git(repo, "rev-parse", "refs/heads/approvals"))
         self.act_as(repo, "alice")
         self.git(repo, "push", "-q", str(server), "main", "refs/heads/approvals:refs/heads/approvals")
+        return request_id, approvals
+
+    def approved_request_local(self, repo: Path) -> tuple[str, list[str]]:
+        """A request for main approved by bob and carol, not pushed; returns (id, approval commits)."""
+        request_id = self.gitjit(repo, "request", "deploy-prod", "--target", "main", "--reason", "bench")
+        approvals = []
+        for name in ("bob", "carol"):
+            self.act_as(repo, name)
+            self.gitjit(repo, "approve", request_id)
+            approvals.append(self.git(repo, "rev-parse", "refs/heads/approvals"))
+        self.act_as(repo, "alice")
         return request_id, approvals
 
     def floor_server(self, approvals: list[str]) -> Path:
@@ -262,6 +309,7 @@ def figure_4(bench: Bench, decisions: int) -> dict:
 
     repo_path = bench.client("audit")
     repo = pygit2.Repository(str(repo_path))
+    layout = bench.layout(repo_path)
     tip = repo.revparse_single("refs/heads/approvals")
     tree = tip.tree
     now = datetime.now(UTC).replace(microsecond=0)
@@ -277,19 +325,19 @@ def figure_4(bench: Bench, decisions: int) -> dict:
     parent = tip.id
     requests = decisions // 2
     for i in range(requests):
-        rid = f"deploy-prod-audit-{i:05d}"
+        rid = f"deploy-prod-audit-{i:05d}" + (f"-{target[:2]}" if layout == 2 else "")  # layout 2: ends with its shard
         body = (f'gitjit = 1\nid = "{rid}"\naction = "deploy-prod"\ntarget = "{target}"\n'
                 f'requested_by = "Alice <alice@example.com>"\nreason = "audit"\n'
                 f'created = {now.strftime("%Y-%m-%dT%H:%M:%SZ")}\n'
                 f'expires = {(now + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")}\n').encode()
         blob = repo.create_blob(body)
-        index.add(pygit2.IndexEntry(f"requests/{rid}.toml", blob, pygit2.enums.FileMode.BLOB))
+        index.add(pygit2.IndexEntry(request_path(rid, target, layout), blob, pygit2.enums.FileMode.BLOB))
         # Signed by alice: where self_approval is false, an unsigned request never counts.
         payloads.append((index.write_tree(repo), f"gitjit: request {rid}\n", "alice"))
         for name in ("bob", "carol"):
             decision = (f'gitjit = 1\nrequest = "{rid}"\nrequest_blob = "{blob}"\ntarget = "{target}"\n'
                         f'decision = "approve"\ncomment = ""\n').encode()
-            index.add(pygit2.IndexEntry(f"approvals/{rid}/{name}.toml", repo.create_blob(decision),
+            index.add(pygit2.IndexEntry(decision_path(rid, name, target, layout), repo.create_blob(decision),
                                         pygit2.enums.FileMode.BLOB))
             payloads.append((index.write_tree(repo), f"gitjit: approve {rid}\n", name))
     # Each commit names its parent's id, which covers the parent's signature: signing is
@@ -327,6 +375,182 @@ def figure_4(bench: Bench, decisions: int) -> dict:
         "audit_signatures_per_s": signatures / cold,
         "audit_warm_s": warm,
     }
+
+
+# -- the CI figures (issue 13): a fresh clone asks one question ------------------
+
+CI_TARGETS = (
+    # (figure, ratio key, op, limit)
+    ("cold verify, 20k history / tiny", "ci_verify_ratio_long_to_tiny", "<=", 2.0),
+    ("cold verify, 20k history / its clone", "ci_verify_ratio_to_clone", "<=", 0.5),
+    ("cold verify-tag, 20k history / tiny", "ci_verify_tag_ratio_long_to_tiny", "<=", 2.0),
+    ("cold verify-tag, 20k history / its clone", "ci_verify_tag_ratio_to_clone", "<=", 0.5),
+    ("cold run check, 20k history / tiny", "ci_run_ratio_long_to_tiny", "<=", 2.0),
+    ("cold run check, 20k history / its clone", "ci_run_ratio_to_clone", "<=", 0.5),
+    ("tiny branch, cold verify / warm verify", "ci_tiny_cold_to_warm", "<=", 3.0),
+    ("clone, 20k requests / 2k requests", "ci_clone_growth", "<=", 12.0),
+    ("git walk, 20k requests / 2k requests", "ci_walk_growth", "<=", 12.0),
+    ("git fast-import, 20k requests / 2k requests", "ci_build_growth", "<=", 12.0),
+    ("request, 100k history / 100", "ci_request_growth", "<=", 1.3),
+    ("approve, 100k history / 100", "ci_approve_growth", "<=", 1.3),
+    ("one-request push, 100k history / 100", "ci_push_growth", "<=", 1.3),
+)
+
+
+class CiBranch:
+    """A client with an approvals branch of `requests` bulk requests and `decisions` signed
+    decisions on them, then one request for main approved by bob and carol, and tag v1.0;
+    pushed to a bare server whose hook `gitjit hook install` put there."""
+
+    def __init__(self, bench: Bench, name: str, requests: int, decisions: int, layout: int):
+        self.bench, self.name = bench, name
+        self.client = bench.client(f"ci-{name}", layout)
+        started = time.perf_counter()
+        if requests:
+            bench.bulk_requests(self.client, requests)
+        self.build_s = time.perf_counter() - started  # git's own cost of writing the request commits
+        if decisions:
+            self.signed_decisions(decisions)
+        self.request_id, _ = bench.approved_request_local(self.client)
+        bench.git(self.client, "tag", "v1.0", "main")
+        self.server = bench.server(f"ci-{name}", hook=False)
+        bench.git(self.client, "push", "-q", str(self.server), "main", "refs/tags/v1.0",
+                  "refs/heads/approvals:refs/heads/approvals")
+        bench.run(PY, "-m", "gitjit", "hook", "install", "--repo", str(self.server))
+        bench.git(self.server, "config", "gitjit.root", self.root)
+        bench.git(self.client, "remote", "add", "origin", str(self.server))
+        bench.git(self.client, "fetch", "-q", "origin")
+        self.commits = int(bench.git(self.client, "rev-list", "--count", "refs/heads/approvals"))
+        self.target = bench.git(self.client, "rev-parse", "main")  # as CI has it: $GITHUB_SHA
+
+    @property
+    def root(self) -> str:
+        return self.bench.git(self.client, "rev-list", "--max-parents=0", "refs/heads/approvals")
+
+    def signed_decisions(self, count: int) -> None:
+        """`count` approvals of bulk requests (other targets), each commit really signed."""
+        import pygit2
+
+        bench = self.bench
+        repo = pygit2.Repository(str(self.client))
+        tip = repo.revparse_single("refs/heads/approvals")
+        index = pygit2.Index()
+        index.read_tree(tip.tree)
+        parent = tip.id
+        layout = bench.layout(self.client)
+        for i in range(count):
+            rid, target = bulk_id(i // 2, layout), bulk_target(i // 2)
+            name = ("bob", "carol")[i % 2]
+            blob = index[request_path(rid, target, layout)].id
+            decision = (f'gitjit = 1\nrequest = "{rid}"\nrequest_blob = "{blob}"\ntarget = "{target}"\n'
+                        f'decision = "approve"\ncomment = ""\n').encode()
+            index.add(pygit2.IndexEntry(decision_path(rid, name, target, layout), repo.create_blob(decision),
+                                        pygit2.enums.FileMode.BLOB))
+            ident = pygit2.Signature(name.title(), f"{name}@example.com", int(time.time()), 0)
+            content = repo.create_commit_string(ident, ident, f"gitjit: approve {rid}\n",
+                                                index.write_tree(repo), [parent])
+            signature = bench.run("gpg", "--batch", "--armor", "--detach-sign", "--local-user", bench.fpr[name],
+                                  input=content.encode()).stdout.decode()
+            parent = repo.create_commit_with_signature(content, signature, "gpgsig")
+        repo.references["refs/heads/approvals"].set_target(parent)
+
+    def fresh_clone(self, where: Path) -> float:
+        shutil.rmtree(where, ignore_errors=True)
+        return self.bench.timed("git", "clone", "-q", f"file://{self.server}", str(where))
+
+    def cold(self, clone: Path, *args: str) -> float:
+        """A gitjit command in `clone` with nothing kept from an earlier run ($GIT_DIR/gitjit)."""
+        shutil.rmtree(clone / ".git" / "gitjit", ignore_errors=True)
+        head, sep, command = (args[:args.index("--")], ("--",), args[args.index("--") + 1:]) if "--" in args \
+            else (args, (), ())
+        return self.bench.timed(PY, "-m", "gitjit", *head, "--repo", str(clone), *sep, *command)
+
+
+def ci_measure(bench: Bench, branch: CiBranch, runs: int) -> dict:
+    """Clone, cold and warm verify, verify-tag and run's check in fresh clones of `branch`."""
+    clone = bench.base / f"ci-{branch.name}-clone"
+    clones, verify, tag, run, warm = [], [], [], [], []
+    for _ in range(runs):
+        clones.append(branch.fresh_clone(clone))
+        bench.git(clone, "config", "gitjit.root", branch.root)
+        verify.append(branch.cold(clone, "verify", "deploy-prod", "--target", branch.target))
+        tag.append(branch.cold(clone, "verify-tag", "v1.0"))
+        run.append(branch.cold(clone, "run", "deploy-prod", "--target", branch.target, "--wait", "0s", "--", "true"))
+        warm.append(bench.timed(PY, "-m", "gitjit", "verify", "deploy-prod", "--target", branch.target,
+                                "--repo", str(clone)))
+    # git's own walk of the history: every object, then every commit's changes
+    walk = bench.timed("git", "-C", str(clone), "rev-list", "--objects", "--all") + \
+        bench.timed("git", "-C", str(clone), "log", "--raw", "--no-renames", "--format=%H", "origin/approvals")
+    median = statistics.median
+    return {"clone_s": median(clones), "verify_cold_s": median(verify), "verify_tag_cold_s": median(tag),
+            "run_cold_s": median(run), "verify_warm_s": median(warm), "walk_s": walk, "build_s": branch.build_s}
+
+
+def ci_per_commit(bench: Bench, branch: CiBranch, runs: int) -> dict:
+    """`gitjit request`, `gitjit approve` and a one-request push through the hook, warm, medians."""
+    repo = branch.client
+    bench.gitjit(repo, "status", "--json")  # warm: the client's snapshot
+    requests, approvals, pushes = [], [], []
+    for i in range(runs + 1):  # the first round warms the server's snapshot too
+        bench.act_as(repo, "alice")
+        started = time.perf_counter()
+        rid = bench.gitjit(repo, "request", "deploy-prod", "--target", "main", "--reason", f"per-commit {i}")
+        requested = time.perf_counter() - started
+        pushed = bench.timed("git", "-C", str(repo), "push", "-q", "origin", "refs/heads/approvals:refs/heads/approvals")
+        bench.act_as(repo, "bob")
+        approved = bench.timed(PY, "-m", "gitjit", "approve", rid, "--repo", str(repo))
+        bench.git(repo, "push", "-q", "origin", "refs/heads/approvals:refs/heads/approvals")
+        if i:
+            requests.append(requested)
+            approvals.append(approved)
+            pushes.append(pushed)
+    bench.act_as(repo, "alice")
+    median = statistics.median
+    return {"request_s": median(requests), "approve_s": median(approvals), "push_one_request_s": median(pushes)}
+
+
+def figure_ci(bench: Bench, runs: int, requests: int, decisions: int, layout: int = 2, huge: int = 0) -> dict:
+    """Issue 13: fresh clones of a tiny branch, of 2k and of `requests` requests with `decisions` signed decisions;
+    per-commit operations at 100 requests, at `requests` and at `huge` (0: left out)."""
+    figures: dict = {"ci_requests": requests, "ci_decisions": decisions, "ci_layout": layout, "ci_huge": huge}
+    small = max(2, requests // 10)
+    sizes = {"tiny": (0, 0), "short": (small, decisions * small // max(requests, 1)), "long": (requests, decisions)}
+    branches = {}
+    for name, (count, signed) in sizes.items():
+        log(f"setting up the {name} CI branch ({count} requests, {signed} signed decisions) ...")
+        branches[name] = CiBranch(bench, name, count, signed, layout)
+        log(f"  {branches[name].commits} commits, built in {branches[name].build_s:.1f} s")
+    for name, branch in branches.items():
+        log(f"timing fresh clones of the {name} branch ({runs} runs) ...")
+        measured = ci_measure(bench, branch, runs)
+        log("  " + ", ".join(f"{k} {v:.2f}" for k, v in measured.items()))
+        figures.update({f"ci_{name}_{k}": v for k, v in measured.items()})
+    for name, count in (("hundred", 100), ("huge", huge)):
+        if count:
+            log(f"setting up the {name} branch ({count} requests) for per-commit operations ...")
+            branches[name] = CiBranch(bench, name, count, 0, layout)
+            log(f"  {branches[name].commits} commits, built in {branches[name].build_s:.1f} s")
+            figures[f"ci_{name}_build_s"] = branches[name].build_s
+    for name in ("hundred", "long", "huge"):
+        if name not in branches:
+            continue
+        log(f"timing per-commit operations on the {name} branch ...")
+        measured = ci_per_commit(bench, branches[name], runs)
+        log("  " + ", ".join(f"{k} {v:.2f}" for k, v in measured.items()))
+        figures.update({f"ci_{name}_{k}": v for k, v in measured.items()})
+    f = figures
+    for what in ("verify", "verify_tag", "run"):
+        f[f"ci_{what}_ratio_long_to_tiny"] = f[f"ci_long_{what}_cold_s"] / f[f"ci_tiny_{what}_cold_s"]
+        f[f"ci_{what}_ratio_to_clone"] = f[f"ci_long_{what}_cold_s"] / f["ci_long_clone_s"]
+    f["ci_tiny_cold_to_warm"] = f["ci_tiny_verify_cold_s"] / f["ci_tiny_verify_warm_s"]
+    f["ci_clone_growth"] = f["ci_long_clone_s"] / f["ci_short_clone_s"]
+    f["ci_walk_growth"] = f["ci_long_walk_s"] / f["ci_short_walk_s"]
+    f["ci_build_growth"] = f["ci_long_build_s"] / max(f["ci_short_build_s"], 1e-3)
+    largest = "huge" if huge else "long"
+    for what in ("request", "approve", "push_one_request"):
+        key = "push" if what == "push_one_request" else what
+        f[f"ci_{key}_growth"] = f[f"ci_{largest}_{what}_s"] / f[f"ci_hundred_{what}_s"]
+    return figures
 
 
 # -- figure 5: hostile pushes (issue 9) ------------------------------------------
@@ -429,7 +653,7 @@ class Hostile:
             return
         bench = self.bench
         bench.make_keys()
-        repo = bench.client("hostile")
+        repo = bench.client("hostile", layout=1)  # the pushes of issue 9, as they were made
         request_id = bench.gitjit(repo, "request", "deploy-prod", "--target", "main", "--reason", "bench")
         base = bench.git(repo, "rev-parse", "refs/heads/approvals")
         target = bench.git(repo, "rev-parse", "main")
@@ -575,8 +799,18 @@ def main() -> int:
     parser.add_argument("--extra", type=int, default=20000)
     parser.add_argument("--decisions", type=int, default=2000)
     parser.add_argument("--keep", action="store_true")
-    parser.add_argument("--only", choices=("push", "audit", "hostile"),
-                        help="run only the tag-push figures (1-3), the audit one (4) or the hostile pushes (5)")
+    parser.add_argument("--only", choices=("push", "audit", "hostile", "ci"),
+                        help="run only the tag-push figures (1-3), the audit one (4), the hostile pushes (5) "
+                             "or the CI figures (6)")
+    parser.add_argument("--ci-requests", type=int, default=20000, help="requests on the long CI branch")
+    parser.add_argument("--ci-decisions", type=int, default=300, help="signed decisions on the long CI branch")
+    parser.add_argument("--ci-layout", type=int, choices=(1, 2), default=2,
+                        help="the CI branches' layout: 2 sharded (what gitjit init writes), 1 flat (older branches)")
+    parser.add_argument("--ci-huge", type=int, default=100000,
+                        help="requests on the branch for per-commit operations against 100 (0: use the long branch)")
+    parser.add_argument("--ci-runs", type=int, default=3, help="fresh clones (and per-commit rounds) per CI branch")
+    parser.add_argument("--ci-baseline", type=Path, default=HERE / "results" / "ci-baseline.json",
+                        help="an earlier run's CI figures, printed beside the new ones as 'old'")
     parser.add_argument("--case", action="append", choices=sorted(HOSTILE_CASES),
                         help="with --only hostile: only this push (repeatable)")
     parser.add_argument("--hostile-cache", type=Path,
@@ -591,10 +825,13 @@ def main() -> int:
     try:
         if args.only != "hostile":
             bench.make_keys()
-            if args.only != "audit":
+            if args.only in (None, "push"):
                 figures.update(figure_1_and_2(bench, max(7, args.runs), args.extra))
-            if args.only != "push":
+            if args.only in (None, "audit"):
                 figures.update(figure_4(bench, args.decisions))
+            if args.only in (None, "ci"):
+                figures.update(figure_ci(bench, args.ci_runs, args.ci_requests, args.ci_decisions, args.ci_layout,
+                                         args.ci_huge))
         if args.only in (None, "hostile"):
             hostile = figure_5(base, args.hostile_cache, args.case)
     finally:
@@ -610,6 +847,12 @@ def main() -> int:
         ("audit cold, signatures/s", figures.get("audit_signatures_per_s"), ">=", 300),
         ("audit warm, seconds", figures.get("audit_warm_s"), "<", 1.0),
     ]
+    try:
+        old = json.loads(args.ci_baseline.read_text()).get("figures", {})
+    except (OSError, ValueError):
+        old = {}
+    targets += [(name, figures.get(key), op, limit) for name, key, op, limit in CI_TARGETS]
+    olds = {name: old.get(key) for name, key, _, _ in CI_TARGETS}
     results = []
     log("")
     for name, value, op, limit in targets:
@@ -617,7 +860,14 @@ def main() -> int:
             continue
         ok = value <= limit if op == "<=" else value >= limit if op == ">=" else value < limit
         results.append({"figure": name, "value": value, "target": f"{op} {limit}", "met": ok})
-        log(f"{'MET ' if ok else 'MISS'}  {name:40} {value:10.2f}   target {op} {limit}")
+        before = f"   (old {olds[name]:.2f})" if olds.get(name) is not None else ""
+        log(f"{'MET ' if ok else 'MISS'}  {name:40} {value:10.2f}   target {op} {limit}{before}")
+    seconds = sorted(k for k in figures if k.startswith("ci_") and k.endswith("_s"))
+    if seconds:
+        log("\nCI seconds (medians)                      new        old")
+        for key in seconds:
+            before = f"{old[key]:10.2f}" if key in old else "         -"
+            log(f"      {key[3:]:36} {figures[key]:10.2f} {before}")
     target = f"< {HOSTILE_TARGET_S:g} s and < {HOSTILE_TARGET_MIB} MiB"
     for case, row in (hostile or {}).items():
         log(f"{'MET ' if row['met'] else 'MISS'}  hostile ({case}) {row['push']:58} {row['hook_s']:7.2f} s "
@@ -633,6 +883,10 @@ def main() -> int:
     except (OSError, ValueError):
         record = {}
     if args.only != "hostile":
+        if args.only == "ci":  # the CI figures join the others already recorded
+            names = {r["figure"] for r in results}
+            figures = {**{k: v for k, v in record.get("figures", {}).items() if not k.startswith("ci_")}, **figures}
+            results = [r for r in record.get("targets", []) if r["figure"] not in names] + results
         record.update({"when": when, "machine": machine, "figures": figures, "targets": results})
     if hostile is not None:
         record["hostile"] = {"when": when, "machine": machine,

@@ -60,7 +60,7 @@ def build_remote(base: Path, keys: Keys) -> Path:
     """The shared starting point: a bare remote holding main and a trusted approvals branch."""
     remote = make_bare(base / "template.git", keys.env)
     alice = make_clone(base, keys["alice"], keys)
-    alice.gitjit("init", "--admin", "alice", check=True)
+    alice.gitjit("init", "--admin", "alice", "--layout", "1", check=True)  # flat: tests write its paths
     for name in ("bob", "carol", "dave", "erin"):
         person = keys[name]
         alice.gitjit("person", "add", name, "--key", person.fpr, "--email", person.email, check=True)

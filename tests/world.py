@@ -311,9 +311,9 @@ def _run_in_process(argv: list[str], env: dict[str, str], cwd: Path) -> subproce
     return subprocess.CompletedProcess(["gitjit", *argv], code, out.getvalue(), err.getvalue())
 
 
-def template_world(base: Path, keys: Keys) -> World:
+def template_world(base: Path, keys: Keys, layout: int = 1) -> World:
     """alice is admin; bob (CLI, --key-file), carol (CLI, --key) and, by hand, dave,
-    shortlived, revoked and subby are people; erin is not in the policy.
+    shortlived, revoked and subby are people; erin is not in the policy. Records in `layout`.
 
     actions:
       deploy      approvers @sre (alice, bob) + carol, threshold 2, freshness 1h, tags v*
@@ -323,7 +323,8 @@ def template_world(base: Path, keys: Keys) -> World:
     """
     world = World.create(base, keys)
     people = keys.people
-    world.gitjit("alice", "init", "--admin", "alice")
+    # flat by default: most tests write its paths by hand (tests/trust/test_targeted.py writes both)
+    world.gitjit("alice", "init", "--admin", "alice", "--layout", str(layout))
     world.gitjit("alice", "person", "add", "bob", "--key-file", str(people["bob"].asc_path), "--email", "bob@example.com")
     world.gitjit("alice", "person", "add", "carol", "--key", people["carol"].fpr, "--email", "carol@example.com")
 

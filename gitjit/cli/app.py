@@ -63,8 +63,9 @@ def _main_options(
     """Just-in-time approval of sensitive actions: signed approvals on a git branch."""
 
 
-def _trusted(branch: ApprovalsBranch, root: str | None = None) -> TrustedBranch:
-    return localstate.load(branch, root=root)
+def _trusted(branch: ApprovalsBranch, root: str | None = None, target: str | None = None) -> TrustedBranch:
+    """The trusted view; for one question about `target`, only what it needs (trust/targeted.py)."""
+    return localstate.load(branch, root=root, target=target)
 
 
 def _fresh(branch: ApprovalsBranch, offline: bool) -> None:
@@ -88,14 +89,16 @@ def init(
     admin: str = typer.Option(..., "--admin", metavar="NAME", help="Your name in the policy: the first admin."),
     key: str | None = typer.Option(None, "--key", metavar="KEY",
                                    help="Your key (fingerprint, id or email; default: git config user.signingkey)."),
+    layout: int = options.LAYOUT,
     repo: str | None = options.REPO,
 ) -> None:
     """Create the approvals branch: a policy with you as admin, your key, a signed root commit.
 
     Example: gitjit init --admin alice
     """
+    layout = options.layout(layout)
     branch = options.branch(repo)
-    written = operations.init(branch, admin, key)
+    written = operations.init(branch, admin, key, layout)
     typer.echo(f"created {branch.ref} at {written.commit}; pinned gitjit.root to it")
     typer.echo("keep this root id: other clones and CI pin it with 'git config gitjit.root ID' "
                "or 'gitjit verify --root ID'")
@@ -247,7 +250,7 @@ def verify(
     branch = options.branch(repo, remote)
     commit = operations.resolve_target(branch.repo, target)
     _fresh(branch, offline)
-    trusted = _trusted(branch, pinned)
+    trusted = _trusted(branch, pinned, target=commit)
     _verify_and_exit([verify_action(trusted, action, commit, now)], as_json)
 
 
@@ -269,7 +272,7 @@ def verify_tag(
     name = tag.removeprefix("refs/tags/")
     commit = _tag_commit(branch, name)
     _fresh(branch, offline)
-    trusted = _trusted(branch)
+    trusted = _trusted(branch, target=commit)
     actions = trusted.policy.actions_for_tag(name)
     if not actions:
         raise BadInput(f"tag {name!r} matches no action's tags in the policy")

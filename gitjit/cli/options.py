@@ -38,6 +38,16 @@ REMOTE = typer.Option(DEFAULT_REMOTE, "--remote", metavar="NAME",
 TARGET = typer.Option("HEAD", "--target", metavar="REV",
                       help="The commit the action is for: any revision git knows.")
 
+LAYOUT = typer.Option(2, "--layout", metavar="N",
+                      help="Where records live: 2 sharded by target (default), 1 flat, for verifiers older than layout 2.")
+
+
+def layout(value: int) -> int:
+    """`--layout`, checked: 1 or 2 (docs/format.md, section 2.4)."""
+    if value not in (1, 2):
+        raise BadInput(f"--layout must be 1 or 2, not {value}")
+    return value
+
 
 def branch(repo: str | None, remote: str = DEFAULT_REMOTE) -> ApprovalsBranch:
     """The approvals branch of `repo` (default: the current repository), with `remote` for fetch and push."""

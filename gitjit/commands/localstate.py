@@ -52,9 +52,17 @@ def check_counts(branch: ApprovalsBranch, trusted: TrustedBranch) -> None:
                            R.LOCAL_COMMIT_REFUSED)
 
 
-def load(branch: ApprovalsBranch, tip: str | None = None, root: str | None = None) -> TrustedBranch:
-    """`TrustedBranch.load`, where a failure caused by unpushed local commits names them and the repair."""
+def load(branch: ApprovalsBranch, tip: str | None = None, root: str | None = None,
+         target: str | None = None) -> TrustedBranch:
+    """`TrustedBranch.load`, where a failure caused by unpushed local commits names them and the repair.
+
+    With `target`: the view one question about that commit needs (trust/targeted.py).
+    """
     try:
+        if target is not None:
+            from gitjit.trust.targeted import load_for_target
+
+            return load_for_target(branch, target, tip=tip, root=root)
         return TrustedBranch.load(branch, tip=tip, root=root)
     except NotTrusted as exc:
         local_only = unpushed(branch, tip or branch.read_tip())

@@ -14,6 +14,7 @@ commits it.
 from __future__ import annotations
 
 import difflib
+import secrets
 from datetime import datetime
 from pathlib import Path
 
@@ -21,10 +22,11 @@ from gitjit import reasons as R
 from gitjit.commands import write
 from gitjit.errors import BadInput, GitjitError
 from gitjit.git.branch import ApprovalsBranch
+from gitjit.model import layout
 from gitjit.model.grammar import is_valid_name, parse_duration
 from gitjit.model.limits import MAX_KEY_FILE_BYTES, MAX_POLICY_BYTES
 from gitjit.model.policy import POLICY_ACTION, POLICY_FILE, Action, Policy, parse_policy
-from gitjit.model.records import Request, render_request, request_path
+from gitjit.model.records import Request, render_request
 from gitjit.namedtuple import NamedTuple
 from gitjit.trust.eligibility import signers
 from gitjit.trust.quorum import PROPOSALS, TRAILER, proposed_tree
@@ -157,10 +159,15 @@ def propose(branch: ApprovalsBranch, policy_file: str | None, add_keys: list[str
         added[person] = read_key_file(path)
     if proposed_policy is not None:
         parse_policy(proposed_policy, policy_file or POLICY_FILE)  # a proposal that could never apply is bad input
-    proposal = write.new_request_id(POLICY_ACTION, now)
+    ids: list[tuple[str, str]] = []  # (the proposal's id, its shard): the same on every attempt
 
     def compose(trusted: TrustedBranch, base: str) -> write.Draft:
         policy = trusted.policy
+        if not ids:
+            # layout 2: the request's id ends with the shard of its target, the commit that holds proposals/<id>/
+            shard = layout.new_id_suffix(secrets.token_hex(1), policy.layout)
+            ids.append((write.new_request_id(POLICY_ACTION, now, shard, policy.layout), shard))
+        proposal, shard = ids[0]
         if not policy.quorum:
             raise BadInput("admins.threshold is 1: a policy change needs no proposal (commit it signed, as an admin)")
         current_policy, current_keys = _tip_files(branch, base)
@@ -181,12 +188,14 @@ def propose(branch: ApprovalsBranch, policy_file: str | None, add_keys: list[str
         def request_commit(first: str) -> write.Draft:
             record = Request(proposal, POLICY_ACTION, first, write._identity(branch), reason, now, now + lifetime)
             message = f"gitjit: request {proposal}\n\npolicy change proposed in {first}\n"
-            return write.Draft({request_path(proposal): render_request(record)}, message, True)
+            path = layout.request_path(proposal, first, policy.layout)
+            return write.Draft({path: render_request(record)}, message, True)
 
-        return write.Draft(files, f"gitjit: proposal {proposal} (the proposed bytes)\n", False, then=request_commit)
+        return write.Draft(files, f"gitjit: proposal {proposal} (the proposed bytes)\n", False, then=request_commit,
+                           prefix=shard)
 
     written, _ = write._write(branch, compose, push, offline)
-    return proposal, written.commit
+    return ids[0][0], written.commit
 
 
 def read_key_file(path: str) -> bytes:

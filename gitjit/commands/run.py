@@ -44,7 +44,9 @@ from gitjit.commands import write as operations
 from gitjit.errors import BadInput, GitFailed, GitjitError, NotTrusted
 from gitjit.git.branch import ApprovalsBranch, run_git
 from gitjit.model.grammar import FULL_COMMIT_RE, format_time, parse_duration, utc_now
+from gitjit.model.layout import decision_path as layout_decision_path
 from gitjit.model.records import Decision, is_tag_name, render_decision
+from gitjit.trust.targeted import load_for_target
 from gitjit.trust.trusted import TrustedBranch
 from gitjit.trust.verdicts import EXPIRED, PENDING, REJECTED, USED, RequestVerdict, Verdict, verify
 
@@ -105,10 +107,11 @@ class Instructions:
     branch: str
     decision_file: str  # the TOML an approver commits by hand, with <person> as the file name
     rules: tuple[str, ...] = ()  # one line per rule and for the escalation ("sre: 2 of alice, bob"); empty: one rule
+    layout: int = 1  # the branch's layout (docs/format.md, section 2.4): where the file goes
 
     def by_hand(self) -> tuple[str, str, str]:
         """(before, the file's path, after): the git commands around writing the decision file."""
-        path = f"approvals/{self.request_id}/<person>.toml"
+        path = layout_decision_path(self.request_id, "<person>", self.target, self.layout)
         before = f"git fetch {self.remote} && git switch {self.branch} && git merge --ff-only {self.remote}/{self.branch}"
         after = f"git add {path} && git commit -S -m 'gitjit: approve {self.request_id}' && git push {self.remote} {self.branch}"
         return before, path, after
@@ -199,7 +202,7 @@ class Gate:
         if tip is None:
             raise NotTrusted(f"{self.branch.remote_ref} is gone")
         if tip != self.verified_tip:  # authenticate again only when the remote moved
-            self.trusted = TrustedBranch.load(self.branch, tip=tip, root=self.root)
+            self.trusted = load_for_target(self.branch, self.target, tip=tip, root=self.root)
             self.verified_tip = tip
         return verify(self.trusted, self.action, self.target, now or utc_now())
 
@@ -276,7 +279,7 @@ def prepare(branch: ApprovalsBranch, action: str, target_rev: str, reason: str, 
     except GitFailed as exc:  # unreachable, or no approvals branch there: not approved, nothing written
         raise GitFailed(f"cannot fetch {branch.ref} from {branch.remote}: {exc}") from None
     tip = branch.ref_target(branch.remote_ref)
-    trusted = TrustedBranch.load(branch, tip=tip, root=root)
+    trusted = load_for_target(branch, target, tip=tip, root=root)
     now = utc_now()
     verdict = verify(trusted, action, target, now)  # an unknown action is bad input, before any write
     found = None if break_glass else _pick(verdict.requests)
@@ -296,7 +299,7 @@ def prepare(branch: ApprovalsBranch, action: str, target_rev: str, reason: str, 
             fetch(branch)  # the pushed request, as the remote has it
         except GitFailed as exc:  # something was written: say what
             raise GitFailed(f"pushed request {request_id}, then could not fetch it back: {exc}") from None
-        trusted = TrustedBranch.load(branch, tip=branch.ref_target(branch.remote_ref), root=root)
+        trusted = load_for_target(branch, target, tip=branch.ref_target(branch.remote_ref), root=root)
         if request_id not in trusted.requests:
             raise NotTrusted(f"request {request_id} was pushed but is not on {branch.remote_ref}")
     else:
@@ -339,7 +342,7 @@ def _instructions(branch: ApprovalsBranch, trusted: TrustedBranch, request_id: s
             rules.append(f"or, from {opens} (escalation): {escalation.threshold} of "
                          f"{', '.join(sorted(escalation.approvers - excluded)) or 'nobody'}")
     return Instructions(request_id, action.name, entry.request.target, tuple(sorted(approvers)), action.threshold,
-                        branch.remote, branch.name, example, tuple(rules))
+                        branch.remote, branch.name, example, tuple(rules), trusted.policy.layout)
 
 
 def command_environment(gate: Gate, progress: Progress, base: dict[str, str] | None = None) -> dict[str, str]:

@@ -27,16 +27,15 @@ from gitjit.commands.nextstep import next_step
 from gitjit.errors import BadInput, GitFailed, NotTrusted
 from gitjit.git import sync, worktrees
 from gitjit.git.branch import ApprovalsBranch
+from gitjit.model import layout
 from gitjit.model.grammar import FINGERPRINT_RE, check_name, parse_duration, utc_now
 from gitjit.model.limits import MAX_KEY_FILE_BYTES
 from gitjit.model.policy import POLICY_FILE, render_initial_policy, render_person
 from gitjit.model.records import (
     Decision,
     Request,
-    decision_path,
     render_decision,
     render_request,
-    request_path,
     text_size_problem,
 )
 from gitjit.namedtuple import TYPE_CHECKING, NamedTuple
@@ -128,6 +127,7 @@ class Draft(NamedTuple):
     sign: bool
     tree: Callable[[str | None], str] | None = None  # builds the tree from the base instead of `files`
     then: Callable[[str], Draft] | None = None  # a second commit, built on this one given its id
+    prefix: str = ""  # the commit id must start with it (a layout-2 proposal: _commit_with_prefix)
 
 
 def _build_all(trusted: TrustedBranch | None, branch: ApprovalsBranch, base: str | None,
@@ -145,6 +145,8 @@ def _build(trusted: TrustedBranch | None, branch: ApprovalsBranch, base: str | N
     """The new commit, made and judged as a verifier would; nothing moves yet."""
     tree = draft.tree(base) if draft.tree is not None else branch.build_tree(base, draft.files)
     commit = branch.commit_tree(tree, base, draft.message, draft.sign)
+    if draft.prefix and not commit.startswith(draft.prefix):
+        commit = _commit_with_prefix(branch, commit, tree, base, draft.message, draft.sign, draft.prefix)
     if trusted is None:
         trusted = TrustedBranch(branch, commit)
     try:
@@ -204,6 +206,37 @@ def _write(branch: ApprovalsBranch, compose: Callable[[TrustedBranch, str], Draf
                     f"({detail}); run the command again", R.PUSH_REFUSED)
 
 
+def _commit_with_prefix(branch: ApprovalsBranch, first: str, tree: str, base: str | None, message: str, sign: bool,
+                        prefix: str) -> str:
+    """A commit like `first` whose id starts with `prefix`, found by a counter line in its message.
+
+    Used where the commit's own id decides a layout-2 shard its files name
+    (a quorum proposal: its folder is its request's id, which ends with the
+    shard of this commit). An unsigned commit's id is computed here (about
+    16**len(prefix) sha1s); a signed one is made by git each time.
+    """
+    import hashlib
+
+    raw = branch.raw_object(first)
+    head, sep, body = raw.partition(b"\n\n")
+    unsigned = not sign and b"\ngpgsig" not in head
+    for counter in range(1, 1 << 20):
+        text = f"{message.rstrip()}\n\nshard: {counter}\n"
+        if not unsigned:
+            commit = branch.commit_tree(tree, base, text, sign)
+            if commit.startswith(prefix):
+                return commit
+            continue
+        data = head + sep + text.encode()
+        if hashlib.sha1(b"commit %d\0" % len(data) + data).hexdigest().startswith(prefix):
+            import pygit2
+
+            commit = str(branch.repo.odb.write(pygit2.enums.ObjectType.COMMIT, data))
+            if commit.startswith(prefix):
+                return commit
+    raise BadInput(f"no commit id starting with {prefix} was found")
+
+
 def load_for_writing(branch: ApprovalsBranch) -> tuple[TrustedBranch, str, str | None]:
     local_before = branch.ref_target(branch.ref)
     base = branch.write_base()
@@ -214,13 +247,13 @@ def load_for_writing(branch: ApprovalsBranch) -> tuple[TrustedBranch, str, str |
     return trusted, base, local_before
 
 
-def init(branch: ApprovalsBranch, admin: str, key: str | None) -> Written:
+def init(branch: ApprovalsBranch, admin: str, key: str | None, layout_revision: int = layout.SHARDED) -> Written:
     check_name(admin, "admin")
     if branch.ref_target(branch.ref) or branch.ref_target(branch.remote_ref):
         raise BadInput(f"branch {branch.name} already exists")
     fingerprint = resolve_user_key(branch, key) if key else signing_key(branch)
     armored = export_user_key(branch, fingerprint)
-    policy = render_initial_policy(admin, fingerprint, branch.config("user.email"))
+    policy = render_initial_policy(admin, fingerprint, branch.config("user.email"), layout_revision)
     files = {POLICY_FILE: policy.encode(), f"keys/{admin}.asc": armored}
     draft = Draft(files, f"gitjit: init (admin {admin})", True)
     worktrees.check_clean(branch)
@@ -275,9 +308,11 @@ def _person_key(branch: ApprovalsBranch, key: str | None, key_file: str | None) 
     return fingerprint, armored
 
 
-def new_request_id(action: str, now: datetime) -> str:
-    # 47 + 16 characters: an id stays a valid name (at most 64) for the longest action names
-    return f"{action[:47]}-{now:%Y%m%d}-{secrets.token_hex(3)}"
+def new_request_id(action: str, now: datetime, target: str = "", layout_revision: int = layout.FLAT) -> str:
+    # 47 + 16 characters: an id stays a valid name (at most 64) for the longest action names;
+    # in layout 2 the last two hex digits are the target's shard (docs/format.md, section 2.4)
+    suffix = layout.new_id_suffix(target, layout_revision)
+    return f"{action[:47]}-{now:%Y%m%d}-{secrets.token_hex(3)[:6 - len(suffix)]}{suffix}"
 
 
 def resolve_target(repo: Repository, rev: str) -> str:
@@ -308,8 +343,7 @@ def request(branch: ApprovalsBranch, action: str, target_rev: str, reason: str, 
     """Commits a request; `on_id` hears its id as soon as the input is checked, before signing or pushing."""
     target = resolve_target(branch.repo, target_rev)
     _check_text(reason, "--reason")
-    request_id = new_request_id(action, now)  # the same id on every attempt
-    made: list[Request] = []
+    made: list[Request] = []  # the same id on every attempt
 
     def compose(trusted: TrustedBranch, base: str) -> Draft:
         policy = trusted.policy
@@ -318,19 +352,20 @@ def request(branch: ApprovalsBranch, action: str, target_rev: str, reason: str, 
         lifetime = parse_duration(ttl, "--ttl") if ttl else min(DEFAULT_TTL, policy.max_ttl)
         if lifetime > policy.max_ttl or lifetime.total_seconds() <= 0:
             raise BadInput(f"--ttl {ttl} is above max_ttl of the policy or not positive")
+        request_id = made[0].id if made else new_request_id(action, now, target, policy.layout)
         record = Request(id=request_id, action=action, target=target, requested_by=_identity(branch),
                          reason=reason, created=now, expires=now + lifetime, break_glass=break_glass)
         if not made and on_id is not None:
             on_id(request_id)
         made[:] = [record]
-        files = {request_path(record.id): render_request(record)}
+        files: dict[str, bytes | None] = {layout.request_path(record.id, target, policy.layout): render_request(record)}
         message = f"gitjit: request {record.id}\n\n{action} on {target}\n"
         # a break-glass request counts only signed by the person breaking the glass
         signed = True if break_glass else bool(branch.config("user.signingkey")) if sign is None else sign
         return Draft(files, message, signed)
 
     written, trusted = _write(branch, compose, push, offline)
-    return _with_next_step(written, trusted, request_id, branch), made[0]
+    return _with_next_step(written, trusted, made[0].id, branch), made[0]
 
 
 def decide(branch: ApprovalsBranch, request_id: str, decision: str, comment: str, push: bool = False,
@@ -348,7 +383,9 @@ def decide(branch: ApprovalsBranch, request_id: str, decision: str, comment: str
             deciding.say_description(branch, entry, decision)
             shown.append(request_id)
         record = Decision(request_id, entry.blob, entry.request.target, decision, comment)
-        files = {decision_path(request_id, person): render_decision(record)}
+        files: dict[str, bytes | None] = {
+            layout.decision_path(request_id, person, entry.request.target, trusted.policy.layout):
+            render_decision(record)}
         return Draft(files, f"gitjit: {decision} {request_id}\n", True)
 
     written, trusted = _write(branch, compose, push, offline)

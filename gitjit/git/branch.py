@@ -385,18 +385,9 @@ class ApprovalsBranch:
         return local or remote
 
     def build_tree(self, base: str | None, files: dict[str, bytes | None]) -> str:
-        import pygit2
+        from gitjit.git.trees import tree_with_files  # only the folders on each path are rewritten; None deletes
 
-        index = pygit2.Index()
-        if base is not None:
-            index.read_tree(self.repo[base].tree)
-        for path, data in files.items():
-            if data is None:  # a file the commit deletes
-                index.remove(path)
-                continue
-            blob_id = self.repo.create_blob(data)
-            index.add(pygit2.IndexEntry(path, blob_id, pygit2.enums.FileMode.BLOB))
-        return str(index.write_tree(self.repo))
+        return tree_with_files(self.repo, self.repo[base].tree if base is not None else None, files)
 
     def commit_tree(self, tree: str, parent: str | None, message: str, sign: bool) -> str:
         args = ["commit-tree", tree, "-m", message]

@@ -101,6 +101,7 @@ class Policy(NamedTuple):
     admins: frozenset[str]
     actions: dict[str, Action]
     admin_threshold: int = 1  # distinct admins who must sign for a change of policy.toml or keys/
+    layout: int = 1  # where records live on the branch (model/layout.py): 1 flat, 2 sharded
 
     @property
     def quorum(self) -> bool:
@@ -167,10 +168,13 @@ def load_policy_document(data: bytes | str, source: str = POLICY_FILE) -> dict[s
 def policy_from_document(doc: dict[str, Any], source: str = POLICY_FILE) -> Policy:
     """Validates a policy document whole (the TOML as parsed, or its JSON copy in the snapshot)."""
     r = _Reader(source)
-    for extra in sorted(set(doc) - {"gitjit", "defaults", "people", "groups", "admins", "actions"}):
+    for extra in sorted(set(doc) - {"gitjit", "layout", "defaults", "people", "groups", "admins", "actions"}):
         raise r.fail(extra, "unknown key")
     if type(doc.get("gitjit")) is not int or doc["gitjit"] != 1:  # 1.0 and true == 1 in Python
         raise r.fail("gitjit", f"format version must be 1, found {doc.get('gitjit')!r}")
+    layout = doc.get("layout", 1)
+    if type(layout) is not int or layout not in (1, 2):
+        raise r.fail("layout", f"must be 1 (flat) or 2 (sharded), found {layout!r}")
 
     defaults = _sub(r, doc, "defaults", {"freshness", "max_ttl", "clock_skew"})
     freshness = r.duration(defaults.get("freshness", "24h"), "defaults.freshness")
@@ -282,7 +286,7 @@ def policy_from_document(doc: dict[str, Any], source: str = POLICY_FILE) -> Poli
             uses=_uses(r, entry, key),
         )
 
-    return Policy(freshness, max_ttl, clock_skew, people, groups, admins, actions, admin_threshold)
+    return Policy(freshness, max_ttl, clock_skew, people, groups, admins, actions, admin_threshold, layout)
 
 
 def _rules(r: _Reader, entry: dict, key: str, group) -> tuple[Rule, ...]:
@@ -355,11 +359,12 @@ def _sub(r: _Reader, parent: dict[str, Any], name: str, allowed: set[str] | None
     return value
 
 
-def render_initial_policy(admin: str, fingerprint: str, email: str | None) -> str:
-    """The policy `gitjit init` writes: one admin, no actions yet."""
+def render_initial_policy(admin: str, fingerprint: str, email: str | None, layout: int = 2) -> str:
+    """The policy `gitjit init` writes: one admin, no actions yet, records in `layout` (model/layout.py)."""
     import tomli_w  # writing only: verification never pays for it
 
-    head = tomli_w.dumps({"gitjit": 1, "defaults": {"freshness": "24h", "max_ttl": "72h", "clock_skew": "5m"}})
+    version = {"gitjit": 1, **({"layout": layout} if layout != 1 else {})}
+    head = tomli_w.dumps({**version, "defaults": {"freshness": "24h", "max_ttl": "72h", "clock_skew": "5m"}})
     return head + "\n" + render_person(admin, fingerprint, email) + "\n" + tomli_w.dumps({"admins": {"people": [admin]}}) + _EXAMPLE_ACTION
 
 

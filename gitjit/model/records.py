@@ -202,7 +202,7 @@ def parse_request(data: bytes, path: str) -> Request:
     request_id = _string(doc, "id", path)
     if not is_valid_name(request_id):
         raise BadInput(f"{path}: id: {request_id!r} is not a valid name")
-    if path != request_path(request_id):
+    if path.rsplit("/", 1)[-1] != f"{request_id}.toml":  # the layout placed the path (model/layout.py)
         raise BadInput(f"{path}: id: {request_id!r} does not match the file name")
     action = _string(doc, "action", path)
     if not is_valid_name(action):

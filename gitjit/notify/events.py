@@ -73,16 +73,18 @@ class PushEvents:
     # -- what the push added ---------------------------------------------------
 
     def _added(self, commit_id: str, path: str) -> dict | None:
-        segments = path.split("/")
-        if len(segments) == 2 and segments[0] == "requests" and segments[1].endswith(".toml"):
-            entry = self.after.requests.get(segments[1][: -len(".toml")])
+        from gitjit.model.layout import LAYOUTS, record_path  # either layout: what counts is the commit's entry
+
+        record = next((r for r in (record_path(path, n) for n in LAYOUTS) if r is not None), None)
+        if record is not None and record.person is None:
+            entry = self.after.requests.get(record.request_id)
             if entry is None or entry.commit != commit_id:
                 return None  # a commit that does not count: the pre-receive hook refuses it
             # a break-glass request is announced as such: it needs its review, not an approval first
             return self._event("break-glass" if entry.request.break_glass else "request", entry, commit_id)
-        if len(segments) == 3 and segments[0] == "approvals" and segments[2].endswith(".toml"):
-            request = self.after.requests.get(segments[1])
-            found = [d for d in self.after.decisions.get(segments[1], []) if d.commit == commit_id]
+        if record is not None:
+            request = self.after.requests.get(record.request_id)
+            found = [d for d in self.after.decisions.get(record.request_id, []) if d.commit == commit_id]
             decision = found[0] if found else None
             if request is None or decision is None or decision.problem is not None or decision.decision is None:
                 return None
@@ -160,7 +162,7 @@ class PushEvents:
             "rules": self._rules(entry, verdict),
             "reasons": list(verdict.reasons),
             "codes": list(verdict.codes),
-            "commands": commands(request.id, request.target, entry.blob, self.branch.name),
+            "commands": commands(request.id, request.target, entry.blob, self.branch.name, self.after.policy.layout),
         }
         return event
 
@@ -197,9 +199,11 @@ def _decision_json(decision, verdict) -> dict:
     }
 
 
-def commands(request_id: str, target: str, blob: str, branch: str) -> dict:
-    """The exact commands to approve or veto, with gitjit and by hand (SPEC s.5)."""
-    by_hand = (f"on the {branch} branch add approvals/{request_id}/<you>.toml containing: gitjit = 1, "
+def commands(request_id: str, target: str, blob: str, branch: str, layout: int = 1) -> dict:
+    """The exact commands to approve or veto, with gitjit and by hand (docs/format.md, sections 2.4, 3.5)."""
+    from gitjit.model.layout import decision_path
+
+    by_hand = (f"on the {branch} branch add {decision_path(request_id, '<you>', target, layout)} containing: gitjit = 1, "
                f"request = \"{request_id}\", request_blob = \"{blob}\", target = \"{target}\", "
                f"decision = \"approve\" (or \"reject\"), comment = \"...\"; then git commit -S "
                f"and git push origin {branch}")

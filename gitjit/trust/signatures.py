@@ -490,8 +490,12 @@ class Keyring:
         """Moves a checked keyring from its scratch folder to its place in the cache."""
         from gitjit.trust.cache import files as cachefiles
 
-        if os.path.lexists(home):  # a damaged entry (it did not load): moved away, never trusted
-            cls._discard(home)
+        if os.path.lexists(home):
+            cached = cls._cached(home)
+            if cached is not None:  # another run published it since we looked, and may be using it now
+                _remove(scratch)
+                return cached
+            cls._discard(home)  # a damaged entry (it does not load): moved away, never trusted
         try:
             os.rename(scratch, home)
         except OSError:  # somebody else built it meanwhile, or the entry could not be moved away

@@ -50,9 +50,11 @@ from gitjit.errors import BadInput, BadPolicy, NotTrusted
 from gitjit.git.branch import ApprovalsBranch, Change, cache_dir
 from gitjit.git.read import CommitObject, MissingObject, TreeEntry
 from gitjit.model.grammar import describe_age, format_time, from_timestamp, is_valid_name
+from gitjit.model.layout import record_path, shard_problem
+from gitjit.model.layout import request_path as layout_request_path
 from gitjit.model.limits import MAX_CHANGES, MAX_RECORD_BYTES, SHOWN_CHANGES, list_some, max_bytes_for, size_problem
 from gitjit.model.policy import POLICY_FILE, Policy, load_policy_document, policy_from_document
-from gitjit.model.records import parse_decision, parse_request, parse_use, request_path, use_number
+from gitjit.model.records import parse_decision, parse_request, parse_use, use_number
 from gitjit.namedtuple import TYPE_CHECKING
 from gitjit.reasons import Reason
 from gitjit.trust.cache import view_store
@@ -98,6 +100,7 @@ class TrustedBranch:
         # Break-glass requests and use records have no rows in the snapshot: a view holding any is not
         # saved, so every later load walks them again from the last snapshot before them (docs/decisions.md).
         self._unsnapshotted = False
+        self.partial = False  # built from chosen commits only (trust/targeted.py): never saved
 
     def __repr__(self) -> str:
         return f"TrustedBranch(root={self.root[:12]!r}, tip={(self.tip or '')[:12]!r}, count={self.count})"
@@ -178,7 +181,7 @@ class TrustedBranch:
     def save(self) -> bool:
         """Stores what this view learned beyond the snapshot it resumed from."""
         self._usable()
-        if self.tip is None or (self._stored is not None and self._stored.head.tip == self.tip):
+        if self.partial or self.tip is None or (self._stored is not None and self._stored.head.tip == self.tip):
             return False
         if self._unsnapshotted:
             return False
@@ -190,18 +193,25 @@ class TrustedBranch:
             policy_changes=[(c, positions[c], s) for c, s in self.policy_changes if c in positions],
             policy_documents=self._policy_documents)
 
-    def extend(self, commit_ids: list[str]) -> list[Refusal]:
+    def extend(self, commit_ids: list[str], placed: dict[str, tuple[str | None, int]] | None = None) -> list[Refusal]:
         """Applies commits in order; returns the refusals among them.
 
         The signed requests and decisions met on the way are judged once all
         are applied, but GnuPG starts checking each one as soon as it is met
         (the checker's `PendingChecks`), on every core while the walk goes on.
+
+        `placed` (trust/targeted.py): some commits of a chain whose linearity
+        the caller checked, each with its (parent, position); the commits
+        between them are not applied, and the view is `partial`.
         """
         self._usable()
         before = len(self.refusals)
         pending = self.checker.pending(cache_dir(self.branch))
+        self.partial = self.partial or placed is not None
         try:
             for commit_id, changes in self.branch.changes(commit_ids):
+                if placed is not None:
+                    self.tip, self.count = placed[commit_id]
                 self._apply(commit_id, changes, pending)
             self._check_pending_signatures(pending)
         except BaseException as exc:
@@ -257,10 +267,11 @@ class TrustedBranch:
             self.refusals.append(Refusal(commit_id, f"{change.path} is not a regular file (mode {change.new_mode})",
                                          R.LAYOUT))
             return
+        record = record_path(change.path, self.state.policy.layout)  # the layout in force (model/layout.py)
         segments = change.path.split("/")
-        if len(segments) == 2 and segments[0] == "requests" and segments[1].endswith(".toml"):
+        if record is not None and record.person is None:
             self._apply_request(commit_id, position, parts, change, pending)
-        elif len(segments) == 3 and segments[0] == "approvals" and segments[2].endswith(".toml"):
+        elif record is not None:
             self._apply_decision(commit_id, position, parts, change, pending)
         elif len(segments) == 3 and segments[0] == "uses":
             self._apply_use(commit_id, position, parts, change)
@@ -397,6 +408,8 @@ class TrustedBranch:
             problem = Reason(R.UNKNOWN_ACTION, f"{change.path}: action {request.action!r} is not in the policy")
         elif request.expires - request.created > policy.max_ttl:
             problem = Reason(R.TTL_TOO_LONG, f"{change.path}: asks to live longer than max_ttl")
+        elif misplaced := shard_problem(record_path(change.path, policy.layout), request.target):
+            problem = Reason(R.LAYOUT, f"{change.path}: {misplaced}")
         if problem:
             self.refusals.append(Refusal.of(commit_id, problem))
             return
@@ -423,10 +436,14 @@ class TrustedBranch:
                         pending: PendingChecks) -> None:
         if self.state is None:  # _apply: never before a policy
             raise NotTrusted(f"commit {commit_id[:12]}: {change.path} cannot be read as a decision")
-        _, request_id, file_name = change.path.split("/")
+        request_id, file_name = change.path.split("/")[-2:]
         person = file_name[: -len(".toml")]
         if not (is_valid_name(request_id) and is_valid_name(person)):
             self.refusals.append(Refusal(commit_id, f"{change.path} is not a valid decision path", R.LAYOUT))
+            return
+        misplaced = self._misplaced_decision(change.path, request_id)
+        if misplaced is not None:  # layout 2: refused before it can stand in any later decision's way
+            self.refusals.append(Refusal.of(commit_id, misplaced))
             return
         entry = DecisionEntry(person, request_id, commit_id, position, self.state.commit, self,
                               _parts=parts, _state=self.state)
@@ -547,6 +564,18 @@ class TrustedBranch:
         entry.use, entry.user, entry.signed_at = use, user, check.created
         return None
 
+    def _misplaced_decision(self, path: str, request_id: str) -> Reason | None:
+        """In layout 2, a decision counts only in the shard of an existing request's target
+        (docs/format.md, section 2.4); one that does not is refused as if never made."""
+        record = record_path(path, self.state.policy.layout)
+        if record is None or record.shard is None:
+            return None
+        request = self.requests.get(request_id)
+        if request is None:
+            return Reason(R.NO_SUCH_REQUEST, f"{path}: request {request_id} does not exist before this decision")
+        misplaced = shard_problem(record, request.request.target)
+        return Reason(R.LAYOUT, f"{path}: {misplaced}") if misplaced else None
+
     def _binding_problem(self, entry: DecisionEntry, request: RequestEntry | None) -> Reason | None:
         decision = entry.decision
         if request is None:
@@ -578,7 +607,8 @@ class TrustedBranch:
                 entry.set_signature(check)
                 late = check.good and self._witness_problem(check.created, "signed", entry.state.policy.clock_skew)
                 if late:
-                    self.refusals.append(Refusal.of(entry.commit, late.prefixed(request_path(entry.request.id))))
+                    self.refusals.append(Refusal.of(entry.commit, late.prefixed(layout_request_path(
+                        entry.request.id, entry.request.target, entry.state.policy.layout))))
         for entry, check in zip(pending.entries, checks, strict=True):
             if isinstance(entry, DecisionEntry):
                 entry.signature = check

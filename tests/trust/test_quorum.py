@@ -209,3 +209,52 @@ def test_an_applied_proposal_cannot_be_replayed_over_a_later_change(server: Worl
     server.writer.commit({"policy.toml": first_text}, f"replay\n\nGitjit-Proposal: {first}")
     refused(server.push(server.alice, "approvals"), APPROVALS, f"proposal {first} was made under the policy of")
     assert server_policy(server) == second_text
+
+
+@pytest.mark.parametrize("layout", [1, 2])
+def test_a_fresh_clone_replays_an_applied_proposal_in_targeted_verification(golden: Path, tmp_path: Path,
+                                                                             keys: Keys, layout: int):
+    """`verify` in a fresh clone (no snapshot: trust/targeted.py) replays the proposal, its request,
+    the admins' decisions and the apply commit, in either layout (in layout 2 the proposal's records
+    are in the shard of its proposal commit, not the target's)."""
+    from gitjit.git.branch import ApprovalsBranch, open_repository
+    from gitjit.trust.targeted import load_for_target
+    from gitjit.trust.trusted import TrustedBranch
+
+    world = copy_world(golden, tmp_path, keys)
+    text = quorum_policy(keys).replace("gitjit = 1\n", f"gitjit = 1\nlayout = {layout}\n", 1)
+    world.writer.commit({"policy.toml": text}, "gitjit: three admins, two must sign")
+    accepted(world.push(world.alice, "approvals"))
+    alice = clone(world, "alice")
+    new = tmp_path / "new-policy.toml"
+    new.write_text(text + "\n# erin joins later\n")
+    proposal = alice.gitjit("policy", "propose", "--policy", str(new), "--reason", "why", "--push",
+                            check=0).stdout.strip()
+    files = git("ls-tree", "-r", "--name-only", APPROVALS, cwd=world.server, env=keys.env).stdout.split()
+    request_file = next(f for f in files if f.endswith(f"/{proposal}.toml"))
+    if layout == 2:  # sharded by its target, the proposal commit, whose id it ends with
+        proposal_commit = git("rev-parse", f"{APPROVALS}~1", cwd=world.server, env=keys.env).stdout.strip()
+        assert request_file == f"shards/{proposal_commit[:2]}/requests/{proposal}.toml"
+        assert proposal.endswith(proposal_commit[:2])
+    else:
+        assert request_file == f"requests/{proposal}.toml"
+    clone(world, "bob").gitjit("approve", proposal, "--push", check=0)
+    fetch(alice)
+    alice.gitjit("policy", "apply", proposal, "--push", check=0)
+    applied = git("rev-parse", APPROVALS, cwd=world.server, env=keys.env).stdout.strip()
+    # a deploy request after the change, approved by two approvers
+    dave = clone(world, "dave")
+    target = dave.git("rev-parse", "HEAD").stdout.strip()
+    rid = dave.gitjit("request", "deploy-prod", "--target", target, "--push", check=0).stdout.strip()
+    for person in ("alice", "bob"):
+        clone(world, person).gitjit("approve", rid, "--push", check=0)
+    fresh = clone(world, "carol")
+    fresh.git("branch", "approvals", "origin/approvals")
+    proc = fresh.gitjit("verify", "deploy-prod", "--target", target, "--json", check=0)
+    assert '"approved": true' in proc.stdout
+    branch = ApprovalsBranch(open_repository(str(fresh.path)))
+    view = load_for_target(branch, target)
+    assert view.partial and applied in [commit for commit, _ in view.policy_changes]
+    assert "# erin joins later" in branch.blob(branch.tree(branch.commit(applied).tree)["policy.toml"].id).decode()
+    full = TrustedBranch.load(branch)
+    assert view.policy_changes == full.policy_changes and view.tip == full.tip

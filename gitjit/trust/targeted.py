@@ -1,0 +1,179 @@
+"""One question, answered from the commits that can decide it (docs/format.md, section 6.8).
+
+`verify ACTION --target T` (and `verify-tag`, and `run`'s check) asks about
+the requests for one target. What decides their verdicts is:
+
+1. the chain itself: the pinned root, and a linear first-parent history
+   (one `git rev-list --first-parent --parents`, no diffs, no gpg);
+2. the policy chain: every commit that touches `policy.toml` or `keys/`,
+   each authorized by the policy before it exactly as the full walk does;
+3. the requests for T and everything on their ids: every commit that
+   touches a path of such an id, wherever the layout puts it (its request
+   file, its decisions, a later copy of the id that the full walk would
+   refuse as a duplicate, a modification that does not count).
+
+A commit outside those three cannot change the answer: it adds one file
+that is neither a request for T nor a decision on one (a refusal at most,
+which does not untrust the branch), and the full walk's only chain-breaking
+refusals (a merge, a foreign root, an unauthorized policy change) are all
+found in 1 and 2. The chosen commits are applied by the same
+`TrustedBranch._apply` as the full walk, each at its own parent and
+position; the view is `partial` and never saved as a snapshot.
+
+2 and 3 come from two path-limited walks, run while the chain is read:
+`git rev-list --first-parent TIP` of every path but the shards' record
+folders (`shards/<xx>/requests/`, `shards/<xx>/approvals/`), and
+`... -- shards/<T[:2]>`, and the changes of the commits they list. Only a
+commit whose every change is a record (either layout) of an id that is not
+a candidate is skipped; anything else they list is replayed, so a policy
+commit, a proposal, a stray file or a kind of file this module does not
+know (a use record, a record kind added later) is never skipped. A quorum
+apply commit (trust/quorum.py) is judged against its proposal's request and
+decisions: the ids of the proposals met are candidates, and in layout 2
+the shards of their proposal commits are walked too. In layout 2 the walks list the policy chain and one
+256th of the records; a layout-1 branch (or the layout-1 part of a branch
+moved forward) has all its records listed, every request file is read (no
+gpg) and one is a candidate when it holds T's 40 hex digits, or a backslash
+(a TOML escape could spell T otherwise).
+
+Where an earlier run left a snapshot for the pinned root, the full walk
+resumes from it and costs nothing more: it is used instead. `audit`,
+`status` and the server hook always walk everything.
+"""
+
+from __future__ import annotations
+
+import subprocess
+
+from gitjit.errors import NotTrusted
+from gitjit.git.branch import ApprovalsBranch, cache_dir
+from gitjit.git.read import MissingObject
+from gitjit.model.layout import DECISIONS_DIR, REQUESTS_DIR, SHARDS_DIR, id_of, request_id_of, shard_of
+from gitjit.model.limits import MAX_RECORD_BYTES
+from gitjit.trust.cache.snapshot import Snapshot
+from gitjit.trust.quorum import PROPOSALS
+from gitjit.trust.trusted import TrustedBranch
+
+
+def load_for_target(branch: ApprovalsBranch, target: str, tip: str | None = None, root: str | None = None,
+                    pin: bool = True) -> TrustedBranch:
+    """A trusted view complete for every request of `target` (any action), and for the policy."""
+    tip = tip or branch.read_tip()
+    pinned = root or branch.pinned_root()
+    if tip is None or (pinned and Snapshot.in_directory(cache_dir(branch)).head(pinned) is not None):
+        return TrustedBranch.load(branch, tip=tip, root=root, pin=pin)
+    walks = _start_walks(branch, tip, target)  # git walks the paths while this process reads the chain
+    try:
+        chain = branch.first_parent_chain(tip)  # linear, down to a root: NotTrusted otherwise
+    except BaseException:
+        _stop(walks)
+        raise
+    if pinned is not None and chain[0] != pinned:
+        _stop(walks)
+        raise NotTrusted(f"the approvals branch starts at {chain[0][:12]}, not at the pinned root {pinned[:12]}")
+    positions = {commit: index for index, commit in enumerate(chain)}
+    walked = _walked(walks, tip, positions)
+    proposals = _proposals(branch, walked)
+    extra = sorted({shard_of(commit) for commit in proposals.values()} - {shard_of(target)})
+    if extra:  # a proposal's request and decisions are in the shard of its proposal commit
+        more = _walked([_walk(branch, tip, [f":(literal){SHARDS_DIR}/{shard}" for shard in extra])], tip, positions)
+        walked = sorted(set(walked) | set(more), key=positions.__getitem__)
+    chosen = {chain[0]} | _deciding_commits(branch, walked, target, set(proposals))
+    order = sorted(chosen, key=positions.__getitem__)
+    placed = {c: (chain[positions[c] - 1] if positions[c] else None, positions[c]) for c in order}
+    trusted = TrustedBranch(branch, chain[0])
+    trusted.extend(order, placed)
+    trusted.tip, trusted.count = tip, len(chain)
+    if pinned is None and pin:
+        branch.set_config("gitjit.root", chain[0])
+    return trusted
+
+
+def _proposals(branch: ApprovalsBranch, commits: list[str]) -> dict[str, str]:
+    """Quorum proposals (trust/quorum.py) among `commits`: proposal id -> the commit adding its folder.
+
+    An apply commit is judged against its proposal's request and decisions:
+    they are replayed as the target's own records are.
+    """
+    found: dict[str, str] = {}
+    for commit, changes in branch.changes(commits):
+        for change in changes:
+            parts = change.path.split("/")
+            if parts[0] == PROPOSALS and len(parts) > 2:
+                found.setdefault(parts[1], commit)
+    return found
+
+
+def _deciding_commits(branch: ApprovalsBranch, commits: list[str], target: str,
+                      proposals: set[str] = frozenset()) -> set[str]:
+    """Of `commits` (those outside shards/, and those of the target's shard), the ones that may decide.
+
+    Skipped are only the commits whose every change is a record (request or
+    decision, either layout) of an id that is not a candidate. Everything
+    else is replayed: policy commits, files of any other kind (proposals,
+    a future record kind, a stray file), and the records of the candidates,
+    the request files that may be for `target`. Records of other shards need
+    no look: an id ends with its shard, and a decision outside its request's
+    shard is refused before it counts for anything.
+    """
+    walked = list(branch.changes(commits))
+    candidates: set[str] = set(proposals)
+    needle = target.encode()
+    for _, changes in walked:
+        for change in changes:
+            rid = request_id_of(change.path)
+            if rid is not None and rid not in candidates and change.new_id is not None and change.is_regular_file \
+                    and _may_be_for(branch, change.new_id, needle):
+                candidates.add(rid)
+    chosen = set()
+    for commit, changes in walked:
+        truncated = getattr(changes, "total", len(changes)) > len(changes)  # too large to read whole
+        if truncated or not changes or any(id_of(c.path) in candidates or id_of(c.path) is None for c in changes):
+            chosen.add(commit)
+    return chosen
+
+
+def _start_walks(branch: ApprovalsBranch, tip: str, target: str) -> list[subprocess.Popen]:
+    """`git rev-list`s of the commits that change anything but the record folders of shards, and of the
+    target's shard. A path under shards/ that is no shard's requests/ or approvals/ (a kind of record
+    this module does not know) is listed by the first walk, whatever its shard."""
+    records = [f":(exclude,glob){SHARDS_DIR}/[0-9a-f][0-9a-f]/{folder}/**" for folder in (REQUESTS_DIR, DECISIONS_DIR)]
+    return [_walk(branch, tip, specs) for specs in (records, [f":(literal){SHARDS_DIR}/{shard_of(target)}"])]
+
+
+def _walk(branch: ApprovalsBranch, tip: str, specs: list[str]) -> subprocess.Popen:
+    return subprocess.Popen(
+        branch.reader.command("rev-list", "--first-parent", "--reverse", tip, "--", *specs),
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+
+
+def _walked(walks: list[subprocess.Popen], tip: str, positions: dict[str, int]) -> list[str]:
+    found: set[str] = set()
+    for walk in walks:
+        out, _ = walk.communicate()
+        if walk.returncode != 0:
+            raise NotTrusted(f"cannot walk the history of {tip[:12]} (git rev-list failed)")
+        found.update(out.decode().split())
+    return sorted(found, key=positions.__getitem__)
+
+
+def _stop(walks: list[subprocess.Popen]) -> None:
+    for walk in walks:
+        walk.kill()
+        walk.wait()
+
+
+def _may_be_for(branch: ApprovalsBranch, blob_id: str, needle: bytes) -> bool:
+    """Whether a request file may name the target: it holds its hex digits or a TOML escape.
+
+    A file over the record size limit never counts; one that cannot be read
+    is a candidate, so that applying it fails as the full walk does.
+    """
+    try:
+        kind, size = branch.reader.info(blob_id)
+        if kind != "blob" or size > MAX_RECORD_BYTES:
+            return kind != "blob"
+        data = branch.blob(blob_id)
+    except (MissingObject, NotTrusted):
+        return True
+    return needle in data or b"\\" in data
