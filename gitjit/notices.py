@@ -15,11 +15,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-_listener: Callable[[str], None] | None = None
+_listener: Callable[[str], object] | None = None  # what it returns is ignored
 _at_end: list[tuple[str, Callable[[], None] | None]] = []
 
 
-def listen(listener: Callable[[str], None] | None) -> None:
+def listen(listener: Callable[[str], object] | None) -> None:
     """Where notices go from now on (None: nowhere); forgets what was kept for the end."""
     global _listener
     _listener = listener

@@ -84,6 +84,8 @@ def audit(report: AuditReport) -> None:
 
     for r in report.overdue:
         bg = r.verdict.break_glass
+        if bg is None:  # overdue: only break-glass requests
+            continue
         out.print(_text(f"break-glass overdue: {r.verdict.id} ({r.verdict.action} on {r.verdict.target[:12]}, "
                         f"by {bg.breaker}) was due for review at {format_time(bg.review_due)}; "
                         f"{len(bg.reviewed_by)} of {r.verdict.threshold} reviews", "bold red"))

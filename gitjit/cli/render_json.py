@@ -14,10 +14,14 @@ import dataclasses
 from datetime import datetime, timedelta
 
 from gitjit.model.grammar import format_duration, format_time
+from gitjit.namedtuple import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
 
 
-def plain(value: object) -> object:
-    """`value` as JSON data: see the module docstring."""
+def plain(value: object) -> Any:
+    """`value` as JSON data (a dict, list, str, number, bool or None): see the module docstring."""
     if isinstance(value, datetime):
         return format_time(value)
     if isinstance(value, timedelta):

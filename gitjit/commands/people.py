@@ -19,13 +19,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from gitjit.errors import BadInput
+from gitjit.errors import BadInput, NotTrusted
 from gitjit.git.branch import ApprovalsBranch
 from gitjit.model.grammar import check_name
 from gitjit.model.policy import POLICY_FILE, load_policy_document, policy_from_document
 from gitjit.trust.trusted import TrustedBranch
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from gitjit.commands.write import Written
 
 
@@ -49,6 +51,8 @@ class PersonInfo:
 
 def people(trusted: TrustedBranch) -> list[PersonInfo]:
     state = trusted.state
+    if state is None:  # a loaded view has its policy
+        raise NotTrusted("the approvals branch has no policy in force")
     policy = state.policy
     found = []
     for name, person in sorted(policy.people.items()):
@@ -69,7 +73,7 @@ def people(trusted: TrustedBranch) -> list[PersonInfo]:
     return found
 
 
-def without_person(doc: dict, name: str) -> dict:
+def without_person(doc: dict[str, Any], name: str) -> dict[str, Any]:
     """The policy document with `name` taken out of every list and table that names them."""
     out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in doc.items()}
 
@@ -103,7 +107,7 @@ def _drop_within(value: object, name: str) -> object:
 _PEOPLE_LISTS = ("approvers", "requesters", "people")
 
 
-def removal_refused(doc: dict, name: str, admins: frozenset[str]) -> str | None:
+def removal_refused(doc: dict[str, Any], name: str, admins: frozenset[str]) -> str | None:
     """Why removing `name` would leave a policy that cannot work, or None."""
     if admins == {name}:
         return f"{name} is the last admin: add another admin first"

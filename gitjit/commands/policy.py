@@ -20,19 +20,24 @@ from pathlib import Path
 
 from gitjit import reasons as R
 from gitjit.commands import write
-from gitjit.errors import BadInput, GitjitError
+from gitjit.errors import BadInput, GitjitError, NotTrusted
 from gitjit.git.branch import ApprovalsBranch
 from gitjit.model import layout
 from gitjit.model.grammar import is_valid_name, parse_duration
 from gitjit.model.limits import MAX_KEY_FILE_BYTES, MAX_POLICY_BYTES
 from gitjit.model.policy import POLICY_ACTION, POLICY_FILE, Action, Policy, parse_policy
 from gitjit.model.records import Request, render_request
-from gitjit.namedtuple import NamedTuple
+from gitjit.namedtuple import TYPE_CHECKING, NamedTuple
 from gitjit.trust.eligibility import signers
 from gitjit.trust.quorum import PROPOSALS, TRAILER, proposed_tree
 from gitjit.trust.signatures import Keyring
 from gitjit.trust.trusted import TrustedBranch
 from gitjit.trust.verdicts import judge_request
+
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
+
+    from gitjit.git.read import TreeEntry
 
 
 class PolicyCheck(NamedTuple):
@@ -46,7 +51,7 @@ class PolicyCheck(NamedTuple):
     def ok(self) -> bool:
         return not self.problems
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {"source": self.source, "ok": self.ok, "problems": list(self.problems), "notes": list(self.notes),
                 "actions": self.actions, "rules": self.rules}
 
@@ -68,6 +73,8 @@ def check(branch: ApprovalsBranch, path: str | None, now: datetime) -> PolicyChe
         policy, source = trusted.policy, f"{POLICY_FILE} on {branch.name}"
     else:
         policy, source = parse_policy(read_policy_file(path), path), path  # BadInput: exit 2, one line
+    if trusted.state is None:  # a loaded view has its policy
+        raise NotTrusted("the approvals branch has no policy in force")
     return check_policy(policy, trusted.state.keyring, now, source)
 
 
@@ -219,12 +226,14 @@ def proposal_diff(trusted: TrustedBranch, proposal: str) -> list[str]:
     if proposed is None or POLICY_FILE not in proposed:
         return [f"(the proposed bytes of {proposal} cannot be read)"]
     branch = trusted.branch
+    if trusted.state is None:  # a loaded view has its policy
+        raise NotTrusted("the approvals branch has no policy in force")
     in_force = branch.tree(branch.commit(trusted.state.commit).tree)
     old = branch.blob(in_force[POLICY_FILE].id).decode("utf-8", "replace").splitlines()
     new = branch.blob(proposed[POLICY_FILE].id).decode("utf-8", "replace").splitlines()
     lines = list(difflib.unified_diff(old, new, f"a/{POLICY_FILE}", f"b/{POLICY_FILE}", lineterm=""))
 
-    def key_ids(top: dict) -> dict[str, str]:
+    def key_ids(top: dict[str, TreeEntry]) -> dict[str, str]:
         folder = top.get("keys")
         return {e.name: e.id for e in branch.tree(folder.id).values()} if folder is not None and folder.is_tree else {}
 
@@ -252,6 +261,8 @@ def apply(branch: ApprovalsBranch, proposal: str, now: datetime, push: bool = Fa
         me = policy.person_with_key(write.signing_key(branch))
         if me is None or me not in policy.admins:
             raise BadInput(f"your signing key is not an admin's: {me or 'nobody'} may not apply a policy change")
+        if trusted.state is None:  # trusted.policy raised already
+            raise NotTrusted("the approvals branch has no policy in force")
         if entry.state_commit != trusted.state.commit:
             raise BadInput(f"proposal {proposal} was made under an earlier policy (applied already, or the policy "
                            f"changed since): propose again")
@@ -277,7 +288,7 @@ def apply(branch: ApprovalsBranch, proposal: str, now: datetime, push: bool = Fa
     return written.commit, tuple(signed)
 
 
-def _applied_tree(branch: ApprovalsBranch, base: str, proposed: dict) -> str:
+def _applied_tree(branch: ApprovalsBranch, base: str, proposed: dict[str, TreeEntry]) -> str:
     """The tree at `base` with policy.toml and keys/ taken, as objects, from the proposal."""
     import pygit2
 

@@ -325,6 +325,9 @@ def _check_breaker(branch: ApprovalsBranch, trusted: TrustedBranch, action: str)
 def _instructions(branch: ApprovalsBranch, trusted: TrustedBranch, request_id: str) -> Instructions:
     entry = trusted.requests[request_id]
     action = trusted.policy.action(entry.request.action)
+    if action is None:  # verify checked it, but the policy fetched since may have dropped it: not approved
+        raise GitjitError(f"action {entry.request.action!r} is no longer in the policy on {branch.remote_ref}: "
+                          f"request {request_id} cannot be approved", R.UNKNOWN_ACTION)
     approvers = set(action.approvers)
     if not action.self_approval:
         approvers -= entry.requesters(trusted)

@@ -21,9 +21,12 @@ from gitjit.git import sync
 from gitjit.git.branch import ApprovalsBranch, run_git
 from gitjit.model.grammar import utc_now
 from gitjit.model.records import Use, render_use, use_path
-from gitjit.namedtuple import NamedTuple
+from gitjit.namedtuple import TYPE_CHECKING, NamedTuple
 from gitjit.trust.trusted import TrustedBranch
 from gitjit.trust.verdicts import RequestVerdict, judge_request
+
+if TYPE_CHECKING:  # pragma: no cover
+    from collections.abc import Callable
 
 ATTEMPTS = 5
 
@@ -35,7 +38,7 @@ class UseOutcome(NamedTuple):
 
 
 def record_use(branch: ApprovalsBranch, request_id: str, tag: str = "", root: str | None = None,
-               fetch=None) -> UseOutcome:
+               fetch: Callable[[ApprovalsBranch], None] | None = None) -> UseOutcome:
     """Records the next use of `request_id`, or says why it may not (used up, no longer approved)."""
     last_error = ""
     for _ in range(ATTEMPTS):

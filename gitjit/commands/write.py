@@ -44,6 +44,8 @@ from gitjit.trust.trusted import TrustedBranch
 from gitjit.trust.verdicts import judge_request
 
 if TYPE_CHECKING:  # pragma: no cover
+    from collections.abc import Mapping
+
     from pygit2 import Repository
 
 DEFAULT_TTL = timedelta(hours=24)
@@ -122,7 +124,7 @@ def _identity(branch: ApprovalsBranch) -> str:
 class Draft(NamedTuple):
     """What one write puts on the branch: built again on each attempt (a lost race moves the base)."""
 
-    files: dict[str, bytes | None]  # None: the commit deletes that file
+    files: Mapping[str, bytes | None]  # None: the commit deletes that file
     message: str
     sign: bool
     tree: Callable[[str | None], str] | None = None  # builds the tree from the base instead of `files`

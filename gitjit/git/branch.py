@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 from gitjit.errors import BadInput, GitFailed, GitjitError, NotTrusted
 from gitjit.git.read import (
@@ -384,7 +384,7 @@ class ApprovalsBranch:
                 )
         return local or remote
 
-    def build_tree(self, base: str | None, files: dict[str, bytes | None]) -> str:
+    def build_tree(self, base: str | None, files: Mapping[str, bytes | None]) -> str:
         from gitjit.git.trees import tree_with_files  # only the folders on each path are rewritten; None deletes
 
         return tree_with_files(self.repo, self.repo[base].tree if base is not None else None, files)

@@ -8,20 +8,30 @@ about 256 + n/256 entries, whatever the history's length.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 
-def tree_with_files(repo, base_tree, files: dict[str, bytes | None]) -> str:
+from gitjit.namedtuple import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pygit2 import Oid, Repository, Tree
+
+
+def tree_with_files(repo: Repository, base_tree: Tree | None, files: Mapping[str, bytes | None]) -> str:
     """The id of `base_tree` (a pygit2 Tree, or None for an empty one) with `files` added, replaced or,
     where the value is None, deleted (a folder left empty goes too, as an index would write it)."""
+    import pygit2
+
     tree_id = base_tree.id if base_tree is not None else None
     for path, data in files.items():
         blob_id = repo.create_blob(data) if data is not None else None
-        tree_id = _put(repo, repo[tree_id] if tree_id is not None else None, path.split("/"), blob_id)
+        tree = repo[tree_id].peel(pygit2.Tree) if tree_id is not None else None
+        tree_id = _put(repo, tree, path.split("/"), blob_id)
         if tree_id is None:
             tree_id = repo.TreeBuilder().write()
     return str(tree_id)
 
 
-def _put(repo, tree, parts: list[str], blob_id):
+def _put(repo: Repository, tree: Tree | None, parts: list[str], blob_id: Oid | None) -> Oid | None:
     """The tree with `blob_id` at `parts` (None: removed); None when the tree ends up empty."""
     import pygit2
 
@@ -34,7 +44,7 @@ def _put(repo, tree, parts: list[str], blob_id):
         elif existing is not None:
             builder.remove(name)
     else:
-        subtree = repo[existing.id] if existing is not None and existing.type_str == "tree" else None
+        subtree = repo[existing.id].peel(pygit2.Tree) if existing is not None and existing.type_str == "tree" else None
         if subtree is None and blob_id is None:
             return tree.id if tree is not None else None
         new_subtree = _put(repo, subtree, parts[1:], blob_id)

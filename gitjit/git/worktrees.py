@@ -40,7 +40,7 @@ def checked_out(branch: ApprovalsBranch) -> list[str]:
     return found
 
 
-def _git_in(path: str, *args: str) -> subprocess.CompletedProcess:
+def _git_in(path: str, *args: str) -> subprocess.CompletedProcess[bytes]:
     env = {k: v for k, v in os.environ.items() if k not in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE")}
     return subprocess.run(["git", "-C", path, *args], capture_output=True, env=env)
 
@@ -58,7 +58,7 @@ def check_clean(branch: ApprovalsBranch) -> None:
 
 def follow(branch: ApprovalsBranch, old: str | None, new: str) -> list[str]:
     """Brings each worktree with the branch checked out from `old` to `new`; what could not be done."""
-    problems = []
+    problems: list[str] = []
     if old is None or old == new:
         return problems
     for path in checked_out(branch):

@@ -17,6 +17,7 @@ from gitjit.model.records import load_toml
 from gitjit.namedtuple import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:  # pragma: no cover
+    from collections.abc import Callable
     from typing import Any
 
 POLICY_FILE = "policy.toml"
@@ -236,7 +237,7 @@ def policy_from_document(doc: dict[str, Any], source: str = POLICY_FILE) -> Poli
     if not 1 <= admin_threshold <= len(admins):
         raise r.fail("admins.threshold", f"{admin_threshold} is not between 1 and the number of admins ({len(admins)})")
 
-    def group(table: dict, key: str, what: str) -> tuple[frozenset[str], int]:
+    def group(table: dict[str, Any], key: str, what: str) -> tuple[frozenset[str], int]:
         """The approvers and threshold of a rule, of the escalation or of the action-level shorthand."""
         if "approvers" not in table:
             raise r.fail(f"{key}.approvers", "is missing")
@@ -289,7 +290,8 @@ def policy_from_document(doc: dict[str, Any], source: str = POLICY_FILE) -> Poli
     return Policy(freshness, max_ttl, clock_skew, people, groups, admins, actions, admin_threshold, layout)
 
 
-def _rules(r: _Reader, entry: dict, key: str, group) -> tuple[Rule, ...]:
+def _rules(r: _Reader, entry: dict[str, Any], key: str,
+           group: Callable[[dict[str, Any], str, str], tuple[frozenset[str], int]]) -> tuple[Rule, ...]:
     """`[[actions.X.rules]]`, or the action-level approvers/threshold as one rule named `default`."""
     if "rules" not in entry:
         approvers, threshold = group(entry, key, "approvers")
@@ -318,7 +320,8 @@ def _rules(r: _Reader, entry: dict, key: str, group) -> tuple[Rule, ...]:
     return tuple(rules)
 
 
-def _break_glass(r: _Reader, entry: dict, key: str, expand) -> BreakGlass | None:
+def _break_glass(r: _Reader, entry: dict[str, Any], key: str,
+                 expand: Callable[[tuple[str, ...], str], frozenset[str]]) -> BreakGlass | None:
     """`[actions.NAME.break_glass]` (docs/format.md, section 3.2.1), or None where absent."""
     if "break_glass" not in entry:
         return None
@@ -336,7 +339,7 @@ def _break_glass(r: _Reader, entry: dict, key: str, expand) -> BreakGlass | None
     return BreakGlass(people, review_within)
 
 
-def _uses(r: _Reader, entry: dict, key: str) -> int | None:
+def _uses(r: _Reader, entry: dict[str, Any], key: str) -> int | None:
     """`uses = N` (docs/format.md, section 3.2.2), or None where absent (unlimited while fresh)."""
     if "uses" not in entry:
         return None

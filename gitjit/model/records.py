@@ -336,7 +336,7 @@ def parse_use(data: bytes, path: str) -> Use:
 
 
 def render_use(use: Use) -> bytes:
-    fields: dict = {"request": use.request, "request_blob": use.request_blob, "target": use.target, "use": use.use}
+    fields: dict[str, Any] = {"request": use.request, "request_blob": use.request_blob, "target": use.target, "use": use.use}
     if use.tag:
         fields["tag"] = use.tag
     return _render(fields)

@@ -22,7 +22,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from gitjit import reasons as R
+from gitjit.errors import NotTrusted
 from gitjit.model.grammar import format_time
+from gitjit.namedtuple import TYPE_CHECKING
 from gitjit.reasons import Reason
 from gitjit.trust.trusted import RequestEntry, TrustedBranch
 from gitjit.trust.verdicts import (
@@ -40,6 +42,10 @@ from gitjit.trust.verdicts import (
     tally,
 )
 
+if TYPE_CHECKING:  # pragma: no cover
+    from gitjit.model.policy import Action
+    from gitjit.trust.signatures import SignatureCheck
+
 REVIEWED, OVERDUE = f"{BREAK_GLASS} reviewed", f"{BREAK_GLASS} overdue"
 
 
@@ -51,6 +57,8 @@ def judge_break_glass(trusted: TrustedBranch, entry: RequestEntry, verdict: Requ
                       now: datetime) -> RequestVerdict:
     request = entry.request
     then = entry.state.policy.action(request.action)  # the request counted: its action had break_glass then
+    if then is None or then.break_glass is None:
+        raise NotTrusted(f"break-glass request {request.id}: its action had no break_glass when it was made")
     due = request.created + then.break_glass.review_within
     check = entry.signature(trusted)
     breaker = entry.signer(trusted)
@@ -63,7 +71,7 @@ def judge_break_glass(trusted: TrustedBranch, entry: RequestEntry, verdict: Requ
     tallies = _review_tallies(trusted, action, entry, decisions, breaker, now) if action else ()
     reviewed_at = _reviewed_at(tallies, {person: at for at, person in reviews})
     unapprovable = ""
-    if tallies and reviewed_at is None and not _approvable(tallies):
+    if action is not None and tallies and reviewed_at is None and not _approvable(tallies):
         unapprovable = _unapprovable_reason(tallies, {breaker} if breaker else set(), action).text
     if verdict.state == REJECTED:
         review = "rejected"
@@ -99,7 +107,7 @@ def judge_break_glass(trusted: TrustedBranch, entry: RequestEntry, verdict: Requ
     )
 
 
-def _review_tallies(trusted: TrustedBranch, action, entry: RequestEntry, decisions: tuple[DecisionVerdict, ...],
+def _review_tallies(trusted: TrustedBranch, action: Action, entry: RequestEntry, decisions: tuple[DecisionVerdict, ...],
                     breaker: str | None, now: datetime) -> tuple[RuleTally, ...]:
     """The action's rules (and escalation) counted on the review's decisions; the breaker is nobody's candidate."""
     tallies = tally(trusted, action, entry, decisions, now)
@@ -115,10 +123,11 @@ def _reviewed_at(tallies: tuple[RuleTally, ...], signed: dict[str, datetime]) ->
         times = sorted(signed[p] for p in t.approvals if p in signed)
         return times[t.threshold - 1] if len(times) >= t.threshold else None
 
-    routes = []
+    routes: list[datetime] = []
     rules = [held_at(t) for t in tallies if t.opens is None]
-    if rules and all(at is not None for at in rules):
-        routes.append(max(rules))
+    held = [at for at in rules if at is not None]
+    if rules and len(held) == len(rules):
+        routes.append(max(held))
     routes += [at for t in tallies if t.opens is not None and (at := held_at(t)) is not None]
     return min(routes) if routes else None
 
@@ -138,7 +147,7 @@ def _never_stale(decision: DecisionVerdict) -> DecisionVerdict:
     return decision._replace(counts=True, reason="", code="")
 
 
-def _breaker_problem(trusted: TrustedBranch, entry: RequestEntry, check, breaker: str | None,
+def _breaker_problem(trusted: TrustedBranch, entry: RequestEntry, check: SignatureCheck | None, breaker: str | None,
                      now: datetime) -> Reason | None:
     """Why the breaker may not act now: today's policy and the key material, as for an approval."""
     action = trusted.policy.action(entry.request.action)
@@ -146,6 +155,10 @@ def _breaker_problem(trusted: TrustedBranch, entry: RequestEntry, check, breaker
         return Reason(R.NO_BREAK_GLASS, f"action {entry.request.action} no longer has break_glass")
     if check is None or breaker is None or breaker not in action.break_glass.people:
         return Reason(R.NOT_A_BREAKER, f"{breaker or 'nobody'} may no longer break the glass for {action.name}")
+    if check.primary_key is None or check.signing_key is None:  # a counted signature names them
+        return Reason(R.MALFORMED_SIGNATURE, f"GnuPG named no key for {breaker}'s break-glass signature")
+    if trusted.state is None:  # trusted.policy raised already
+        raise NotTrusted("the approvals branch has no policy in force")
     if trusted.state.key_owner(check) != breaker:
         return Reason(R.WRONG_SIGNER, f"key {check.primary_key[-16:]} is no longer {breaker}'s in the policy")
     for keyring in (entry.state.keyring, trusted.state.keyring):

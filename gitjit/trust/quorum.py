@@ -32,6 +32,7 @@ from gitjit.reasons import Reason
 
 TYPE_CHECKING = False  # typing's own constant, without importing typing on the hook's path
 if TYPE_CHECKING:  # pragma: no cover
+    from gitjit.git.branch import Change
     from gitjit.git.read import CommitObject, TreeEntry
     from gitjit.trust.signatures import CommitParts
     from gitjit.trust.trusted import PolicyState, TrustedBranch
@@ -45,7 +46,7 @@ def is_proposal_commit(paths: list[str]) -> bool:
     return bool(paths) and all(p.startswith(PROPOSALS + "/") for p in paths)
 
 
-def proposal_problem(policy_quorum: bool, changes: list) -> Reason | None:
+def proposal_problem(policy_quorum: bool, changes: list[Change]) -> Reason | None:
     """Why a commit adding files under `proposals/` does not count, or None (step 1 above)."""
     if not policy_quorum:
         return Reason(R.LAYOUT, "proposals/ is used only where admins.threshold > 1")
@@ -148,6 +149,8 @@ def _admin_decisions(trusted: TrustedBranch, proposal: str, parts: CommitParts,
             continue
         check = entry.signature or trusted.check_signature(entry.commit, entry.parts, authority.keyring)
         if not check.good or authority.key_owner(check) != entry.person:
+            continue
+        if check.primary_key is None or check.signing_key is None or check.created is None:  # a good check names them
             continue
         key = authority.keyring.keys.get(check.primary_key)
         if key is None or key.problem_at(check.signing_key, check.created) is not None:

@@ -44,6 +44,7 @@ resumes from it and costs nothing more: it is used instead. `audit`,
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Set
 
 from gitjit.errors import NotTrusted
 from gitjit.git.branch import ApprovalsBranch, cache_dir
@@ -105,7 +106,7 @@ def _proposals(branch: ApprovalsBranch, commits: list[str]) -> dict[str, str]:
 
 
 def _deciding_commits(branch: ApprovalsBranch, commits: list[str], target: str,
-                      proposals: set[str] = frozenset()) -> set[str]:
+                      proposals: Set[str] = frozenset()) -> set[str]:
     """Of `commits` (those outside shards/, and those of the target's shard), the ones that may decide.
 
     Skipped are only the commits whose every change is a record (request or
@@ -133,7 +134,7 @@ def _deciding_commits(branch: ApprovalsBranch, commits: list[str], target: str,
     return chosen
 
 
-def _start_walks(branch: ApprovalsBranch, tip: str, target: str) -> list[subprocess.Popen]:
+def _start_walks(branch: ApprovalsBranch, tip: str, target: str) -> list[subprocess.Popen[bytes]]:
     """`git rev-list`s of the commits that change anything but the record folders of shards, and of the
     target's shard. A path under shards/ that is no shard's requests/ or approvals/ (a kind of record
     this module does not know) is listed by the first walk, whatever its shard."""
@@ -141,13 +142,13 @@ def _start_walks(branch: ApprovalsBranch, tip: str, target: str) -> list[subproc
     return [_walk(branch, tip, specs) for specs in (records, [f":(literal){SHARDS_DIR}/{shard_of(target)}"])]
 
 
-def _walk(branch: ApprovalsBranch, tip: str, specs: list[str]) -> subprocess.Popen:
+def _walk(branch: ApprovalsBranch, tip: str, specs: list[str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         branch.reader.command("rev-list", "--first-parent", "--reverse", tip, "--", *specs),
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
 
 
-def _walked(walks: list[subprocess.Popen], tip: str, positions: dict[str, int]) -> list[str]:
+def _walked(walks: list[subprocess.Popen[bytes]], tip: str, positions: dict[str, int]) -> list[str]:
     found: set[str] = set()
     for walk in walks:
         out, _ = walk.communicate()
@@ -157,7 +158,7 @@ def _walked(walks: list[subprocess.Popen], tip: str, positions: dict[str, int]) 
     return sorted(found, key=positions.__getitem__)
 
 
-def _stop(walks: list[subprocess.Popen]) -> None:
+def _stop(walks: list[subprocess.Popen[bytes]]) -> None:
     for walk in walks:
         walk.kill()
         walk.wait()

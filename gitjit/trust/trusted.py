@@ -68,6 +68,9 @@ from gitjit.trust.signatures import FATAL_STATUS, CommitParts, Keyring, Malforme
 if TYPE_CHECKING:  # pragma: no cover
     from typing import Any
 
+    from gitjit.model.policy import Action
+    from gitjit.trust.uses import UseEntry
+
 __all__ = ["DecisionEntry", "DecisionIndex", "PolicyState", "Refusal", "RequestEntry", "RequestIndex",
            "SignatureChecker", "TrustedBranch"]
 
@@ -96,7 +99,7 @@ class TrustedBranch:
         self._applied: dict[str, int] = {}  # commit -> position, for commits applied by this process
         self._policy_documents: dict[str, dict[str, Any]] = {}  # policy blob id -> TOML document parsed by this process
         self._failure: str | None = None  # why an `extend` failed: the view is then unusable
-        self.uses: dict[str, list] = {}  # request id -> its UseEntry list (trust/uses.py), in branch order
+        self.uses: dict[str, list[UseEntry]] = {}  # request id -> its UseEntry list (trust/uses.py), in branch order
         # Break-glass requests and use records have no rows in the snapshot: a view holding any is not
         # saved, so every later load walks them again from the last snapshot before them (docs/decisions.md).
         self._unsnapshotted = False
@@ -304,7 +307,7 @@ class TrustedBranch:
         # checked before its policy is even read: an unauthorized change is "not
         # trusted" whatever it holds. The root authorizes itself, by its own policy.
         signer = None if self.state is None else self._authorize(commit_id, parts, self.state, "policy change")
-        if signer is not None and self.state.policy.quorum:  # section 14: N admins signed for exactly these bytes
+        if signer is not None and self.state is not None and self.state.policy.quorum:  # section 14: N admins signed for exactly these bytes
             require_quorum(self, commit, parts, signer, self.state)
         try:
             policy = self._read_policy(policy_blob.id, commit_id)
@@ -408,7 +411,9 @@ class TrustedBranch:
             problem = Reason(R.UNKNOWN_ACTION, f"{change.path}: action {request.action!r} is not in the policy")
         elif request.expires - request.created > policy.max_ttl:
             problem = Reason(R.TTL_TOO_LONG, f"{change.path}: asks to live longer than max_ttl")
-        elif misplaced := shard_problem(record_path(change.path, policy.layout), request.target):
+        elif (record := record_path(change.path, policy.layout)) is None:  # _apply found it a request path
+            problem = Reason(R.LAYOUT, f"{change.path} is not a request path of layout {policy.layout}")
+        elif misplaced := shard_problem(record, request.target):
             problem = Reason(R.LAYOUT, f"{change.path}: {misplaced}")
         if problem:
             self.refusals.append(Refusal.of(commit_id, problem))
@@ -416,6 +421,9 @@ class TrustedBranch:
         entry = RequestEntry(request, commit_id, change.new_id, position, parts.author_email,
                              parts.signature is not None, self.state.commit, self, _parts=parts, _state=self.state)
         action = policy.action(request.action)
+        if action is None:  # refused above already
+            self.refusals.append(Refusal(commit_id, f"action {request.action!r} is not in the policy", R.UNKNOWN_ACTION))
+            return
         if request.break_glass:  # its people may break the glass whoever may request (section 6.5)
             problem = self._break_glass_problem(entry, action, parts)
             if problem:
@@ -468,7 +476,7 @@ class TrustedBranch:
         else:
             self.refusals.append(Refusal.of(commit_id, entry.problem.prefixed(person)))
 
-    def _break_glass_problem(self, entry: RequestEntry, action, parts: CommitParts) -> Reason | None:
+    def _break_glass_problem(self, entry: RequestEntry, action: Action, parts: CommitParts) -> Reason | None:
         """Why a break-glass request does not count: it must be signed, when it says it was made,
         by a person its action's `break_glass` names (docs/format.md, section 6.5)."""
         if action.break_glass is None:
@@ -478,6 +486,8 @@ class TrustedBranch:
             return Reason(R.NOT_A_BREAKER, "a break-glass request must be signed by the person breaking the glass")
         if not check.good:
             return Reason(R.NOT_A_BREAKER, f"the break-glass signature does not count: {check.reason}")
+        if check.created is None:
+            return Reason(R.MALFORMED_SIGNATURE, "GnuPG gave no time for the break-glass signature")
         breaker = entry.state.key_owner(check)
         if breaker is None or breaker not in action.break_glass.people:
             who = breaker or f"key {check.primary_key}"
@@ -495,6 +505,8 @@ class TrustedBranch:
         """A use record, `uses/<request id>/<n>.toml` (docs/format.md, section 6.6)."""
         from gitjit.trust.uses import UseEntry  # only a branch with use records pays for it
 
+        if self.state is None:  # _apply: never before a policy
+            raise NotTrusted(f"commit {commit_id[:12]}: {change.path} cannot be read as a use record")
         _, request_id, file_name = change.path.split("/")
         number = use_number(file_name)
         request = self.requests.get(request_id) if is_valid_name(request_id) else None
@@ -515,6 +527,8 @@ class TrustedBranch:
         if problem:
             self.refusals.append(Refusal.of(commit_id, problem))
             return
+        if number is None or request is None or action is None:  # each one set a problem above
+            raise NotTrusted(f"commit {commit_id[:12]}: {change.path} cannot be read as a use record")
         entry = UseEntry(request_id, number, commit_id, position)
         self._unsnapshotted = True
         self.uses.setdefault(request_id, []).append(entry)  # consumed, whether or not the record counts
@@ -522,12 +536,14 @@ class TrustedBranch:
         if entry.problem:
             self.refusals.append(Refusal.of(commit_id, entry.problem.prefixed(change.path)))
 
-    def _use_problem(self, entry, request: RequestEntry, action, parts: CommitParts, change: Change) -> Reason | None:
+    def _use_problem(self, entry: UseEntry, request: RequestEntry, action: Action, parts: CommitParts, change: Change) -> Reason | None:
         """Why a use record does not count: its content, its binding, or its signer."""
         try:
             use = parse_use(self._record_bytes(change), change.path)
         except BadInput as exc:
             return _record_problem(exc)
+        if self.state is None:  # _apply: never before a policy
+            raise NotTrusted(f"commit {entry.commit[:12]}: {change.path} cannot be read as a use record")
         skew = self.state.policy.clock_skew
         late = self._witness_problem(parts.committer_time, "committed", skew)
         if late:
@@ -548,6 +564,8 @@ class TrustedBranch:
             return Reason(R.GPG_FAILED, f"signature could not be checked: {exc}")
         if not check.good:
             return Reason(check.code or R.NOT_CHECKED, check.reason)
+        if check.created is None:
+            return Reason(R.MALFORMED_SIGNATURE, "GnuPG gave no time for the signature")
         user = self.state.key_owner(check)
         if user is None:
             return Reason(R.UNKNOWN_KEY, f"signature by key {check.primary_key}, which is not in the policy "
@@ -567,6 +585,8 @@ class TrustedBranch:
     def _misplaced_decision(self, path: str, request_id: str) -> Reason | None:
         """In layout 2, a decision counts only in the shard of an existing request's target
         (docs/format.md, section 2.4); one that does not is refused as if never made."""
+        if self.state is None:  # _apply: never before a policy
+            raise NotTrusted(f"{path}: a decision before any policy")
         record = record_path(path, self.state.policy.layout)
         if record is None or record.shard is None:
             return None
@@ -637,6 +657,8 @@ class TrustedBranch:
         if check.created < request.request.created - skew:
             return Reason(R.SIGNED_BEFORE_REQUEST, "signed before the request was created")
         action = entry.state.policy.action(request.request.action)
+        if action is None:  # its request was refused
+            return Reason(R.UNKNOWN_ACTION, f"action {request.request.action} is not in the policy")
         if not action.self_approval:
             if entry.person in request.requesters(self):
                 return Reason(R.SELF_APPROVAL, f"{entry.person} requested it: self-approval is not allowed for {action.name}")

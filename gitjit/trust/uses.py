@@ -20,9 +20,13 @@ from datetime import datetime
 
 from gitjit import reasons as R
 from gitjit.model.records import Use
+from gitjit.namedtuple import TYPE_CHECKING
 from gitjit.reasons import Reason
 from gitjit.trust.trusted import RequestEntry, TrustedBranch
 from gitjit.trust.verdicts import USED, RequestVerdict, UseVerdict, Verdict, verify
+
+if TYPE_CHECKING:  # pragma: no cover
+    from gitjit.model.policy import Action
 
 
 class UseEntry:
@@ -44,7 +48,8 @@ class UseEntry:
         return f"UseEntry({self.request_id!r}, {self.number}, commit={self.commit[:12]!r})"
 
 
-def judge_uses(trusted: TrustedBranch, entry: RequestEntry, verdict: RequestVerdict, action) -> RequestVerdict:
+def judge_uses(trusted: TrustedBranch, entry: RequestEntry, verdict: RequestVerdict,
+               action: Action | None) -> RequestVerdict:
     records = trusted.uses.get(entry.request.id, [])
     judged = tuple(UseVerdict(u.number, u.commit, u.user, u.use.tag if u.use else "", u.signed_at,
                               u.problem is None, u.problem.text if u.problem else "",

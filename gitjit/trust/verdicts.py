@@ -290,6 +290,8 @@ def tally(trusted: TrustedBranch, action: Action, entry: RequestEntry, decisions
     decided = {d.person for d in decisions}  # a decision file is immutable: one per person
     excluded = entry.requesters(trusted) if not action.self_approval else set()
     state = trusted.state
+    if state is None:  # trusted.policy raises the same
+        raise NotTrusted("the approvals branch has no policy in force")
 
     def left(approvers: frozenset[str]) -> tuple[str, ...]:
         return tuple(sorted(signers(state.policy, state.keyring, approvers - decided - excluded, now)))
