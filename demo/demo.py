@@ -208,9 +208,12 @@ def story(demo: Demo) -> None:
     demo.gitjit(bob, "approve", request_11, "--push")
     demo.git(bob, "fetch", "-q", "origin")
     demo.git(bob, "switch", "-q", "-C", "approvals", "origin/approvals")
-    blob = demo.run("git", "rev-parse", f"HEAD:requests/{request_11}.toml", cwd=bob, show=False).stdout.strip()
     target = demo.run("git", "rev-parse", "origin/main", cwd=bob, show=False).stdout.strip()
-    forged = bob / "approvals" / request_11 / "carol.toml"
+    shard = Path("shards") / target[:2]  # layout 2: records sit in the shard of their target
+    blob = demo.run("git", "rev-parse", f"HEAD:{shard}/requests/{request_11}.toml", cwd=bob,
+                    show=False).stdout.strip()
+    forged = bob / shard / "approvals" / request_11 / "carol.toml"
+    forged.parent.mkdir(parents=True, exist_ok=True)
     forged.write_text(f'gitjit = 1\nrequest = "{request_11}"\nrequest_blob = "{blob}"\n'
                       f'target = "{target}"\ndecision = "approve"\ncomment = "carol agrees, honest"\n')
     print(f"  bob writes {forged.relative_to(bob)} and signs the commit with his own key:")
