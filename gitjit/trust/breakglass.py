@@ -44,7 +44,7 @@ from gitjit.trust.verdicts import (
 
 if TYPE_CHECKING:  # pragma: no cover
     from gitjit.model.policy import Action
-    from gitjit.trust.signatures import SignatureCheck
+    from gitjit.trust.signatures import CommitParts, SignatureCheck
 
 REVIEWED, OVERDUE = f"{BREAK_GLASS} reviewed", f"{BREAK_GLASS} overdue"
 
@@ -168,4 +168,32 @@ def _breaker_problem(trusted: TrustedBranch, entry: RequestEntry, check: Signatu
             return problem.prefixed(breaker)
     if check.expires is not None and now >= check.expires:
         return Reason(R.EXPIRED_SIGNATURE, f"{breaker}: signature expired at {format_time(check.expires)}")
+    return None
+
+
+# -- replaying a break-glass request (the rule of section 6.5, applied by trust/trusted.py) --
+
+def signer_problem(view: TrustedBranch, entry: RequestEntry, action: Action, parts: CommitParts) -> Reason | None:
+    """Why a break-glass request does not count: it must be signed, when it says it was made,
+    by a person its action's `break_glass` names (docs/format.md, section 6.5)."""
+    if action.break_glass is None:
+        return Reason(R.NO_BREAK_GLASS, f"action {action.name} has no break_glass")
+    check = entry.signature(view)  # checked now: whether the request counts depends on it
+    if check is None:
+        return Reason(R.NOT_A_BREAKER, "a break-glass request must be signed by the person breaking the glass")
+    if not check.good:
+        return Reason(R.NOT_A_BREAKER, f"the break-glass signature does not count: {check.reason}")
+    if check.created is None:
+        return Reason(R.MALFORMED_SIGNATURE, "GnuPG gave no time for the break-glass signature")
+    breaker = entry.state.key_owner(check)
+    if breaker is None or breaker not in action.break_glass.people:
+        who = breaker or f"key {check.primary_key}"
+        return Reason(R.NOT_A_BREAKER, f"{who} may not break the glass for {action.name}")
+    skew = entry.state.policy.clock_skew
+    late = view.witness_problem(check.created, "signed", skew)
+    if late:
+        return late
+    if abs(check.created - entry.request.created) > skew or abs(check.created - parts.committer_time) > skew:
+        return Reason(R.CLOCK_SKEW, "a break-glass request's created, signature and committer times must agree "
+                                    "within clock_skew")
     return None

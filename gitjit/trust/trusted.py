@@ -54,7 +54,7 @@ from gitjit.model.layout import record_path, shard_problem
 from gitjit.model.layout import request_path as layout_request_path
 from gitjit.model.limits import MAX_CHANGES, MAX_RECORD_BYTES, SHOWN_CHANGES, list_some, max_bytes_for, size_problem
 from gitjit.model.policy import POLICY_FILE, Policy, load_policy_document, policy_from_document
-from gitjit.model.records import parse_decision, parse_request, parse_use, use_number
+from gitjit.model.records import parse_decision, parse_request
 from gitjit.namedtuple import TYPE_CHECKING
 from gitjit.reasons import Reason
 from gitjit.trust.cache import view_store
@@ -68,7 +68,6 @@ from gitjit.trust.signatures import FATAL_STATUS, CommitParts, Keyring, Malforme
 if TYPE_CHECKING:  # pragma: no cover
     from typing import Any
 
-    from gitjit.model.policy import Action
     from gitjit.trust.uses import UseEntry
 
 __all__ = ["DecisionEntry", "DecisionIndex", "PolicyState", "Refusal", "RequestEntry", "RequestIndex",
@@ -102,7 +101,7 @@ class TrustedBranch:
         self.uses: dict[str, list[UseEntry]] = {}  # request id -> its UseEntry list (trust/uses.py), in branch order
         # Break-glass requests and use records have no rows in the snapshot: a view holding any is not
         # saved, so every later load walks them again from the last snapshot before them (docs/decisions.md).
-        self._unsnapshotted = False
+        self.unsnapshotted = False
         self.partial = False  # built from chosen commits only (trust/targeted.py): never saved
 
     def __repr__(self) -> str:
@@ -186,7 +185,7 @@ class TrustedBranch:
         self._usable()
         if self.partial or self.tip is None or (self._stored is not None and self._stored.head.tip == self.tip):
             return False
-        if self._unsnapshotted:
+        if self.unsnapshotted:
             return False
         positions = self._applied
         return view_store.save(
@@ -277,7 +276,9 @@ class TrustedBranch:
         elif record is not None:
             self._apply_decision(commit_id, position, parts, change, pending)
         elif len(segments) == 3 and segments[0] == "uses":
-            self._apply_use(commit_id, position, parts, change)
+            from gitjit.trust.uses import apply_use_record  # only a branch with use records pays for it
+
+            apply_use_record(self, commit_id, position, parts, change)
         else:
             self.refusals.append(Refusal(commit_id, f"{change.path} is outside the approvals branch layout", R.LAYOUT))
 
@@ -375,7 +376,7 @@ class TrustedBranch:
             raise NotTrusted(f"{blob_id[:12]} is not a file in the repository")
         return size
 
-    def _record_bytes(self, change: Change) -> bytes:
+    def record_bytes(self, change: Change) -> bytes:
         """A request or decision file, read only when within MAX_RECORD_BYTES (BadInput otherwise)."""
         too_large = size_problem(change.path, self._blob_size(change.new_id), MAX_RECORD_BYTES)
         if too_large:
@@ -384,7 +385,7 @@ class TrustedBranch:
             raise NotTrusted("a change names no file")
         return self.branch.blob(change.new_id)
 
-    def _witness_problem(self, when: datetime | None, what: str, skew: timedelta) -> Reason | None:
+    def witness_problem(self, when: datetime | None, what: str, skew: timedelta) -> Reason | None:
         """A commit of this push dated ahead of the server's clock (docs/format.md, section 7.1)."""
         if self.witness is None or when is None or when <= self.witness + skew:
             return None
@@ -396,13 +397,13 @@ class TrustedBranch:
         if self.state is None or change.new_id is None:  # _apply: never before a policy; an added file has an id
             raise NotTrusted(f"commit {commit_id[:12]}: {change.path} cannot be read as a request")
         try:
-            request = parse_request(self._record_bytes(change), change.path)
+            request = parse_request(self.record_bytes(change), change.path)
         except BadInput as exc:
-            self.refusals.append(Refusal.of(commit_id, _record_problem(exc)))
+            self.refusals.append(Refusal.of(commit_id, record_problem(exc)))
             return
         policy = self.state.policy
         problem = None
-        late = self._witness_problem(parts.committer_time, "committed", policy.clock_skew)
+        late = self.witness_problem(parts.committer_time, "committed", policy.clock_skew)
         if late:
             problem = late.prefixed(change.path)
         elif request.id in self.requests:
@@ -425,11 +426,13 @@ class TrustedBranch:
             self.refusals.append(Refusal(commit_id, f"action {request.action!r} is not in the policy", R.UNKNOWN_ACTION))
             return
         if request.break_glass:  # its people may break the glass whoever may request (section 6.5)
-            problem = self._break_glass_problem(entry, action, parts)
+            from gitjit.trust.breakglass import signer_problem  # only break-glass requests pay for it
+
+            problem = signer_problem(self, entry, action, parts)
             if problem:
                 self.refusals.append(Refusal.of(commit_id, problem.prefixed(change.path)))
                 return
-            self._unsnapshotted = True
+            self.unsnapshotted = True
         elif action.requesters is not None:
             signer = entry.signer(self)
             if not action.may_request(signer):
@@ -459,11 +462,11 @@ class TrustedBranch:
         self.decisions.add(entry)
         request = self.requests.get(request_id)
         try:
-            entry.decision = parse_decision(self._record_bytes(change), change.path)
+            entry.decision = parse_decision(self.record_bytes(change), change.path)
         except BadInput as exc:
-            entry.problem = _record_problem(exc)
+            entry.problem = record_problem(exc)
         if entry.problem is None:
-            entry.problem = self._witness_problem(parts.committer_time, "committed", entry.state.policy.clock_skew)
+            entry.problem = self.witness_problem(parts.committer_time, "committed", entry.state.policy.clock_skew)
         if entry.problem is None and earlier:
             entry.problem = Reason(R.DUPLICATE_DECISION,
                                    f"{person} already decided on {request_id} in commit {earlier[0][:12]}")
@@ -475,112 +478,6 @@ class TrustedBranch:
             pending.append(entry)
         else:
             self.refusals.append(Refusal.of(commit_id, entry.problem.prefixed(person)))
-
-    def _break_glass_problem(self, entry: RequestEntry, action: Action, parts: CommitParts) -> Reason | None:
-        """Why a break-glass request does not count: it must be signed, when it says it was made,
-        by a person its action's `break_glass` names (docs/format.md, section 6.5)."""
-        if action.break_glass is None:
-            return Reason(R.NO_BREAK_GLASS, f"action {action.name} has no break_glass")
-        check = entry.signature(self)  # checked now: whether the request counts depends on it
-        if check is None:
-            return Reason(R.NOT_A_BREAKER, "a break-glass request must be signed by the person breaking the glass")
-        if not check.good:
-            return Reason(R.NOT_A_BREAKER, f"the break-glass signature does not count: {check.reason}")
-        if check.created is None:
-            return Reason(R.MALFORMED_SIGNATURE, "GnuPG gave no time for the break-glass signature")
-        breaker = entry.state.key_owner(check)
-        if breaker is None or breaker not in action.break_glass.people:
-            who = breaker or f"key {check.primary_key}"
-            return Reason(R.NOT_A_BREAKER, f"{who} may not break the glass for {action.name}")
-        skew = entry.state.policy.clock_skew
-        late = self._witness_problem(check.created, "signed", skew)
-        if late:
-            return late
-        if abs(check.created - entry.request.created) > skew or abs(check.created - parts.committer_time) > skew:
-            return Reason(R.CLOCK_SKEW, "a break-glass request's created, signature and committer times must agree "
-                                        "within clock_skew")
-        return None
-
-    def _apply_use(self, commit_id: str, position: int, parts: CommitParts, change: Change) -> None:
-        """A use record, `uses/<request id>/<n>.toml` (docs/format.md, section 6.6)."""
-        from gitjit.trust.uses import UseEntry  # only a branch with use records pays for it
-
-        if self.state is None:  # _apply: never before a policy
-            raise NotTrusted(f"commit {commit_id[:12]}: {change.path} cannot be read as a use record")
-        _, request_id, file_name = change.path.split("/")
-        number = use_number(file_name)
-        request = self.requests.get(request_id) if is_valid_name(request_id) else None
-        action = self.state.policy.action(request.request.action) if request else None
-        earlier = self.uses.get(request_id, [])
-        problem = None
-        if number is None:
-            problem = Reason(R.LAYOUT, f"{change.path} is not a valid use record path")
-        elif request is None:
-            problem = Reason(R.NO_SUCH_REQUEST, f"request {request_id} does not exist before this use record")
-        elif action is None or action.uses is None:
-            problem = Reason(R.NOT_SINGLE_USE, f"{request.request.action} has no uses limit: nothing to record")
-        elif len(earlier) >= action.uses:
-            problem = Reason(R.USED_UP, f"request {request_id} has used all {action.uses} of its uses")
-        elif number != len(earlier) + 1:
-            problem = Reason(R.USE_OUT_OF_ORDER, f"use {number} of request {request_id}: the next use is "
-                                                 f"{len(earlier) + 1}")
-        if problem:
-            self.refusals.append(Refusal.of(commit_id, problem))
-            return
-        if number is None or request is None or action is None:  # each one set a problem above
-            raise NotTrusted(f"commit {commit_id[:12]}: {change.path} cannot be read as a use record")
-        entry = UseEntry(request_id, number, commit_id, position)
-        self._unsnapshotted = True
-        self.uses.setdefault(request_id, []).append(entry)  # consumed, whether or not the record counts
-        entry.problem = self._use_problem(entry, request, action, parts, change)
-        if entry.problem:
-            self.refusals.append(Refusal.of(commit_id, entry.problem.prefixed(change.path)))
-
-    def _use_problem(self, entry: UseEntry, request: RequestEntry, action: Action, parts: CommitParts, change: Change) -> Reason | None:
-        """Why a use record does not count: its content, its binding, or its signer."""
-        try:
-            use = parse_use(self._record_bytes(change), change.path)
-        except BadInput as exc:
-            return _record_problem(exc)
-        if self.state is None:  # _apply: never before a policy
-            raise NotTrusted(f"commit {entry.commit[:12]}: {change.path} cannot be read as a use record")
-        skew = self.state.policy.clock_skew
-        late = self._witness_problem(parts.committer_time, "committed", skew)
-        if late:
-            return late
-        if (use.request, use.use) != (request.request.id, entry.number):
-            return Reason(R.USE_OUT_OF_ORDER, f"the record says use {use.use} of {use.request!r}, "
-                                              f"its path use {entry.number} of {request.request.id!r}")
-        if use.request_blob != request.blob:
-            return Reason(R.WRONG_BLOB, "use record is bound to another version of the request (request_blob differs)")
-        if use.target != request.request.target:
-            return Reason(R.WRONG_TARGET, f"use record is for target {use.target[:12]}, "
-                                          f"the request for {request.request.target[:12]}")
-        if parts.signature is None:
-            return Reason(R.NOT_SIGNED, "use record commit is not signed")
-        try:
-            check = self.check_signature(entry.commit, parts, self.state.keyring)
-        except Exception as exc:  # fail closed: the record does not count (its use stays consumed)
-            return Reason(R.GPG_FAILED, f"signature could not be checked: {exc}")
-        if not check.good:
-            return Reason(check.code or R.NOT_CHECKED, check.reason)
-        if check.created is None:
-            return Reason(R.MALFORMED_SIGNATURE, "GnuPG gave no time for the signature")
-        user = self.state.key_owner(check)
-        if user is None:
-            return Reason(R.UNKNOWN_KEY, f"signature by key {check.primary_key}, which is not in the policy "
-                                         f"with its keys/ file")
-        if not action.may_request(user):
-            return Reason(R.WRONG_USER, f"{user} may not request {action.name}, so may not use it")
-        late = self._witness_problem(check.created, "signed", skew)
-        if late:
-            return late
-        if abs(check.created - parts.committer_time) > skew:
-            return Reason(R.CLOCK_SKEW, "signature time and committer time disagree by more than clock_skew")
-        if check.created < request.request.created - skew:
-            return Reason(R.SIGNED_BEFORE_REQUEST, "signed before the request was created")
-        entry.use, entry.user, entry.signed_at = use, user, check.created
-        return None
 
     def _misplaced_decision(self, path: str, request_id: str) -> Reason | None:
         """In layout 2, a decision counts only in the shard of an existing request's target
@@ -625,7 +522,7 @@ class TrustedBranch:
         for entry, check in zip(pending.entries, checks, strict=True):
             if isinstance(entry, RequestEntry):
                 entry.set_signature(check)
-                late = check.good and self._witness_problem(check.created, "signed", entry.state.policy.clock_skew)
+                late = check.good and self.witness_problem(check.created, "signed", entry.state.policy.clock_skew)
                 if late:
                     self.refusals.append(Refusal.of(entry.commit, late.prefixed(layout_request_path(
                         entry.request.id, entry.request.target, entry.state.policy.layout))))
@@ -649,7 +546,7 @@ class TrustedBranch:
             return Reason(R.WRONG_SIGNER, f"signed by {owner}'s key, not {entry.person}'s")
         request = self.requests[entry.request_id]
         skew = entry.state.policy.clock_skew
-        late = self._witness_problem(check.created, "signed", skew)
+        late = self.witness_problem(check.created, "signed", skew)
         if late:
             return late
         if abs(check.created - entry.parts.committer_time) > skew:
@@ -743,6 +640,6 @@ class TrustedBranch:
         return policy
 
 
-def _record_problem(exc: BadInput) -> Reason:
+def record_problem(exc: BadInput) -> Reason:
     """Why a request or decision file does not count: too large, or malformed."""
     return Reason(R.MALFORMED_RECORD if exc.code == R.BAD_INPUT else exc.code, str(exc))

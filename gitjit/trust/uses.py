@@ -19,14 +19,18 @@ from __future__ import annotations
 from datetime import datetime
 
 from gitjit import reasons as R
-from gitjit.model.records import Use
+from gitjit.errors import BadInput, NotTrusted
+from gitjit.model.grammar import is_valid_name
+from gitjit.model.records import Use, parse_use, use_number
 from gitjit.namedtuple import TYPE_CHECKING
 from gitjit.reasons import Reason
-from gitjit.trust.trusted import RequestEntry, TrustedBranch
+from gitjit.trust.trusted import Refusal, RequestEntry, TrustedBranch, record_problem
 from gitjit.trust.verdicts import USED, RequestVerdict, UseVerdict, Verdict, verify
 
 if TYPE_CHECKING:  # pragma: no cover
+    from gitjit.git.branch import Change
     from gitjit.model.policy import Action
+    from gitjit.trust.signatures import CommitParts
 
 
 class UseEntry:
@@ -86,3 +90,85 @@ def tag_verdict(trusted: TrustedBranch, action: str, commit: str, tag: str, now:
                                         f"branch first ('gitjit run {action} --target {commit} --tag {tag} -- "
                                         f"git push <remote> refs/tags/{tag}')")
     return verdict._replace(approved_by=None, reasons=(reason.text,), codes=(reason.code,))
+
+
+# -- replaying a use record (the rule of section 6.6, applied by trust/trusted.py) --
+
+def apply_use_record(view: TrustedBranch, commit_id: str, position: int, parts: CommitParts, change: Change) -> None:
+    """A use record, `uses/<request id>/<n>.toml` (docs/format.md, section 6.6)."""
+    if view.state is None:  # _apply: never before a policy
+        raise NotTrusted(f"commit {commit_id[:12]}: {change.path} cannot be read as a use record")
+    _, request_id, file_name = change.path.split("/")
+    number = use_number(file_name)
+    request = view.requests.get(request_id) if is_valid_name(request_id) else None
+    action = view.state.policy.action(request.request.action) if request else None
+    earlier = view.uses.get(request_id, [])
+    problem = None
+    if number is None:
+        problem = Reason(R.LAYOUT, f"{change.path} is not a valid use record path")
+    elif request is None:
+        problem = Reason(R.NO_SUCH_REQUEST, f"request {request_id} does not exist before this use record")
+    elif action is None or action.uses is None:
+        problem = Reason(R.NOT_SINGLE_USE, f"{request.request.action} has no uses limit: nothing to record")
+    elif len(earlier) >= action.uses:
+        problem = Reason(R.USED_UP, f"request {request_id} has used all {action.uses} of its uses")
+    elif number != len(earlier) + 1:
+        problem = Reason(R.USE_OUT_OF_ORDER, f"use {number} of request {request_id}: the next use is "
+                                             f"{len(earlier) + 1}")
+    if problem:
+        view.refusals.append(Refusal.of(commit_id, problem))
+        return
+    if number is None or request is None or action is None:  # each one set a problem above
+        raise NotTrusted(f"commit {commit_id[:12]}: {change.path} cannot be read as a use record")
+    entry = UseEntry(request_id, number, commit_id, position)
+    view.unsnapshotted = True
+    view.uses.setdefault(request_id, []).append(entry)  # consumed, whether or not the record counts
+    entry.problem = _use_problem(view, entry, request, action, parts, change)
+    if entry.problem:
+        view.refusals.append(Refusal.of(commit_id, entry.problem.prefixed(change.path)))
+
+def _use_problem(view: TrustedBranch, entry: UseEntry, request: RequestEntry, action: Action, parts: CommitParts, change: Change) -> Reason | None:
+    """Why a use record does not count: its content, its binding, or its signer."""
+    try:
+        use = parse_use(view.record_bytes(change), change.path)
+    except BadInput as exc:
+        return record_problem(exc)
+    if view.state is None:  # _apply: never before a policy
+        raise NotTrusted(f"commit {entry.commit[:12]}: {change.path} cannot be read as a use record")
+    skew = view.state.policy.clock_skew
+    late = view.witness_problem(parts.committer_time, "committed", skew)
+    if late:
+        return late
+    if (use.request, use.use) != (request.request.id, entry.number):
+        return Reason(R.USE_OUT_OF_ORDER, f"the record says use {use.use} of {use.request!r}, "
+                                          f"its path use {entry.number} of {request.request.id!r}")
+    if use.request_blob != request.blob:
+        return Reason(R.WRONG_BLOB, "use record is bound to another version of the request (request_blob differs)")
+    if use.target != request.request.target:
+        return Reason(R.WRONG_TARGET, f"use record is for target {use.target[:12]}, "
+                                      f"the request for {request.request.target[:12]}")
+    if parts.signature is None:
+        return Reason(R.NOT_SIGNED, "use record commit is not signed")
+    try:
+        check = view.check_signature(entry.commit, parts, view.state.keyring)
+    except Exception as exc:  # fail closed: the record does not count (its use stays consumed)
+        return Reason(R.GPG_FAILED, f"signature could not be checked: {exc}")
+    if not check.good:
+        return Reason(check.code or R.NOT_CHECKED, check.reason)
+    if check.created is None:
+        return Reason(R.MALFORMED_SIGNATURE, "GnuPG gave no time for the signature")
+    user = view.state.key_owner(check)
+    if user is None:
+        return Reason(R.UNKNOWN_KEY, f"signature by key {check.primary_key}, which is not in the policy "
+                                     f"with its keys/ file")
+    if not action.may_request(user):
+        return Reason(R.WRONG_USER, f"{user} may not request {action.name}, so may not use it")
+    late = view.witness_problem(check.created, "signed", skew)
+    if late:
+        return late
+    if abs(check.created - parts.committer_time) > skew:
+        return Reason(R.CLOCK_SKEW, "signature time and committer time disagree by more than clock_skew")
+    if check.created < request.request.created - skew:
+        return Reason(R.SIGNED_BEFORE_REQUEST, "signed before the request was created")
+    entry.use, entry.user, entry.signed_at = use, user, check.created
+    return None
