@@ -273,3 +273,29 @@ def test_a_review_with_two_rules_needs_both_without_the_breaker(world):
     assert request["break_glass"]["reviewed_at"] == max(signed["alice"], signed["bob"])
     assert request["break_glass"]["reviewed_by"] == ["alice", "bob"]
     carol.gitjit("audit", "--at", iso(later), check=0)
+
+
+def test_two_clones_break_the_glass_at_once_and_both_land(world):
+    """Two of carol's clones break the glass in the same moment: both push (one rebuilt on the
+    other's tip), both commands run once, and the server's branch holds two break-glass requests
+    that every verifier trusts."""
+    import threading
+
+    first, second = world.clone("carol"), world.clone("carol")
+    results = {}
+
+    def go(label, clone):
+        results[label] = break_glass(clone)
+
+    threads = [threading.Thread(target=go, args=(label, c)) for label, c in (("a", first), ("b", second))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [r.returncode for r in results.values()] == [0, 0], {k: r.stderr for k, r in results.items()}
+    ran = [seen[0] for clone in (first, second) for seen in runs(clone)]
+    assert len(ran) == 2 and len(set(ran)) == 2
+    assert sorted(p.split("/")[1][: -len(".toml")] for p in server_paths(world, "requests")) == sorted(ran)
+    fresh = world.clone("alice")
+    audit = fresh.gitjit("audit", "--json", check=None)
+    assert json.loads(audit.stdout)["trusted"] is True, audit.stderr
