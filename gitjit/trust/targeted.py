@@ -21,20 +21,27 @@ found in 1 and 2. The chosen commits are applied by the same
 position; the view is `partial` and never saved as a snapshot.
 
 2 and 3 come from two path-limited walks, run while the chain is read:
-`git rev-list --first-parent TIP` of every path but the shards' record
-folders (`shards/<xx>/requests/`, `shards/<xx>/approvals/`), and
-`... -- shards/<T[:2]>`, and the changes of the commits they list. Only a
-commit whose every change is a record (either layout) of an id that is not
-a candidate is skipped; anything else they list is replayed, so a policy
-commit, a proposal, a stray file or a kind of file this module does not
-know (a use record, a record kind added later) is never skipped. A quorum
-apply commit (trust/quorum.py) is judged against its proposal's request and
-decisions: the ids of the proposals met are candidates, and in layout 2
-the shards of their proposal commits are walked too. In layout 2 the walks list the policy chain and one
-256th of the records; a layout-1 branch (or the layout-1 part of a branch
-moved forward) has all its records listed, every request file is read (no
-gpg) and one is a candidate when it holds T's 40 hex digits, or a backslash
-(a TOML escape could spell T otherwise).
+`git rev-list --first-parent TIP -- ':(exclude)shards'` (every commit that
+changes anything outside `shards/`) and `... -- shards/<T[:2]>` (the
+target's shard), and the changes of the commits they list. Both pathspecs are
+literal, which git answers from the top trees without a glob match per
+entry. A commit they do not list changes nothing but `shards/<xx>/...` of
+other shards (or names under `shards/` that are no shard): in layout 2 a
+record counts only in its request's target's shard, and anything else under
+`shards/` is outside the layout, so such a commit is at most a refusal that
+cannot touch T's requests. Of the listed commits, only one whose every
+change is a record (either layout) of an id that is not a candidate is
+skipped; anything else is replayed, so a policy commit, a proposal, a stray
+file or a kind of file this module does not know (a use record, a record
+kind added later) outside `shards/` or in the target's shard is never
+skipped. A quorum apply commit (trust/quorum.py) is judged against its
+proposal's request and decisions: the ids of the proposals met are
+candidates, and in layout 2 the shards of their proposal commits are walked
+too. In layout 2 the walks list the policy chain and one 256th of the
+records; a layout-1 branch (or the layout-1 part of a branch moved forward)
+has all its records listed, every request file is read (no gpg) and one is a
+candidate when it holds T's 40 hex digits, or a backslash (a TOML escape
+could spell T otherwise).
 
 Where an earlier run left a snapshot for the pinned root, the full walk
 resumes from it and costs nothing more: it is used instead. `audit`,
@@ -47,13 +54,15 @@ import subprocess
 from collections.abc import Set
 
 from gitjit.errors import NotTrusted
-from gitjit.git.branch import ApprovalsBranch, cache_dir
+from gitjit.git.branch import ApprovalsBranch, Change, cache_dir
 from gitjit.git.read import MissingObject
-from gitjit.model.layout import DECISIONS_DIR, REQUESTS_DIR, SHARDS_DIR, id_of, request_id_of, shard_of
+from gitjit.model.layout import SHARDS_DIR, id_of, request_id_of, shard_of
 from gitjit.model.limits import MAX_RECORD_BYTES
 from gitjit.trust.cache.snapshot import Snapshot
 from gitjit.trust.quorum import PROPOSALS
 from gitjit.trust.trusted import TrustedBranch
+
+Walked = list[tuple[str, list[Change]]]  # commits in branch order, each with what it changes
 
 
 def load_for_target(branch: ApprovalsBranch, target: str, tip: str | None = None, root: str | None = None,
@@ -73,12 +82,14 @@ def load_for_target(branch: ApprovalsBranch, target: str, tip: str | None = None
         _stop(walks)
         raise NotTrusted(f"the approvals branch starts at {chain[0][:12]}, not at the pinned root {pinned[:12]}")
     positions = {commit: index for index, commit in enumerate(chain)}
-    walked = _walked(walks, tip, positions)
-    proposals = _proposals(branch, walked)
+    walked = list(branch.changes(_walked(walks, tip, positions)))  # one diff for the next two looks
+    proposals = _proposals(walked)
     extra = sorted({shard_of(commit) for commit in proposals.values()} - {shard_of(target)})
     if extra:  # a proposal's request and decisions are in the shard of its proposal commit
+        seen = {commit for commit, _ in walked}
         more = _walked([_walk(branch, tip, [f":(literal){SHARDS_DIR}/{shard}" for shard in extra])], tip, positions)
-        walked = sorted(set(walked) | set(more), key=positions.__getitem__)
+        walked += branch.changes([commit for commit in more if commit not in seen])
+        walked.sort(key=lambda item: positions[item[0]])
     chosen = {chain[0]} | _deciding_commits(branch, walked, target, set(proposals))
     order = sorted(chosen, key=positions.__getitem__)
     placed = {c: (chain[positions[c] - 1] if positions[c] else None, positions[c]) for c in order}
@@ -90,14 +101,14 @@ def load_for_target(branch: ApprovalsBranch, target: str, tip: str | None = None
     return trusted
 
 
-def _proposals(branch: ApprovalsBranch, commits: list[str]) -> dict[str, str]:
-    """Quorum proposals (trust/quorum.py) among `commits`: proposal id -> the commit adding its folder.
+def _proposals(walked: Walked) -> dict[str, str]:
+    """Quorum proposals (trust/quorum.py) among the commits walked: proposal id -> the commit adding its folder.
 
     An apply commit is judged against its proposal's request and decisions:
     they are replayed as the target's own records are.
     """
     found: dict[str, str] = {}
-    for commit, changes in branch.changes(commits):
+    for commit, changes in walked:
         for change in changes:
             parts = change.path.split("/")
             if parts[0] == PROPOSALS and len(parts) > 2:
@@ -105,9 +116,9 @@ def _proposals(branch: ApprovalsBranch, commits: list[str]) -> dict[str, str]:
     return found
 
 
-def _deciding_commits(branch: ApprovalsBranch, commits: list[str], target: str,
+def _deciding_commits(branch: ApprovalsBranch, walked: Walked, target: str,
                       proposals: Set[str] = frozenset()) -> set[str]:
-    """Of `commits` (those outside shards/, and those of the target's shard), the ones that may decide.
+    """Of the commits walked (those outside shards/, and those of the target's shard), the ones that may decide.
 
     Skipped are only the commits whose every change is a record (request or
     decision, either layout) of an id that is not a candidate. Everything
@@ -117,7 +128,6 @@ def _deciding_commits(branch: ApprovalsBranch, commits: list[str], target: str,
     no look: an id ends with its shard, and a decision outside its request's
     shard is refused before it counts for anything.
     """
-    walked = list(branch.changes(commits))
     candidates: set[str] = set(proposals)
     needle = target.encode()
     for _, changes in walked:
@@ -135,11 +145,8 @@ def _deciding_commits(branch: ApprovalsBranch, commits: list[str], target: str,
 
 
 def _start_walks(branch: ApprovalsBranch, tip: str, target: str) -> list[subprocess.Popen[bytes]]:
-    """`git rev-list`s of the commits that change anything but the record folders of shards, and of the
-    target's shard. A path under shards/ that is no shard's requests/ or approvals/ (a kind of record
-    this module does not know) is listed by the first walk, whatever its shard."""
-    records = [f":(exclude,glob){SHARDS_DIR}/[0-9a-f][0-9a-f]/{folder}/**" for folder in (REQUESTS_DIR, DECISIONS_DIR)]
-    return [_walk(branch, tip, specs) for specs in (records, [f":(literal){SHARDS_DIR}/{shard_of(target)}"])]
+    """`git rev-list`s of the commits that change anything outside `shards/`, and of the target's shard."""
+    return [_walk(branch, tip, [f":(exclude){SHARDS_DIR}"]), _walk(branch, tip, [f":(literal){SHARDS_DIR}/{shard_of(target)}"])]
 
 
 def _walk(branch: ApprovalsBranch, tip: str, specs: list[str]) -> subprocess.Popen[bytes]:

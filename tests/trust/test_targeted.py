@@ -48,7 +48,7 @@ steps = st.one_of(
     st.tuples(st.just("modify"), st.integers(0, 5), st.integers(0, 2)),
     st.tuples(st.just("delete"), st.integers(0, 5)),
     st.tuples(st.just("same-id"), st.integers(0, 5), st.integers(0, 2)),
-    st.tuples(st.just("wrong-place"), st.integers(0, 2), st.sampled_from(("shard", "layout", "outside"))),
+    st.tuples(st.just("wrong-place"), st.integers(0, 2), st.sampled_from(("shard", "layout", "outside", "stray-in-shard"))),
     st.tuples(st.just("escaped"), st.integers(0, 2)),
     st.tuples(st.just("early-decision"), st.integers(0, 2), st.sampled_from(("bob", "carol"))),
     st.tuples(st.just("policy"), st.sampled_from(("alice", "alice", "bob")),
@@ -130,6 +130,8 @@ class History:
                 path = f"{L.SHARDS_DIR}/{elsewhere}/{L.REQUESTS_DIR}/{rid}.toml"
             elif how == "layout":  # the layout not in force
                 path = L.request_path(rid, target, L.FLAT if self.layout == L.SHARDED else L.SHARDED)
+            elif how == "stray-in-shard":  # under another shard, but no record path there
+                path = f"{L.SHARDS_DIR}/{elsewhere}/notes/{rid}.toml"
             else:
                 path = f"notes/{rid}.toml"
             w.commit_on_branch("carol", {path: self.request_text(rid, target)}, message="misplaced")
@@ -278,26 +280,30 @@ def test_verify_in_a_fresh_clone_pins_and_answers(templates, tmp_path):
 
 
 @pytest.mark.parametrize("layout", L.LAYOUTS)
-def test_a_path_of_a_kind_it_does_not_know_is_always_replayed(templates, tmp_path, layout):
+def test_a_path_of_a_kind_it_does_not_know_is_replayed_unless_it_is_in_another_shard(templates, tmp_path, layout):
     """Records of other kinds (a use record of a single-use approval, a file beside a request's) are
-    replayed whatever id they name: the targeted view judges them as the full walk does."""
+    replayed whatever id they name, outside shards/ and in the target's shard: the targeted view
+    judges them as the full walk does. Under shards/ of another shard (or of no shard) nothing can
+    count for the target: the full walk refuses each such file, and the targeted view leaves it out."""
     world = templates[layout].copy(tmp_path)
     history = History(world, layout)
     history.apply(("request", 2, "carol", True))  # another target's request
     other, other_target, _ = history.requests[0]
     shard = L.shard_of(TARGETS[0])
-    paths = [f"uses/{other}/1.toml", f"requests/{other}/1.toml", f"approvals/{other}/alice/1.toml",
-             f"shards/{shard}/uses/{other}/1.toml", f"shards/{L.shard_of(other_target)}/uses/{other}/1.toml",
-             f"shards/zz/requests/{other}.toml", f"{other}.toml"]
-    made = [world.commit_on_branch("alice", {path: 'gitjit = 1\nrequest = "x"\n'}, message=f"unknown {path}")
-            for path in paths]
+    replayed = [f"uses/{other}/1.toml", f"requests/{other}/1.toml", f"approvals/{other}/alice/1.toml",
+                f"shards/{shard}/uses/{other}/1.toml", f"{other}.toml"]
+    elsewhere = [f"shards/{L.shard_of(other_target)}/uses/{other}/1.toml", f"shards/zz/requests/{other}.toml",
+                 f"shards/{L.shard_of(other_target)}/approvals/{other}/alice.toml"]
+    made = {path: world.commit_on_branch("alice", {path: 'gitjit = 1\nrequest = "x"\n'}, message=f"unknown {path}")
+            for path in replayed + elsewhere}
     full, targeted = full_and_targeted(world, TARGETS[0], history.now)
     assert targeted[:2] == full[:2]
     refused = {r.commit: r.code for r in targeted[2].refusals}
+    full_refused = {r.commit: r.code for r in full[2].refusals}
     # A use record (docs/format.md 6.6) is judged against its request, which only the full walk
     # loaded here (it is another target's): both refuse it, each naming what it knows.
-    use_record = made[0]
-    full_refused = {r.commit: r.code for r in full[2].refusals if r.commit in made}
-    assert full_refused.pop(use_record) and refused.get(use_record)
-    assert full_refused == {c: refused.get(c) for c in made if c != use_record}
-    assert all(c in refused for c in made)
+    use_record = made[replayed[0]]
+    assert full_refused.pop(use_record) and refused.pop(use_record)
+    assert {c: full_refused[c] for c in (made[p] for p in replayed[1:])} == \
+        {c: refused[c] for c in (made[p] for p in replayed[1:])}
+    assert all(made[p] in full_refused and made[p] not in refused for p in elsewhere)
