@@ -22,6 +22,7 @@ from gitjit.git.branch import ApprovalsBranch, run_git
 from gitjit.model.grammar import utc_now
 from gitjit.model.records import Use, render_use, use_path
 from gitjit.namedtuple import TYPE_CHECKING, NamedTuple
+from gitjit.trust.targeted import load_for_target
 from gitjit.trust.trusted import TrustedBranch
 from gitjit.trust.verdicts import RequestVerdict, judge_request
 
@@ -37,15 +38,20 @@ class UseOutcome(NamedTuple):
     needed: bool = True  # False: the action has no `uses`, nothing had to be recorded
 
 
-def record_use(branch: ApprovalsBranch, request_id: str, tag: str = "", root: str | None = None,
-               fetch: Callable[[ApprovalsBranch], None] | None = None) -> UseOutcome:
-    """Records the next use of `request_id`, or says why it may not (used up, no longer approved)."""
+def record_use(branch: ApprovalsBranch, request_id: str, target: str, tag: str = "", root: str | None = None,
+               fetch: Callable[[ApprovalsBranch], None] | None = None,
+               judged: TrustedBranch | None = None) -> UseOutcome:
+    """Records the next use of `request_id` (a request for `target`), or says why it may not (used up,
+    no longer approved). The branch is authenticated for `target` only (trust/targeted.py), as `run`'s
+    check before it: a fresh CI clone does not replay the whole history to learn the action has no `uses`.
+    `judged`: the caller's view of the remote's tip, used (and extended) where the tip has not moved."""
     last_error = ""
     for _ in range(ATTEMPTS):
         tip = branch.ref_target(branch.remote_ref)
         if tip is None:
             raise NotTrusted(f"{branch.remote_ref} is gone")
-        trusted = TrustedBranch.load(branch, tip=tip, root=root)
+        trusted = judged if judged is not None and judged.tip == tip else load_for_target(branch, target, tip, root)
+        judged = None  # extended below: never reused
         entry = trusted.requests.get(request_id)
         if entry is None:
             raise NotTrusted(f"request {request_id} is no longer on {branch.remote_ref}")
