@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from typing import Any
 
 POLICY_FILE = "policy.toml"
+KEYS_DIR = "keys"  # keys/<person>.asc
 ANYONE = "*"
 POLICY_ACTION = "policy"  # the reserved action of policy proposals, where admins.threshold > 1 (section 14)
 

@@ -20,24 +20,22 @@ found in 1 and 2. The chosen commits are applied by the same
 `TrustedBranch._apply` as the full walk, each at its own parent and
 position; the view is `partial` and never saved as a snapshot.
 
-2 and 3 come from two path-limited walks, run while the chain is read:
-`git rev-list --first-parent TIP -- ':(exclude)shards'` (every commit that
-changes anything outside `shards/`) and `... -- shards/<T[:2]>` (the
-target's shard), and the changes of the commits they list. Both pathspecs are
-literal, which git answers from the top trees without a glob match per
-entry. A commit they do not list changes nothing but `shards/<xx>/...` of
-other shards (or names under `shards/` that are no shard): in layout 2 a
-record counts only in its request's target's shard, and anything else under
-`shards/` is outside the layout, so such a commit is at most a refusal that
-cannot touch T's requests. Of the listed commits, only one whose every
-change is a record (either layout) of an id that is not a candidate is
-skipped; anything else is replayed, so a policy commit, a proposal, a stray
-file or a kind of file this module does not know (a use record, a record
-kind added later) outside `shards/` or in the target's shard is never
-skipped. A quorum apply commit (trust/quorum.py) is judged against its
+2 and 3 come from one path-limited walk, run while the chain is read:
+`git rev-list --first-parent TIP -- policy.toml keys uses proposals
+requests approvals shards/<T[:2]>` (KNOWN_TOP_LEVEL and the target's
+shard, all literal pathspecs, which git answers from the top trees), and
+the changes of the commits it lists. A commit it does not list changes only
+top-level names the format gives no meaning to and other shards (or names
+under `shards/` that are no shard): `_apply` refuses such a commit whatever
+it holds (in layout 2 a record counts only in its request's target's
+shard), so it cannot touch T's requests. Of the listed commits, only one
+whose every change is a record (either layout) of an id that is not a
+candidate is skipped; anything else is replayed: a policy commit, a
+proposal, a use record, a stray file in the target's shard or beside the
+records. A quorum apply commit (trust/quorum.py) is judged against its
 proposal's request and decisions: the ids of the proposals met are
 candidates, and in layout 2 the shards of their proposal commits are walked
-too. In layout 2 the walks list the policy chain and one 256th of the
+too. In layout 2 the walk lists the policy chain and one 256th of the
 records; a layout-1 branch (or the layout-1 part of a branch moved forward)
 has all its records listed, every request file is read (no gpg) and one is a
 candidate when it holds T's 40 hex digits, or a backslash (a TOML escape
@@ -56,13 +54,20 @@ from collections.abc import Set
 from gitjit.errors import NotTrusted
 from gitjit.git.branch import ApprovalsBranch, Change, cache_dir
 from gitjit.git.read import MissingObject
-from gitjit.model.layout import SHARDS_DIR, id_of, request_id_of, shard_of
+from gitjit.model.layout import DECISIONS_DIR, REQUESTS_DIR, SHARDS_DIR, id_of, request_id_of, shard_of
 from gitjit.model.limits import MAX_RECORD_BYTES
+from gitjit.model.policy import KEYS_DIR, POLICY_FILE
+from gitjit.model.records import USES_DIR
 from gitjit.trust.cache.snapshot import Snapshot
 from gitjit.trust.quorum import PROPOSALS
 from gitjit.trust.trusted import TrustedBranch
 
 Walked = list[tuple[str, list[Change]]]  # commits in branch order, each with what it changes
+
+# The top-level names TrustedBranch._apply gives a meaning to, `shards/` aside: a commit changing only
+# other top-level paths (and other shards) is refused by the full walk whatever it holds, so it can
+# never count for the target. A record kind with a new top-level name must be added here.
+KNOWN_TOP_LEVEL = (POLICY_FILE, KEYS_DIR, USES_DIR, PROPOSALS, REQUESTS_DIR, DECISIONS_DIR)
 
 
 def load_for_target(branch: ApprovalsBranch, target: str, tip: str | None = None, root: str | None = None,
@@ -72,7 +77,7 @@ def load_for_target(branch: ApprovalsBranch, target: str, tip: str | None = None
     pinned = root or branch.pinned_root()
     if tip is None or (pinned and Snapshot.in_directory(cache_dir(branch)).head(pinned) is not None):
         return TrustedBranch.load(branch, tip=tip, root=root, pin=pin)
-    walks = _start_walks(branch, tip, target)  # git walks the paths while this process reads the chain
+    walks = _start_walks(branch, tip, target)  # git walks the paths while another git reads the chain
     try:
         chain = branch.first_parent_chain(tip)  # linear, down to a root: NotTrusted otherwise
     except BaseException:
@@ -145,8 +150,9 @@ def _deciding_commits(branch: ApprovalsBranch, walked: Walked, target: str,
 
 
 def _start_walks(branch: ApprovalsBranch, tip: str, target: str) -> list[subprocess.Popen[bytes]]:
-    """`git rev-list`s of the commits that change anything outside `shards/`, and of the target's shard."""
-    return [_walk(branch, tip, [f":(exclude){SHARDS_DIR}"]), _walk(branch, tip, [f":(literal){SHARDS_DIR}/{shard_of(target)}"])]
+    """One `git rev-list` of the commits that change a top-level name the format knows, or the target's shard."""
+    names = [*KNOWN_TOP_LEVEL, f"{SHARDS_DIR}/{shard_of(target)}"]
+    return [_walk(branch, tip, [f":(literal){name}" for name in names])]
 
 
 def _walk(branch: ApprovalsBranch, tip: str, specs: list[str]) -> subprocess.Popen[bytes]:

@@ -280,20 +280,22 @@ def test_verify_in_a_fresh_clone_pins_and_answers(templates, tmp_path):
 
 
 @pytest.mark.parametrize("layout", L.LAYOUTS)
-def test_a_path_of_a_kind_it_does_not_know_is_replayed_unless_it_is_in_another_shard(templates, tmp_path, layout):
+def test_a_path_of_a_kind_it_does_not_know_is_replayed_where_it_may_count(templates, tmp_path, layout):
     """Records of other kinds (a use record of a single-use approval, a file beside a request's) are
-    replayed whatever id they name, outside shards/ and in the target's shard: the targeted view
-    judges them as the full walk does. Under shards/ of another shard (or of no shard) nothing can
-    count for the target: the full walk refuses each such file, and the targeted view leaves it out."""
+    replayed whatever id they name, under the top-level names the format knows and in the target's
+    shard: the targeted view judges them as the full walk does. Under another top-level name, or
+    another shard (or no shard), nothing can count for the target: the full walk refuses each such
+    commit, and the targeted view leaves it out."""
     world = templates[layout].copy(tmp_path)
     history = History(world, layout)
     history.apply(("request", 2, "carol", True))  # another target's request
     other, other_target, _ = history.requests[0]
     shard = L.shard_of(TARGETS[0])
     replayed = [f"uses/{other}/1.toml", f"requests/{other}/1.toml", f"approvals/{other}/alice/1.toml",
-                f"shards/{shard}/uses/{other}/1.toml", f"{other}.toml"]
+                f"shards/{shard}/uses/{other}/1.toml", f"proposals/{other}.toml"]
     elsewhere = [f"shards/{L.shard_of(other_target)}/uses/{other}/1.toml", f"shards/zz/requests/{other}.toml",
-                 f"shards/{L.shard_of(other_target)}/approvals/{other}/alice.toml"]
+                 f"shards/{L.shard_of(other_target)}/approvals/{other}/alice.toml", f"{other}.toml",
+                 f"notes/requests/{other}.toml", f"Uses/{other}/1.toml", "shards.toml"]
     made = {path: world.commit_on_branch("alice", {path: 'gitjit = 1\nrequest = "x"\n'}, message=f"unknown {path}")
             for path in replayed + elsewhere}
     full, targeted = full_and_targeted(world, TARGETS[0], history.now)
