@@ -42,7 +42,8 @@ from datetime import datetime, timedelta
 from gitjit import reasons as R
 from gitjit.commands import write as operations
 from gitjit.errors import BadInput, GitFailed, GitjitError, NotTrusted
-from gitjit.git.branch import ApprovalsBranch, run_git
+from gitjit.git import sync
+from gitjit.git.branch import ApprovalsBranch
 from gitjit.model.grammar import FULL_COMMIT_RE, format_time, parse_duration, utc_now
 from gitjit.model.layout import decision_path as layout_decision_path
 from gitjit.model.records import Decision, is_tag_name, render_decision
@@ -77,21 +78,6 @@ def parse_interval(text: str | None) -> float:
     if not (0.05 <= seconds <= 3600):
         raise BadInput(f"--interval {text!r} must be between 0.05s and 1h")
     return seconds
-
-
-def fetch(branch: ApprovalsBranch) -> None:
-    """`git fetch <remote> +refs/heads/<branch>:refs/remotes/<remote>/<branch>`.
-
-    The forced update only moves the remote-tracking ref: a rewound or
-    rewritten remote branch is then refused by the authentication.
-    """
-    run_git(branch.repo, "-c", "maintenance.auto=false", "-c", "gc.auto=0", "fetch", "--quiet", "--no-tags",
-            "--no-write-fetch-head", branch.remote, f"+{branch.ref}:{branch.remote_ref}")
-
-
-def check_remote(branch: ApprovalsBranch) -> None:
-    if run_git(branch.repo, "remote", "get-url", branch.remote, check=False).returncode != 0:
-        raise BadInput(f"no remote named {branch.remote!r} (see 'git remote -v', or give --remote NAME)")
 
 
 @dataclass(frozen=True)
@@ -168,7 +154,7 @@ class Gate:
                 return progress
             sleep(max(0.0, min(interval, deadline - clock())))
             try:
-                fetch(self.branch)
+                sync.fetch(self.branch)
                 fetch_error = None
             except GitjitError as exc:  # the network may come back before the deadline
                 fetch_error = str(exc)
@@ -230,7 +216,7 @@ class Gate:
             judged = self.trusted if self.verified_tip == self.branch.ref_target(self.branch.remote_ref) else None
             self.verified_tip = None  # record_use extends the view it is given: authenticate again if asked
             outcome = record_use(self.branch, progress.approved_by or self.request_id, self.target, tag, self.root,
-                                 fetch, judged)
+                                 sync.fetch, judged)
         except GitjitError as exc:
             return replace(progress, end=FAILED, reasons=(f"could not record this use: {exc}",))
         if not outcome.needed:
@@ -276,11 +262,9 @@ def prepare(branch: ApprovalsBranch, action: str, target_rev: str, reason: str, 
     if root is not None and not FULL_COMMIT_RE.match(root):
         raise BadInput(f"--root {root!r} is not a full commit id")
     target = operations.resolve_target(branch.repo, target_rev)
-    check_remote(branch)
-    try:
-        fetch(branch)
-    except GitFailed as exc:  # unreachable, or no approvals branch there: not approved, nothing written
-        raise GitFailed(f"cannot fetch {branch.ref} from {branch.remote}: {exc}") from None
+    if not sync.has_remote(branch):
+        raise BadInput(f"no remote named {branch.remote!r} (see 'git remote -v', or give --remote NAME)")
+    sync.fetch(branch)  # unreachable, or no approvals branch there: not approved, nothing written
     tip = branch.ref_target(branch.remote_ref)
     trusted = load_for_target(branch, target, tip=tip, root=root)
     now = utc_now()
@@ -299,7 +283,7 @@ def prepare(branch: ApprovalsBranch, action: str, target_rev: str, reason: str, 
                                              break_glass=break_glass)
         request_id = record.id
         try:
-            fetch(branch)  # the pushed request, as the remote has it
+            sync.fetch(branch)  # the pushed request, as the remote has it
         except GitFailed as exc:  # something was written: say what
             raise GitFailed(f"pushed request {request_id}, then could not fetch it back: {exc}") from None
         trusted = load_for_target(branch, target, tip=branch.ref_target(branch.remote_ref), root=root)
