@@ -216,7 +216,7 @@ class Gate:
             judged = self.trusted if self.verified_tip == self.branch.ref_target(self.branch.remote_ref) else None
             self.verified_tip = None  # record_use extends the view it is given: authenticate again if asked
             outcome = record_use(self.branch, progress.approved_by or self.request_id, self.target, tag, self.root,
-                                 sync.fetch, judged)
+                                 judged)
         except GitjitError as exc:
             return replace(progress, end=FAILED, reasons=(f"could not record this use: {exc}",))
         if not outcome.needed:

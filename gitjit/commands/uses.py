@@ -6,8 +6,9 @@ fetched, signed, judged as the hook will judge it, and pushed; the command
 may run only once the push is accepted. The approvals branch only moves
 forward, so of two runners racing for the last use exactly one push lands:
 the other fetches, finds every use recorded, and reports "used up". A push
-refused for any other reason (the branch moved for another request) is
-retried on the new tip, a few times.
+that lost a race (the branch moved, for another request) is retried on the
+new tip, with the pauses and the bound every writer uses (git/sync.py); one
+the server refused, or that could not reach it, is not.
 
 The record goes straight to the remote: the local branch is moved to it
 only where it was at the base already (a fast-forward), so unpushed local
@@ -21,15 +22,10 @@ from gitjit.git import sync
 from gitjit.git.branch import ApprovalsBranch, run_git
 from gitjit.model.grammar import utc_now
 from gitjit.model.records import Use, render_use, use_path
-from gitjit.namedtuple import TYPE_CHECKING, NamedTuple
+from gitjit.namedtuple import NamedTuple
 from gitjit.trust.targeted import load_for_target
 from gitjit.trust.trusted import TrustedBranch
 from gitjit.trust.verdicts import RequestVerdict, judge_request
-
-if TYPE_CHECKING:  # pragma: no cover
-    from collections.abc import Callable
-
-ATTEMPTS = 5
 
 
 class UseOutcome(NamedTuple):
@@ -39,14 +35,13 @@ class UseOutcome(NamedTuple):
 
 
 def record_use(branch: ApprovalsBranch, request_id: str, target: str, tag: str = "", root: str | None = None,
-               fetch: Callable[[ApprovalsBranch], None] | None = None,
                judged: TrustedBranch | None = None) -> UseOutcome:
     """Records the next use of `request_id` (a request for `target`), or says why it may not (used up,
     no longer approved). The branch is authenticated for `target` only (trust/targeted.py), as `run`'s
     check before it: a fresh CI clone does not replay the whole history to learn the action has no `uses`.
     `judged`: the caller's view of the remote's tip, used (and extended) where the tip has not moved."""
-    last_error = ""
-    for _ in range(ATTEMPTS):
+    detail = ""
+    for _ in sync.attempts():
         tip = branch.ref_target(branch.remote_ref)
         if tip is None:
             raise NotTrusted(f"{branch.remote_ref} is gone")
@@ -67,15 +62,14 @@ def record_use(branch: ApprovalsBranch, request_id: str, target: str, tag: str =
         refusals = trusted.extend([commit])  # judged as the hook will, before anything is pushed
         if refusals:
             raise BadInput(f"the use record would not count: {refusals[0].reason}", refusals[0].code)
-        pushed = sync.push(branch, commit, tip)
-        if not pushed.ok:  # most often: another push landed first
-            last_error = pushed.detail
-            if fetch is not None:
-                fetch(branch)
-            continue
-        local = branch.ref_target(branch.ref)
-        if local in (None, tip):
-            run_git(branch.repo, "update-ref", "-m", "gitjit: use", branch.ref, commit, local or "0" * 40,
-                    check=False)
-        return UseOutcome(number, verdict)
-    raise GitFailed(f"could not record a use of {request_id} after {ATTEMPTS} attempts: {last_error}")
+        pushed = sync.push(branch, commit, tip)  # fetches again when it fails
+        if pushed.ok:
+            local = branch.ref_target(branch.ref)
+            if local in (None, tip):
+                run_git(branch.repo, "update-ref", "-m", "gitjit: use", branch.ref, commit, local or "0" * 40,
+                        check=False)
+            return UseOutcome(number, verdict)
+        detail = pushed.detail
+        if not pushed.lost_race:  # refused, or unreachable: another try would fare no better
+            raise GitFailed(f"could not record a use of {request_id}: {detail}")
+    raise GitFailed(f"could not record a use of {request_id} after {sync.TRIES} attempts: {detail}")
