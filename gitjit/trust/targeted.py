@@ -20,11 +20,12 @@ found in 1 and 2. The chosen commits are applied by the same
 `TrustedBranch._apply` as the full walk, each at its own parent and
 position; the view is `partial` and never saved as a snapshot.
 
-2 and 3 come from one path-limited walk, run while the chain is read:
-`git rev-list --first-parent TIP -- policy.toml keys uses proposals
-requests approvals shards/<T[:2]>` (KNOWN_TOP_LEVEL and the target's
-shard, all literal pathspecs, which git answers from the top trees), and
-the changes of the commits it lists. A commit it does not list changes only
+2 and 3 come from path-limited walks: `git rev-list --first-parent TIP
+-- policy.toml keys uses proposals requests approvals` (KNOWN_TOP_LEVEL),
+run while the chain is read, then `... -- shards/<T[:2]>` (the target's
+shard, in two halves of the chain at once on a long one), literal
+pathspecs, which git answers from the top trees; and the changes of the
+commits they list. A commit they do not list changes only
 top-level names the format gives no meaning to and other shards (or names
 under `shards/` that are no shard): `_apply` refuses such a commit whatever
 it holds (in layout 2 a record counts only in its request's target's
@@ -35,7 +36,7 @@ proposal, a use record, a stray file in the target's shard or beside the
 records. A quorum apply commit (trust/quorum.py) is judged against its
 proposal's request and decisions: the ids of the proposals met are
 candidates, and in layout 2 the shards of their proposal commits are walked
-too. In layout 2 the walk lists the policy chain and one 256th of the
+too. In layout 2 the walks list the policy chain and one 256th of the
 records; a layout-1 branch (or the layout-1 part of a branch moved forward)
 has all its records listed, every request file is read (no gpg) and one is a
 candidate when it holds T's 40 hex digits, or a backslash (a TOML escape
@@ -68,6 +69,7 @@ Walked = list[tuple[str, list[Change]]]  # commits in branch order, each with wh
 # other top-level paths (and other shards) is refused by the full walk whatever it holds, so it can
 # never count for the target. A record kind with a new top-level name must be added here.
 KNOWN_TOP_LEVEL = (POLICY_FILE, KEYS_DIR, USES_DIR, PROPOSALS, REQUESTS_DIR, DECISIONS_DIR)
+_SPLIT_AT = 4096  # commits: from here the shard is walked in two halves at once
 
 
 def load_for_target(branch: ApprovalsBranch, target: str, tip: str | None = None, root: str | None = None,
@@ -77,22 +79,22 @@ def load_for_target(branch: ApprovalsBranch, target: str, tip: str | None = None
     pinned = root or branch.pinned_root()
     if tip is None or (pinned and Snapshot.in_directory(cache_dir(branch)).head(pinned) is not None):
         return TrustedBranch.load(branch, tip=tip, root=root, pin=pin)
-    walks = _start_walks(branch, tip, target)  # git walks the paths while another git reads the chain
+    walks = [_walk(branch, [tip], [f":(literal){name}" for name in KNOWN_TOP_LEVEL])]  # while the chain is read
     try:
         chain = branch.first_parent_chain(tip)  # linear, down to a root: NotTrusted otherwise
+        if pinned is not None and chain[0] != pinned:
+            raise NotTrusted(f"the approvals branch starts at {chain[0][:12]}, not at the pinned root {pinned[:12]}")
+        walks += _shard_walks(branch, chain, shard_of(target))
     except BaseException:
         _stop(walks)
         raise
-    if pinned is not None and chain[0] != pinned:
-        _stop(walks)
-        raise NotTrusted(f"the approvals branch starts at {chain[0][:12]}, not at the pinned root {pinned[:12]}")
     positions = {commit: index for index, commit in enumerate(chain)}
     walked = list(branch.changes(_walked(walks, tip, positions)))  # one diff for the next two looks
     proposals = _proposals(walked)
     extra = sorted({shard_of(commit) for commit in proposals.values()} - {shard_of(target)})
     if extra:  # a proposal's request and decisions are in the shard of its proposal commit
         seen = {commit for commit, _ in walked}
-        more = _walked([_walk(branch, tip, [f":(literal){SHARDS_DIR}/{shard}" for shard in extra])], tip, positions)
+        more = _walked([_walk(branch, [tip], [f":(literal){SHARDS_DIR}/{shard}" for shard in extra])], tip, positions)
         walked += branch.changes([commit for commit in more if commit not in seen])
         walked.sort(key=lambda item: positions[item[0]])
     chosen = {chain[0]} | _deciding_commits(branch, walked, target, set(proposals))
@@ -149,15 +151,26 @@ def _deciding_commits(branch: ApprovalsBranch, walked: Walked, target: str,
     return chosen
 
 
-def _start_walks(branch: ApprovalsBranch, tip: str, target: str) -> list[subprocess.Popen[bytes]]:
-    """One `git rev-list` of the commits that change a top-level name the format knows, or the target's shard."""
-    names = [*KNOWN_TOP_LEVEL, f"{SHARDS_DIR}/{shard_of(target)}"]
-    return [_walk(branch, tip, [f":(literal){name}" for name in names])]
+def _shard_walks(branch: ApprovalsBranch, chain: list[str], shard: str) -> list[subprocess.Popen[bytes]]:
+    """`git rev-list`s of the commits that change `shards/<shard>`: on a long chain, one per half.
+
+    git reads two trees of 256 entries at every commit to follow one shard,
+    the longest part of a cold verify; the halves run on two cores once the
+    chain is known. The walk of the top-level names stays a process of its
+    own: git scans a tree's entries until it is past every pathspec item, so
+    top-level items beside `shards/<t2>` would make it match each of them
+    against the entries of `shards/` at every commit.
+    """
+    specs = [f":(literal){SHARDS_DIR}/{shard}"]
+    if len(chain) < _SPLIT_AT:
+        return [_walk(branch, [chain[-1]], specs)]
+    middle = chain[len(chain) // 2]
+    return [_walk(branch, [chain[-1], f"^{middle}"], specs), _walk(branch, [middle], specs)]
 
 
-def _walk(branch: ApprovalsBranch, tip: str, specs: list[str]) -> subprocess.Popen[bytes]:
+def _walk(branch: ApprovalsBranch, revisions: list[str], specs: list[str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        branch.reader.command("rev-list", "--first-parent", "--reverse", tip, "--", *specs),
+        branch.reader.command("rev-list", "--first-parent", "--reverse", *revisions, "--", *specs),
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
 
 

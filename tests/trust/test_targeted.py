@@ -27,6 +27,7 @@ from gitjit.cli import render_json
 from gitjit.errors import BadInput, NotTrusted
 from gitjit.git.branch import ApprovalsBranch
 from gitjit.model import layout as L
+from gitjit.trust import targeted as targeted_walk
 from gitjit.trust.targeted import load_for_target
 from gitjit.trust.trusted import TrustedBranch
 from gitjit.trust.verdicts import verify
@@ -188,7 +189,8 @@ def full_and_targeted(world: World, target: str, at) -> tuple[tuple, tuple]:
 @settings(max_examples=int(__import__("os").environ.get("GITJIT_TARGETED_EXAMPLES", "30")), deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(history=st.lists(steps, min_size=1, max_size=10))
-def test_targeted_answer_equals_the_full_walk(templates, tmp_path_factory, layout, history):
+def test_targeted_answer_equals_the_full_walk(templates, tmp_path_factory, monkeypatch, layout, history):
+    monkeypatch.setattr(targeted_walk, "_SPLIT_AT", 4)  # the shard walked in two halves, as on a long branch
     world = templates[layout].copy(tmp_path_factory.mktemp("gen"))
     try:
         writer = History(world, layout)
