@@ -4,6 +4,7 @@ not fit (another line of history, damaged) must never be trusted."""
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pygit2
@@ -223,3 +224,17 @@ def test_the_checker_a_view_is_given_decides_every_signature_from_the_root_and_a
     assert checker.asked == [world.tip()]  # only the new commit, through the given checker
     assert view.refusals[-1] == (world.tip(), "carol: refused by the test's checker", GPG_FAILED)
     assert view.decisions[ids["deploy"]][-1].problem == (GPG_FAILED, "refused by the test's checker")
+
+
+def test_saving_cuts_and_reads_by_position_through_an_index(world: World):
+    """`save` deletes from a position on, and the refusals and policy changes are read up to one: each by an
+    index, so that a push on a branch of 100,000 requests does not scan every row (docs/decisions.md)."""
+    TrustedBranch.load(branch_of(world))
+    db = sqlite3.connect(str(snapshot_file(world)))
+    try:
+        for table in ("requests", "decisions", "refusals", "policy_changes"):
+            for query in (f"DELETE FROM {table} WHERE position >= 5", f"SELECT * FROM {table} WHERE position < 5"):
+                plan = " ".join(row[-1] for row in db.execute(f"EXPLAIN QUERY PLAN {query}"))
+                assert f"INDEX {table}_by_position" in plan, (query, plan)
+    finally:
+        db.close()

@@ -52,7 +52,13 @@ CREATE TABLE IF NOT EXISTS refusals (commit_id TEXT PRIMARY KEY, position INTEGE
 CREATE TABLE IF NOT EXISTS policy_changes (
     commit_id TEXT PRIMARY KEY, position INTEGER NOT NULL, signer TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS policy_documents (blob_id TEXT PRIMARY KEY, document TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS requests_by_position ON requests (position);
+CREATE INDEX IF NOT EXISTS decisions_by_position ON decisions (position);
+CREATE INDEX IF NOT EXISTS refusals_by_position ON refusals (position);
+CREATE INDEX IF NOT EXISTS policy_changes_by_position ON policy_changes (position);
 """
+# The position indexes keep `save` (DELETE ... WHERE position >= ?) and the bounded reads from scanning
+# every row: at 100,000 requests a one-request push's save took 45 ms without them, 1 ms with.
 _TABLES = ("requests", "decisions", "refusals", "policy_changes")
 
 
