@@ -99,9 +99,6 @@ class TrustedBranch:
         self._policy_documents: dict[str, dict[str, Any]] = {}  # policy blob id -> TOML document parsed by this process
         self._failure: str | None = None  # why an `extend` failed: the view is then unusable
         self.uses: dict[str, list[UseEntry]] = {}  # request id -> its UseEntry list (trust/uses.py), in branch order
-        # Break-glass requests and use records have no rows in the snapshot: a view holding any is not
-        # saved, so every later load walks them again from the last snapshot before them (docs/decisions.md).
-        self.unsnapshotted = False
         self.partial = False  # built from chosen commits only (trust/targeted.py): never saved
 
     def __repr__(self) -> str:
@@ -154,6 +151,9 @@ class TrustedBranch:
         trusted.decisions = DecisionIndex(trusted, stored)
         trusted.refusals = stored.refusals()
         trusted.policy_changes = stored.policy_changes()
+        for row in stored.use_rows():
+            use = StoredView.use_entry(row)
+            trusted.uses.setdefault(use.request_id, []).append(use)
         if not trusted.policy_changes:
             raise NotTrusted("the snapshot of the approvals branch holds no policy")
         trusted.state = trusted.policy_state(trusted.policy_changes[-1][0])
@@ -185,15 +185,14 @@ class TrustedBranch:
         self._usable()
         if self.partial or self.tip is None or (self._stored is not None and self._stored.head.tip == self.tip):
             return False
-        if self.unsnapshotted:
-            return False
         positions = self._applied
         return view_store.save(
             self.branch, self._stored, Head(self.root, self.tip, self.count),
             requests=self.requests.added(), decisions=self.decisions.added(),
             refusals=[(r, positions[r.commit]) for r in self.refusals if r.commit in positions],
             policy_changes=[(c, positions[c], s) for c, s in self.policy_changes if c in positions],
-            policy_documents=self._policy_documents)
+            policy_documents=self._policy_documents,
+            uses=[e for entries in self.uses.values() for e in entries if e.commit in positions])
 
     def extend(self, commit_ids: list[str], placed: dict[str, tuple[str | None, int]] | None = None) -> list[Refusal]:
         """Applies commits in order; returns the refusals among them.
@@ -432,7 +431,6 @@ class TrustedBranch:
             if problem:
                 self.refusals.append(Refusal.of(commit_id, problem.prefixed(change.path)))
                 return
-            self.unsnapshotted = True
         elif action.requesters is not None:
             signer = entry.signer(self)
             if not action.may_request(signer):

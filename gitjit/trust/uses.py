@@ -121,7 +121,6 @@ def apply_use_record(view: TrustedBranch, commit_id: str, position: int, parts: 
     if number is None or request is None or action is None:  # each one set a problem above
         raise NotTrusted(f"commit {commit_id[:12]}: {change.path} cannot be read as a use record")
     entry = UseEntry(request_id, number, commit_id, position)
-    view.unsnapshotted = True
     view.uses.setdefault(request_id, []).append(entry)  # consumed, whether or not the record counts
     entry.problem = _use_problem(view, entry, request, action, parts, change)
     if entry.problem:

@@ -13,7 +13,7 @@ import time
 
 import pytest
 from gateworld import Background
-from glasskit import FAST, make_glass_golden, probe, runs, server_file, server_paths, status_json
+from glasskit import FAST, make_glass_golden, probe, runs, server_file, server_paths, status_json, utc
 from hookkit import BranchWriter, accepted, copy_world, refused
 
 
@@ -181,3 +181,35 @@ def test_a_use_record_and_its_tag_in_one_push(world, keys):
     writer.commit({f"uses/{rid}/2.toml": use_text(rid, blob, target, 2, "export-2")}, "use 2", sign=keys["dave"].fpr)
     refused(world.push(dave, "refs/heads/approvals", "refs/tags/export-2"), "refs/heads/approvals", "has used all 1")
     assert "refs/tags/export-2" not in world.refs()
+
+
+def test_use_records_and_break_glass_requests_are_kept_in_the_snapshot(world):
+    """A branch with use records and break-glass requests is saved as a snapshot like any other (it used
+    to stop at the first of them, and every later load replayed the rest), and the view resumed from it
+    judges every request as the full replay did."""
+    from gitjit.cli import render_json
+    from gitjit.git.branch import ApprovalsBranch
+    from gitjit.trust.trusted import TrustedBranch
+    from gitjit.trust.verdicts import verify
+
+    rid, target = approved(world, "release")
+    dave = world.clone("dave")
+    dave.gitjit("run", "release", "--target", target, "--wait", "10s", *probe(), env=dict(dave.env, **FAST), check=0)
+    carol = world.clone("carol")
+    carol.gitjit("run", "hotfix", "--break-glass", "--reason", "outage", *probe(), env=dict(carol.env, **FAST),
+                 check=0)
+    fresh = world.clone("alice")
+    branch = ApprovalsBranch(str(fresh.path / ".git"))
+    tip = branch.ref_target(branch.remote_ref)
+    hotfix_target = fresh.head("main")
+    walked = TrustedBranch.load(branch, tip=tip)  # from the root, then saved
+    assert walked.resumed_from is None and walked.uses[rid] and any(
+        e.request.break_glass for e in walked.requests.for_target("hotfix", hotfix_target))
+    resumed = TrustedBranch.load(ApprovalsBranch(str(fresh.path / ".git")), tip=tip)
+    assert resumed.resumed_from is not None and resumed.resumed_from.tip == tip and resumed.applied == []
+    at = utc()
+    for action, commit in (("release", target), ("hotfix", hotfix_target), ("db-export", target)):
+        assert render_json.verdict(verify(resumed, action, commit, at)) == \
+            render_json.verdict(verify(walked, action, commit, at)), action
+    assert [(u.number, u.use, u.user, u.signed_at, u.problem) for u in resumed.uses[rid]] == \
+        [(u.number, u.use, u.user, u.signed_at, u.problem) for u in walked.uses[rid]]

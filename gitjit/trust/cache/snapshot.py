@@ -38,7 +38,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from typing import Any
 
 FILE_NAME = "trusted.sqlite"
-FORMAT = "gitjit-trusted-5"  # 4: weak signatures no longer count (trust/signatures.py); 5: reason codes
+FORMAT = "gitjit-trusted-6"  # 4: weak signatures no longer count (trust/signatures.py); 5: reason codes;
+# 6: use records and break-glass requests have rows (an older gitjit would read such a snapshot without them)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -52,6 +53,9 @@ CREATE TABLE IF NOT EXISTS refusals (commit_id TEXT PRIMARY KEY, position INTEGE
 CREATE TABLE IF NOT EXISTS policy_changes (
     commit_id TEXT PRIMARY KEY, position INTEGER NOT NULL, signer TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS policy_documents (blob_id TEXT PRIMARY KEY, document TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS uses (
+    commit_id TEXT PRIMARY KEY, request_id TEXT NOT NULL, position INTEGER NOT NULL, row TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS uses_by_position ON uses (position);
 CREATE INDEX IF NOT EXISTS requests_by_position ON requests (position);
 CREATE INDEX IF NOT EXISTS decisions_by_position ON decisions (position);
 CREATE INDEX IF NOT EXISTS refusals_by_position ON refusals (position);
@@ -59,7 +63,7 @@ CREATE INDEX IF NOT EXISTS policy_changes_by_position ON policy_changes (positio
 """
 # The position indexes keep `save` (DELETE ... WHERE position >= ?) and the bounded reads from scanning
 # every row: at 100,000 requests a one-request push's save took 45 ms without them, 1 ms with.
-_TABLES = ("requests", "decisions", "refusals", "policy_changes")
+_TABLES = ("requests", "decisions", "refusals", "policy_changes", "uses")
 
 
 class Head(NamedTuple):
@@ -152,6 +156,10 @@ class Snapshot:
         return [json.loads(r[0]) for r in self._rows(
             "SELECT row FROM decisions WHERE position < ? ORDER BY position", (limit,))]
 
+    def all_uses(self, limit: int) -> list[dict[str, Any]]:
+        return [json.loads(r[0]) for r in self._rows("SELECT row FROM uses WHERE position < ? ORDER BY position",
+                                                      (limit,))]
+
     def policy_document(self, blob_id: str) -> dict[str, Any] | None:
         """A policy.toml blob as TOML parsed it, kept so a push need not load a TOML parser.
 
@@ -210,6 +218,7 @@ class Snapshot:
                 db.executemany("INSERT INTO decisions VALUES (?, ?, ?, ?)", rows["decisions"])
                 db.executemany("INSERT INTO refusals VALUES (?, ?, ?, ?)", rows["refusals"])
                 db.executemany("INSERT INTO policy_changes VALUES (?, ?, ?)", rows["policy_changes"])
+                db.executemany("INSERT INTO uses VALUES (?, ?, ?, ?)", rows.get("uses", []))
                 db.executemany("INSERT OR REPLACE INTO policy_documents VALUES (?, ?)", rows.get("policy_documents", []))
                 db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", [
                     ("format", FORMAT), ("root", head.root), ("tip", head.tip), ("count", str(head.count))])

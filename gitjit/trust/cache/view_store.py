@@ -24,7 +24,7 @@ from datetime import datetime
 
 from gitjit.git.branch import ApprovalsBranch, cache_dir
 from gitjit.model.grammar import from_timestamp
-from gitjit.model.records import Decision, Request
+from gitjit.model.records import Decision, Request, Use
 from gitjit.namedtuple import TYPE_CHECKING
 from gitjit.reasons import Reason
 from gitjit.trust.cache.snapshot import Head, Snapshot
@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from typing import Any
 
     from gitjit.trust.trusted import TrustedBranch
+    from gitjit.trust.uses import UseEntry
 
 
 class StoredView:
@@ -72,13 +73,28 @@ class StoredView:
     def policy_document(self, blob_id: str) -> dict[str, Any] | None:
         return self.snapshot.policy_document(blob_id)
 
+    def use_rows(self) -> list[dict[str, Any]]:
+        return self.snapshot.all_uses(self.count)
+
     @staticmethod
     def request_entry(row: dict[str, Any], owner: TrustedBranch) -> RequestEntry:
         request = Request(row["id"], row["action"], row["target"], row["requested_by"], row["reason"],
-                          from_timestamp(row["created"]), from_timestamp(row["expires"]))
+                          from_timestamp(row["created"]), from_timestamp(row["expires"]),
+                          break_glass=row.get("break_glass", False))
         return RequestEntry(request, row["commit"], row["blob"], row["position"], row["author_email"], row["signed"],
                             row["state_commit"], owner,
                             _signature=SignatureCheck.from_json(row["signature"]) if row["signature"] else None)
+
+    @staticmethod
+    def use_entry(row: dict[str, Any]) -> UseEntry:
+        from gitjit.trust.uses import UseEntry  # only a branch with use records pays for it
+
+        entry = UseEntry(row["request_id"], row["number"], row["commit"], row["position"])
+        entry.problem = Reason(*row["problem"]) if row["problem"] else None
+        entry.use = Use(*row["use"]) if row["use"] else None
+        entry.user = row["user"]
+        entry.signed_at = from_timestamp(row["signed_at"]) if row["signed_at"] is not None else None
+        return entry
 
     @staticmethod
     def decision_entry(row: dict[str, Any], owner: TrustedBranch) -> DecisionEntry:
@@ -125,7 +141,8 @@ def resume(branch: ApprovalsBranch, tip: str, root: str,
 
 def save(branch: ApprovalsBranch, resumed: StoredView | None, head: Head, *, requests: list[RequestEntry],
          decisions: list[DecisionEntry], refusals: list[tuple[Refusal, int]],
-         policy_changes: list[tuple[str, int, str]], policy_documents: dict[str, dict[str, Any]]) -> bool:
+         policy_changes: list[tuple[str, int, str]], policy_documents: dict[str, dict[str, Any]],
+         uses: list[UseEntry]) -> bool:
     """Stores what a view learned beyond `resumed` (None: from the root), now ending at `head`.
 
     `refusals` and `policy_changes` carry each commit's position on the branch.
@@ -138,6 +155,7 @@ def save(branch: ApprovalsBranch, resumed: StoredView | None, head: Head, *, req
         "refusals": [(r.commit, position, r.reason, r.code) for r, position in refusals],
         "policy_changes": [(c, position, s) for c, position, s in policy_changes],
         "policy_documents": _json_rows(policy_documents),
+        "uses": [(e.commit, e.request_id, e.position, json.dumps(use_row(e))) for e in uses],
     }
     snapshot = Snapshot.in_directory(cache_dir(branch))
     try:
@@ -169,6 +187,15 @@ def request_row(entry: RequestEntry) -> dict[str, Any]:
         "commit": entry.commit, "blob": entry.blob, "position": entry.position,
         "author_email": entry.author_email, "signed": entry.signed, "state_commit": entry.state_commit,
         "signature": check.to_json() if check else None,
+        "break_glass": r.break_glass,
+    }
+
+
+def use_row(entry: UseEntry) -> dict[str, Any]:
+    return {
+        "request_id": entry.request_id, "number": entry.number, "commit": entry.commit, "position": entry.position,
+        "problem": list(entry.problem) if entry.problem else None, "use": list(entry.use) if entry.use else None,
+        "user": entry.user, "signed_at": _time(entry.signed_at) if entry.signed_at else None,
     }
 
 
