@@ -522,6 +522,8 @@ def figure_ci(bench: Bench, runs: int, requests: int, decisions: int, layout: in
         log(f"setting up the {name} CI branch ({count} requests, {signed} signed decisions) ...")
         branches[name] = CiBranch(bench, name, count, signed, layout)
         log(f"  {branches[name].commits} commits, built in {branches[name].build_s:.1f} s")
+    # git scans shards/ up to the target's shard at every commit: the shard is part of the figure
+    figures["ci_target_shard"] = branches["long"].target[:2]
     for name, branch in branches.items():
         log(f"timing fresh clones of the {name} branch ({runs} runs) ...")
         measured = ci_measure(bench, branch, runs)
