@@ -12,9 +12,9 @@ the requests for one target. What decides their verdicts is:
    file, its decisions, a later copy of the id that the full walk would
    refuse as a duplicate, a modification that does not count).
 
-A commit outside those three cannot change the answer: it adds one file
-that is neither a request for T nor a decision on one (a refusal at most,
-which does not untrust the branch), and the full walk's only chain-breaking
+A commit outside those three cannot change the answer: it is a record of
+another request, or a commit the full walk refuses (which does not untrust
+the branch), never a request for T or a decision on one; and the full walk's only chain-breaking
 refusals (a merge, a foreign root, an unauthorized policy change) are all
 found in 1 and 2. The chosen commits are applied by the same
 `TrustedBranch._apply` as the full walk, each at its own parent and
