@@ -59,6 +59,7 @@ from gitjit.model.layout import DECISIONS_DIR, REQUESTS_DIR, SHARDS_DIR, id_of, 
 from gitjit.model.limits import MAX_RECORD_BYTES
 from gitjit.model.policy import KEYS_DIR, POLICY_FILE
 from gitjit.model.records import USES_DIR
+from gitjit.namedtuple import NamedTuple
 from gitjit.trust.cache.snapshot import Snapshot
 from gitjit.trust.quorum import PROPOSALS
 from gitjit.trust.trusted import TrustedBranch
@@ -79,33 +80,51 @@ def load_for_target(branch: ApprovalsBranch, target: str, tip: str | None = None
     pinned = root or branch.pinned_root()
     if tip is None or (pinned and Snapshot.in_directory(cache_dir(branch)).head(pinned) is not None):
         return TrustedBranch.load(branch, tip=tip, root=root, pin=pin)
-    walks = [_walk(branch, [tip], [f":(literal){name}" for name in KNOWN_TOP_LEVEL])]  # while the chain is read
-    try:
-        chain = branch.first_parent_chain(tip)  # linear, down to a root: NotTrusted otherwise
-        if pinned is not None and chain[0] != pinned:
-            raise NotTrusted(f"the approvals branch starts at {chain[0][:12]}, not at the pinned root {pinned[:12]}")
-        walks += _shard_walks(branch, chain, shard_of(target))
-    except BaseException:
-        _stop(walks)
-        raise
-    positions = {commit: index for index, commit in enumerate(chain)}
-    walked = list(branch.changes(_walked(walks, tip, positions)))  # one diff for the next two looks
+    chain = _chain(branch, tip, pinned, target)
+    positions = {commit: index for index, commit in enumerate(chain.commits)}
+    walked = list(branch.changes(_walked(chain.walks, tip, positions)))  # one diff for the next two looks
     proposals = _proposals(walked)
     extra = sorted({shard_of(commit) for commit in proposals.values()} - {shard_of(target)})
     if extra:  # a proposal's request and decisions are in the shard of its proposal commit
-        seen = {commit for commit, _ in walked}
-        more = _walked([_walk(branch, [tip], [f":(literal){SHARDS_DIR}/{shard}" for shard in extra])], tip, positions)
-        walked += branch.changes([commit for commit in more if commit not in seen])
-        walked.sort(key=lambda item: positions[item[0]])
-    chosen = {chain[0]} | _deciding_commits(branch, walked, target, set(proposals))
+        walked = _with_shards(branch, tip, extra, walked, positions)
+    root_commit = chain.commits[0]
+    chosen = {root_commit} | _deciding_commits(branch, walked, target, set(proposals))
     order = sorted(chosen, key=positions.__getitem__)
-    placed = {c: (chain[positions[c] - 1] if positions[c] else None, positions[c]) for c in order}
-    trusted = TrustedBranch(branch, chain[0])
+    placed = {c: (chain.commits[positions[c] - 1] if positions[c] else None, positions[c]) for c in order}
+    trusted = TrustedBranch(branch, root_commit)
     trusted.extend(order, placed)
-    trusted.tip, trusted.count = tip, len(chain)
+    trusted.tip, trusted.count = tip, len(chain.commits)
     if pinned is None and pin:
-        branch.set_config("gitjit.root", chain[0])
+        branch.set_config("gitjit.root", root_commit)
     return trusted
+
+
+class _Chain(NamedTuple):
+    commits: list[str]  # the first-parent chain, root first
+    walks: list[subprocess.Popen[bytes]]  # git walking the paths that may decide (see the module docstring)
+
+
+def _chain(branch: ApprovalsBranch, tip: str, pinned: str | None, target: str) -> _Chain:
+    """The chain, read while git walks the top-level names; then git starts on the target's shard."""
+    walks = [_walk(branch, [tip], [f":(literal){name}" for name in KNOWN_TOP_LEVEL])]
+    try:
+        commits = branch.first_parent_chain(tip)  # linear, down to a root: NotTrusted otherwise
+        if pinned is not None and commits[0] != pinned:
+            raise NotTrusted(f"the approvals branch starts at {commits[0][:12]}, not at the pinned root {pinned[:12]}")
+        walks += _shard_walks(branch, commits, shard_of(target))
+    except BaseException:
+        _stop(walks)
+        raise
+    return _Chain(commits, walks)
+
+
+def _with_shards(branch: ApprovalsBranch, tip: str, shards: list[str], walked: Walked,
+                 positions: dict[str, int]) -> Walked:
+    """`walked` and the commits that change any of `shards`, in branch order."""
+    seen = {commit for commit, _ in walked}
+    more = _walked([_walk(branch, [tip], [f":(literal){SHARDS_DIR}/{shard}" for shard in shards])], tip, positions)
+    walked = walked + list(branch.changes([commit for commit in more if commit not in seen]))
+    return sorted(walked, key=lambda item: positions[item[0]])
 
 
 def _proposals(walked: Walked) -> dict[str, str]:
