@@ -245,17 +245,9 @@ class PushCheck:
             updates = self._resolve(updates)
         except BadPushLine as exc:
             return [RefRefusal.of(u.ref, exc.reason) for u in updates]
-        refusals: list[RefRefusal] = [
-            RefRefusal(u.via or u.ref, "refs/replace/ refs make git show other content under an approved tag's "
-                       "name: this server does not take them", R.REPLACE_REF)
-            for u in updates if u.ref.startswith(REPLACE)]
         mine = [u for u in updates if u.ref == self.branch.ref]
         tags = [u for u in updates if u.ref.startswith(TAGS)]
-        if len(tags) > self._limit("gitjit.maxpushtags", MAX_PUSH_TAGS):
-            refusals += [RefRefusal(u.via or u.ref, f"this push updates {len(tags)} tags, more than this server "
-                                    f"takes at once ({self._limit('gitjit.maxpushtags', MAX_PUSH_TAGS)}, "
-                                    f"git config gitjit.maxPushTags): push them in smaller batches",
-                                    R.PUSH_TOO_LARGE) for u in tags]
+        refusals = self._refused_unread(updates, tags)
         if refusals:
             return refusals
         if not mine and not tags:
@@ -268,18 +260,7 @@ class PushCheck:
             self._load_before()
         except Exception as exc:
             return [RefRefusal.of(u.via or u.ref, _unexpected(exc)) for u in mine + tags]
-        if mine and self.before is not None:
-            for update in tags:  # judged before the push's own commits extend the view
-                self._guarded(self._note_early_approval, update)
-        self.after, self.after_error = self.before, self.before_error
-        for update in mine:
-            reason = self._guarded(self._judge_branch, update)
-            if reason:
-                refusals.append(RefRefusal.of(update.via or update.ref, reason))
-        for update in tags:
-            reason = self._guarded(self._judge_tag, update)
-            if reason:
-                refusals.append(RefRefusal.of(update.via or update.ref, reason))
+        refusals = self._judged(mine, tags)
         if not refusals:
             reason = self._guarded(self._pin_root)
             if reason:
@@ -288,6 +269,31 @@ class PushCheck:
             refusals = self._issue_tickets(updates)
         if not refusals and mine and self.after is not None:
             self._save_snapshot()
+        return refusals
+
+    def _refused_unread(self, updates: list[RefUpdate], tags: list[RefUpdate]) -> list[RefRefusal]:
+        """What is refused before anything is read: replace refs, and more tags than the server takes."""
+        refusals = [RefRefusal(u.via or u.ref, "refs/replace/ refs make git show other content under an approved "
+                               "tag's name: this server does not take them", R.REPLACE_REF)
+                    for u in updates if u.ref.startswith(REPLACE)]
+        limit = self._limit("gitjit.maxpushtags", MAX_PUSH_TAGS)
+        if len(tags) > limit:
+            refusals += [RefRefusal(u.via or u.ref, f"this push updates {len(tags)} tags, more than this server "
+                                    f"takes at once ({limit}, git config gitjit.maxPushTags): push them in "
+                                    f"smaller batches", R.PUSH_TOO_LARGE) for u in tags]
+        return refusals
+
+    def _judged(self, mine: list[RefUpdate], tags: list[RefUpdate]) -> list[RefRefusal]:
+        """The approvals branch's update, then each tag, judged; the refusals among them."""
+        if mine and self.before is not None:
+            for update in tags:  # judged before the push's own commits extend the view
+                self._guarded(self._note_early_approval, update)
+        self.after, self.after_error = self.before, self.before_error
+        refusals = []
+        for update, judge in [(u, self._judge_branch) for u in mine] + [(u, self._judge_tag) for u in tags]:
+            reason = self._guarded(judge, update)
+            if reason:
+                refusals.append(RefRefusal.of(update.via or update.ref, reason))
         return refusals
 
     def _limit(self, key: str, default: int) -> int:
