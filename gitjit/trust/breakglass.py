@@ -73,28 +73,9 @@ def judge_break_glass(trusted: TrustedBranch, entry: RequestEntry, verdict: Requ
     unapprovable = ""
     if action is not None and tallies and reviewed_at is None and not _approvable(tallies):
         unapprovable = _unapprovable_reason(tallies, {breaker} if breaker else set(), action).text
-    if verdict.state == REJECTED:
-        review = "rejected"
-    elif reviewed_at is not None:
-        review = "reviewed"
-    elif now >= due:
-        review = "overdue"
-    else:
-        review = "due"
-
+    review = _review(verdict, reviewed_at, now, due)
     problem = _breaker_problem(trusted, entry, check, breaker, now)
-    kept = verdict.state in (REJECTED, NOT_YET_VALID) or verdict.threshold == 0  # vetoed, early, or no action
-    live = not kept and verdict.state != EXPIRED and problem is None
-    state = {"reviewed": REVIEWED, "overdue": OVERDUE}.get(review, due_state(due))
-    if kept:
-        state = verdict.state
-    reasons = [Reason(c, t) for t, c in zip(verdict.reasons, verdict.codes, strict=False)]
-    if live:
-        reasons = []
-    else:
-        reasons = [r for r in reasons if r.code != R.PENDING]  # a break-glass request waits for no approval
-        if problem is not None:
-            reasons.insert(0, problem)
+    state, live, reasons = _outcome(verdict, review, due, problem)
     return verdict._replace(
         state=state,
         approvals=reviewers,
@@ -105,6 +86,30 @@ def judge_break_glass(trusted: TrustedBranch, entry: RequestEntry, verdict: Requ
         rules=tallies,
         unapprovable=unapprovable,
     )
+
+
+def _review(verdict: RequestVerdict, reviewed_at: datetime | None, now: datetime, due: datetime) -> str:
+    """Where the review stands: rejected, reviewed, overdue or due."""
+    if verdict.state == REJECTED:
+        return "rejected"
+    if reviewed_at is not None:
+        return "reviewed"
+    return "overdue" if now >= due else "due"
+
+
+def _outcome(verdict: RequestVerdict, review: str, due: datetime,
+             problem: Reason | None) -> tuple[str, bool, list[Reason]]:
+    """(state, live, reasons): live means CMD may run now, on the breaker's word, before any review."""
+    kept = verdict.state in (REJECTED, NOT_YET_VALID) or verdict.threshold == 0  # vetoed, early, or no action
+    live = not kept and verdict.state != EXPIRED and problem is None
+    state = verdict.state if kept else {"reviewed": REVIEWED, "overdue": OVERDUE}.get(review, due_state(due))
+    if live:
+        return state, live, []
+    reasons = [Reason(c, t) for t, c in zip(verdict.reasons, verdict.codes, strict=False)]
+    reasons = [r for r in reasons if r.code != R.PENDING]  # a break-glass request waits for no approval
+    if problem is not None:
+        reasons.insert(0, problem)
+    return state, live, reasons
 
 
 def _review_tallies(trusted: TrustedBranch, action: Action, entry: RequestEntry, decisions: tuple[DecisionVerdict, ...],
