@@ -887,9 +887,10 @@ def main() -> int:
     except (OSError, ValueError):
         record = {}
     if args.only != "hostile":
-        if args.only == "ci":  # the CI figures join the others already recorded
+        if args.only is not None:  # this run's figures join the others already recorded
             names = {r["figure"] for r in results}
-            figures = {**{k: v for k, v in record.get("figures", {}).items() if not k.startswith("ci_")}, **figures}
+            stale = (lambda k: k.startswith("ci_")) if args.only == "ci" else (lambda k: k in figures)
+            figures = {**{k: v for k, v in record.get("figures", {}).items() if not stale(k)}, **figures}
             results = [r for r in record.get("targets", []) if r["figure"] not in names] + results
         record.update({"when": when, "machine": machine, "figures": figures, "targets": results})
     if hostile is not None:
