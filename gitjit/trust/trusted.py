@@ -151,8 +151,7 @@ class TrustedBranch:
         trusted.decisions = DecisionIndex(trusted, stored)
         trusted.refusals = stored.refusals()
         trusted.policy_changes = stored.policy_changes()
-        for row in stored.use_rows():
-            use = StoredView.use_entry(row)
+        for use in stored.use_entries():
             trusted.uses.setdefault(use.request_id, []).append(use)
         if not trusted.policy_changes:
             raise NotTrusted("the snapshot of the approvals branch holds no policy")

@@ -213,3 +213,27 @@ def test_use_records_and_break_glass_requests_are_kept_in_the_snapshot(world):
             render_json.verdict(verify(walked, action, commit, at)), action
     assert [(u.number, u.use, u.user, u.signed_at, u.problem) for u in resumed.uses[rid]] == \
         [(u.number, u.use, u.user, u.signed_at, u.problem) for u in walked.uses[rid]]
+
+
+def test_a_use_record_row_that_does_not_read_back_is_walked_afresh(world):
+    """A snapshot whose use record row is damaged (a disk fault, a bug) is not used: the branch is
+    walked from its root and saved afresh, and the next load resumes again (a fault blocks nobody)."""
+    import sqlite3
+
+    from gitjit.git.branch import ApprovalsBranch
+    from gitjit.trust.cache.snapshot import FILE_NAME
+    from gitjit.trust.trusted import TrustedBranch
+
+    rid, target = approved(world, "release")
+    dave = world.clone("dave")
+    dave.gitjit("run", "release", "--target", target, "--wait", "10s", *probe(), env=dict(dave.env, **FAST), check=0)
+    fresh = world.clone("alice")
+    git_dir = fresh.path / ".git"
+    tip = ApprovalsBranch(str(git_dir)).ref_target("refs/remotes/origin/approvals")
+    TrustedBranch.load(ApprovalsBranch(str(git_dir)), tip=tip)
+    with sqlite3.connect(git_dir / "gitjit" / FILE_NAME) as db:
+        assert db.execute("UPDATE uses SET row = ?", ('{"request_id": 1',)).rowcount == 1
+    walked = TrustedBranch.load(ApprovalsBranch(str(git_dir)), tip=tip)
+    assert walked.resumed_from is None and [u.number for u in walked.uses[rid]] == [1]
+    resumed = TrustedBranch.load(ApprovalsBranch(str(git_dir)), tip=tip)
+    assert resumed.resumed_from is not None and [u.number for u in resumed.uses[rid]] == [1]

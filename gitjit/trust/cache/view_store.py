@@ -38,6 +38,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from gitjit.trust.uses import UseEntry
 
 
+class DamagedRows(Exception):
+    """A snapshot row that does not read back: the snapshot is not used (a fault must not block anyone)."""
+
+
 class StoredView:
     """What a snapshot holds of the view at its first `count` commits, read lazily."""
 
@@ -73,8 +77,13 @@ class StoredView:
     def policy_document(self, blob_id: str) -> dict[str, Any] | None:
         return self.snapshot.policy_document(blob_id)
 
-    def use_rows(self) -> list[dict[str, Any]]:
-        return self.snapshot.all_uses(self.count)
+    def use_entries(self) -> list[UseEntry]:
+        """Every use record's entry, read at once (a view judges uses by count); DamagedRows where one
+        does not read back, so that the view is walked afresh instead."""
+        try:
+            return [self.use_entry(row) for row in self.snapshot.all_uses(self.count)]
+        except (ValueError, KeyError, TypeError, IndexError) as exc:
+            raise DamagedRows(f"a use record's row does not read back: {exc}") from None
 
     @staticmethod
     def request_entry(row: dict[str, Any], owner: TrustedBranch) -> RequestEntry:
@@ -112,6 +121,14 @@ def resume(branch: ApprovalsBranch, tip: str, root: str,
     `open_view(stored, at)` makes the view of the stored part, ending at `at`;
     the commits after it are applied with its `extend`.
     """
+    try:
+        return _resume(branch, tip, root, open_view)
+    except DamagedRows:
+        return None  # walked from the root, and saved afresh
+
+
+def _resume(branch: ApprovalsBranch, tip: str, root: str,
+            open_view: Callable[[StoredView, str], TrustedBranch]) -> TrustedBranch | None:
     snapshot = Snapshot.in_directory(cache_dir(branch))
     head = snapshot.head(root)
     if head is None:
