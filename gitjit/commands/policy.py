@@ -24,7 +24,7 @@ from gitjit.errors import BadInput, GitjitError, NotTrusted
 from gitjit.git.branch import ApprovalsBranch
 from gitjit.model import layout
 from gitjit.model.grammar import is_valid_name, parse_duration
-from gitjit.model.limits import MAX_KEY_FILE_BYTES, MAX_POLICY_BYTES
+from gitjit.model.limits import MAX_POLICY_BYTES
 from gitjit.model.policy import POLICY_ACTION, POLICY_FILE, Action, Policy, parse_policy
 from gitjit.model.records import Request, render_request
 from gitjit.namedtuple import TYPE_CHECKING, NamedTuple
@@ -163,7 +163,7 @@ def propose(branch: ApprovalsBranch, policy_file: str | None, add_keys: list[str
         person, sep, path = spec.partition("=")
         if not sep or not is_valid_name(person):
             raise BadInput(f"--add-key {spec!r}: expected PERSON=FILE")
-        added[person] = read_key_file(path)
+        added[person] = write.read_key_file(path)[1]
     if proposed_policy is not None:
         parse_policy(proposed_policy, policy_file or POLICY_FILE)  # a proposal that could never apply is bad input
     ids: list[tuple[str, str]] = []  # (the proposal's id, its shard): the same on every attempt
@@ -203,18 +203,6 @@ def propose(branch: ApprovalsBranch, policy_file: str | None, add_keys: list[str
 
     written, _ = write._write(branch, compose, push, offline)
     return ids[0][0], written.commit
-
-
-def read_key_file(path: str) -> bytes:
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise BadInput(f"cannot read key file {path}: {exc.strerror}") from None
-    if len(data) > MAX_KEY_FILE_BYTES:
-        raise BadInput(f"key file {path} is {len(data)} bytes, the limit is {MAX_KEY_FILE_BYTES}")
-    if len(write.fingerprints_in(data)) != 1:
-        raise BadInput(f"key file {path} does not hold exactly one public key")
-    return data
 
 
 def proposal_diff(trusted: TrustedBranch, proposal: str) -> list[str]:

@@ -287,19 +287,24 @@ def add_person(branch: ApprovalsBranch, name: str, key: str | None, key_file: st
     return written
 
 
+def read_key_file(path: str) -> tuple[str, bytes]:
+    """(fingerprint, armored public key) of a key file that holds exactly one key, within the size limit."""
+    try:
+        armored = Path(path).read_bytes()
+    except OSError as exc:
+        raise BadInput(f"cannot read key file {path}: {exc.strerror}") from None
+    if len(armored) > MAX_KEY_FILE_BYTES:
+        raise BadInput(f"key file {path} is {len(armored)} bytes, the limit is {MAX_KEY_FILE_BYTES}")
+    found = fingerprints_in(armored)
+    if len(found) != 1:
+        raise BadInput(f"key file {path} holds {len(found)} public keys, expected exactly one")
+    return found[0], armored
+
+
 def _person_key(branch: ApprovalsBranch, key: str | None, key_file: str | None) -> tuple[str, bytes]:
     """(fingerprint, armored public key) from a key file or the user's keyring."""
     if key_file is not None:
-        try:
-            armored = Path(key_file).read_bytes()
-        except OSError as exc:
-            raise BadInput(f"cannot read key file {key_file}: {exc.strerror}") from None
-        if len(armored) > MAX_KEY_FILE_BYTES:
-            raise BadInput(f"key file {key_file} is {len(armored)} bytes, the limit is {MAX_KEY_FILE_BYTES}")
-        found = fingerprints_in(armored)
-        if len(found) != 1:
-            raise BadInput(f"key file {key_file} holds {len(found)} public keys, expected exactly one")
-        return found[0], armored
+        return read_key_file(key_file)
     if key is None:  # the caller's check: exactly one of them
         raise BadInput("give exactly one of --key FPR or --key-file FILE")
     wanted = key.replace(" ", "").upper()
