@@ -10,6 +10,7 @@ indexes answer from that snapshot lazily and from what was added since.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from datetime import datetime
 
 from gitjit import reasons as R
 from gitjit.model.policy import Policy
@@ -38,6 +39,25 @@ class PolicyState(NamedTuple):
         if person is None or check.primary_key not in self.keyring.owners.get(person, ()):
             return None
         return person
+
+    def signer(self, check: SignatureCheck) -> Signer | Reason:
+        """Who a signature counts for, and when they signed; or why it counts for nobody."""
+        if not check.good:
+            return Reason(check.code or R.NOT_CHECKED, check.reason)
+        if check.created is None:
+            return Reason(R.MALFORMED_SIGNATURE, "GnuPG gave no time for the signature")
+        owner = self.key_owner(check)
+        if owner is None:
+            return Reason(R.UNKNOWN_KEY,
+                          f"signature by key {check.primary_key}, which is not in the policy with its keys/ file")
+        return Signer(owner, check.created)
+
+
+class Signer(NamedTuple):
+    """A good signature's person (in the policy, with their keys/ file) and its time."""
+
+    person: str
+    at: datetime
 
 
 class Refusal(NamedTuple):

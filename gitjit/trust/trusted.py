@@ -531,24 +531,19 @@ class TrustedBranch:
                     self.refusals.append(Refusal.of(entry.commit, entry.problem.prefixed(entry.person)))
 
     def _signature_problem(self, entry: DecisionEntry, check: SignatureCheck) -> Reason | None:
-        if not check.good:
-            return Reason(check.code or R.NOT_CHECKED, check.reason)
-        if check.created is None:
-            return Reason(R.MALFORMED_SIGNATURE, "GnuPG gave no time for the signature")
-        owner = entry.state.key_owner(check)
-        if owner is None:
-            return Reason(R.UNKNOWN_KEY,
-                          f"signature by key {check.primary_key}, which is not in the policy with its keys/ file")
-        if owner != entry.person:
-            return Reason(R.WRONG_SIGNER, f"signed by {owner}'s key, not {entry.person}'s")
+        signer = entry.state.signer(check)
+        if isinstance(signer, Reason):
+            return signer
+        if signer.person != entry.person:
+            return Reason(R.WRONG_SIGNER, f"signed by {signer.person}'s key, not {entry.person}'s")
         request = self.requests[entry.request_id]
         skew = entry.state.policy.clock_skew
-        late = self.witness_problem(check.created, "signed", skew)
+        late = self.witness_problem(signer.at, "signed", skew)
         if late:
             return late
-        if abs(check.created - entry.parts.committer_time) > skew:
+        if abs(signer.at - entry.parts.committer_time) > skew:
             return Reason(R.CLOCK_SKEW, "signature time and committer time disagree by more than clock_skew")
-        if check.created < request.request.created - skew:
+        if signer.at < request.request.created - skew:
             return Reason(R.SIGNED_BEFORE_REQUEST, "signed before the request was created")
         action = entry.state.policy.action(request.request.action)
         if action is None:  # its request was refused

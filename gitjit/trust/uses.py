@@ -152,22 +152,17 @@ def _use_problem(view: TrustedBranch, entry: UseEntry, request: RequestEntry, ac
         check = view.check_signature(entry.commit, parts, view.state.keyring)
     except Exception as exc:  # fail closed: the record does not count (its use stays consumed)
         return Reason(R.GPG_FAILED, f"signature could not be checked: {exc}")
-    if not check.good:
-        return Reason(check.code or R.NOT_CHECKED, check.reason)
-    if check.created is None:
-        return Reason(R.MALFORMED_SIGNATURE, "GnuPG gave no time for the signature")
-    user = view.state.key_owner(check)
-    if user is None:
-        return Reason(R.UNKNOWN_KEY, f"signature by key {check.primary_key}, which is not in the policy "
-                                     f"with its keys/ file")
-    if not action.may_request(user):
-        return Reason(R.WRONG_USER, f"{user} may not request {action.name}, so may not use it")
-    late = view.witness_problem(check.created, "signed", skew)
+    signer = view.state.signer(check)
+    if isinstance(signer, Reason):
+        return signer
+    if not action.may_request(signer.person):
+        return Reason(R.WRONG_USER, f"{signer.person} may not request {action.name}, so may not use it")
+    late = view.witness_problem(signer.at, "signed", skew)
     if late:
         return late
-    if abs(check.created - parts.committer_time) > skew:
+    if abs(signer.at - parts.committer_time) > skew:
         return Reason(R.CLOCK_SKEW, "signature time and committer time disagree by more than clock_skew")
-    if check.created < request.request.created - skew:
+    if signer.at < request.request.created - skew:
         return Reason(R.SIGNED_BEFORE_REQUEST, "signed before the request was created")
-    entry.use, entry.user, entry.signed_at = use, user, check.created
+    entry.use, entry.user, entry.signed_at = use, signer.person, signer.at
     return None
