@@ -202,13 +202,7 @@ class Bench:
 
     def approved_request(self, repo: Path, server: Path) -> tuple[str, list[str]]:
         """A request for main approved by bob and carol, pushed; returns (id, approval commits)."""
-        request_id = self.gitjit(repo, "request", "deploy-prod", "--target", "main", "--reason", "bench")
-        approvals = []
-        for name in ("bob", "carol"):
-            self.act_as(repo, name)
-            self.gitjit(repo, "approve", request_id)
-            approvals.append(self.git(repo, "rev-parse", "refs/heads/approvals"))
-        self.act_as(repo, "alice")
+        request_id, approvals = self.approved_request_local(repo)
         self.git(repo, "push", "-q", str(server), "main", "refs/heads/approvals:refs/heads/approvals")
         return request_id, approvals
 
