@@ -298,15 +298,15 @@ class ApprovalsBranch:
             return fail(f"commit {str(tip)[:12]} is missing from the repository")
         if not walk:
             return fail(f"{tip[:12]} does not descend from {str(stop)[:12]}", NOT_LINEAR)
-        for commit_id, parents in walk:
-            if len(parents) > 1:
-                return fail(f"commit {commit_id[:12]} is a merge: the approvals branch must be linear", NOT_LINEAR)
-        oldest_parents = walk[-1][1]
+        merge = next((line for line in walk if line.count(" ") > 1), None)  # a commit and two parents or more
+        if merge is not None:
+            return fail(f"commit {merge[:12]} is a merge: the approvals branch must be linear", NOT_LINEAR)
+        oldest_parents = walk[-1].split()[1:]
         if stop is None and oldest_parents:
             return fail(f"cannot walk the history of {tip[:12]} to its root")
-        if stop is not None and oldest_parents != (stop,):
+        if stop is not None and oldest_parents != [stop]:
             return fail(f"{tip[:12]} does not descend from {stop[:12]}", NOT_LINEAR)
-        return [commit_id for commit_id, _ in reversed(walk)]
+        return [line.partition(" ")[0] for line in reversed(walk)]
 
     def changes(self, commit_ids: list[str]) -> Iterator[tuple[str, list[Change]]]:
         """What each commit changes against its first parent, streamed in order.

@@ -254,9 +254,13 @@ class GitReader:
             return True
         return self.git("merge-base", "--is-ancestor", ancestor, descendant, check=False).returncode == 0
 
-    def first_parent_walk(self, tip: str, stop: str | None = None) -> list[tuple[str, tuple[str, ...]]]:
-        """(commit, its parents) from `tip` back along first parents, newest
-        first, ending before `stop` (or at the root)."""
+    def first_parent_walk(self, tip: str, stop: str | None = None) -> list[str]:
+        """Lines "COMMIT PARENT..." from `tip` back along first parents, newest
+        first, ending before `stop` (or at the root).
+
+        Lines, not tuples: a cold check reads every commit of a long branch
+        here, and splitting 20,000 lines into tuples took 25 ms of it.
+        """
         if not HEX40.match(tip) or (stop is not None and not HEX40.match(stop)):
             raise MissingObject("not a full commit id")
         args = ["rev-list", "--first-parent", "--parents", tip]
@@ -265,11 +269,7 @@ class GitReader:
         result = self.git(*args, check=False)
         if result.returncode != 0:
             raise MissingObject(f"cannot walk the history of {tip[:12]}")
-        walk = []
-        for line in result.stdout.decode().splitlines():
-            ids = line.split()
-            walk.append((ids[0], tuple(ids[1:])))
-        return walk
+        return result.stdout.decode().splitlines()
 
     def config_value(self, key: str) -> str | None:
         section, _, rest = key.partition(".")
