@@ -62,3 +62,10 @@ class GitFailed(GitjitError):
     """git could not be run, or failed where the cause is not the caller's input (a fetch, a push)."""
 
     code = R.GIT_FAILED
+
+
+class SnapshotDamaged(GitjitError):
+    """A row of the local snapshot did not read back (trust/cache/view_store.py): it was set aside, and
+    the check that met it fails closed; the next one walks the branch from its root."""
+
+    code = R.SNAPSHOT_DAMAGED

@@ -91,6 +91,7 @@ BAD_PUSH_LINE = "bad-push-line"  # a ref update line the hook cannot read
 KEYRING_FAILED = "keyring-failed"  # the keyring of a keys/ folder could not be built
 GIT_FAILED = "git-failed"  # git itself failed
 INTERNAL = "internal"  # an unexpected error: refused, fails closed
+SNAPSHOT_DAMAGED = "snapshot-damaged"  # a row of the local snapshot did not read back: set aside, the check failed closed
 # -- writing from a clone -----------------------------------------------------------------
 BRANCH_DIVERGED = "branch-diverged"  # the local approvals branch and the remote's have diverged
 LOCAL_COMMIT_REFUSED = "local-commit-refused"  # an unpushed local commit on the approvals branch does not count

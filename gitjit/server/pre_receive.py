@@ -60,7 +60,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from gitjit import reasons as R
-from gitjit.errors import GitjitError
+from gitjit.errors import GitjitError, SnapshotDamaged
 from gitjit.namedtuple import TYPE_CHECKING, NamedTuple
 from gitjit.reasons import Reason
 
@@ -167,7 +167,14 @@ def pre_receive(repo_path_or_env, lines: Iterable[str], now: datetime,
         check = PushCheck(repo, now, push_id if guarded else None)
     except Exception as exc:  # fail closed: no ref passes unjudged
         return [RefRefusal.of(u.ref, _unexpected(exc)) for u in updates]
-    refusals = check.run(updates)
+    try:
+        refusals = check.run(updates)
+    except SnapshotDamaged:  # the snapshot is set aside already: judged once more, from the branch's root
+        try:
+            check = PushCheck(repo, now, check.push_id)
+            refusals = check.run(updates)
+        except Exception as exc:  # fail closed: no ref passes unjudged
+            return [RefRefusal.of(u.ref, _unexpected(exc)) for u in updates]
     if notes is not None:
         notes.extend(check.notes)
     return refusals
@@ -258,6 +265,8 @@ class PushCheck:
                                R.BAD_PUSH_LINE) for u in mine]
         try:
             self._load_before()
+        except SnapshotDamaged:
+            raise  # the whole push is judged again (pre_receive)
         except Exception as exc:
             return [RefRefusal.of(u.via or u.ref, _unexpected(exc)) for u in mine + tags]
         refusals = self._judged(mine, tags)
@@ -358,6 +367,8 @@ class PushCheck:
     def _guarded(judge, *args) -> Reason | None:
         try:
             return judge(*args)
+        except SnapshotDamaged:
+            raise  # the whole push is judged again (pre_receive)
         except Exception as exc:  # fail closed, on one line
             return _unexpected(exc)
 
@@ -414,6 +425,8 @@ class PushCheck:
                               f"smaller batches")
             trusted.witness = self.now  # the pushed commits are judged against the server's clock (docs/format.md, 7.1)
             refusals = trusted.extend(chain)
+        except SnapshotDamaged:
+            raise  # the whole push is judged again (pre_receive)
         except GitjitError as exc:
             self.after, self.after_error = None, "the approvals branch update is refused"
             return exc.reason

@@ -281,3 +281,94 @@ def test_a_policy_commit_adding_a_key_file_without_a_key_is_refused_and_the_bran
     server.alice.git("update-ref", "refs/heads/approvals", f"{bad}~1")
     server.approved_tag("v5.0")
     accepted(server.push("approvals", "refs/tags/v5.0"))
+
+
+# -- snapshot rows that do not read back --------------------------------------------------------------
+
+
+def _rewrite_rows(snapshot: Path, table: str, change) -> int:
+    """Every row of `table` in the server's snapshot replaced by change(its JSON text)."""
+    import sqlite3
+
+    key = "id" if table == "requests" else "commit_id"
+    with sqlite3.connect(snapshot) as db:
+        rows = db.execute(f"SELECT {key}, row FROM {table}").fetchall()
+        for name, row in rows:
+            db.execute(f"UPDATE {table} SET row = ? WHERE {key} = ?", (change(row), name))
+    return len(rows)
+
+
+ROW_DAMAGES = {
+    "request cut short": ("requests", lambda row: row[:10]),
+    "request without its creation time": ("requests", lambda row: json.dumps(
+        {k: v for k, v in json.loads(row).items() if k != "created"})),
+    "request time of the wrong kind": ("requests", lambda row: json.dumps({**json.loads(row), "created": "monday"})),
+    "decision that is a list": ("decisions", lambda row: "[]"),
+    "decision with the wrong fields": ("decisions", lambda row: json.dumps({**json.loads(row), "decision": [1]})),
+}
+
+
+def _snapshot_tip(snapshot: Path) -> str:
+    import sqlite3
+
+    with sqlite3.connect(snapshot) as db:
+        return dict(db.execute("SELECT key, value FROM meta").fetchall())["tip"]
+
+
+def _rows_read_back(snapshot: Path) -> None:
+    import sqlite3
+
+    with sqlite3.connect(snapshot) as db:
+        for table in ("requests", "decisions"):
+            for (row,) in db.execute(f"SELECT row FROM {table}"):
+                assert isinstance(json.loads(row), dict)
+
+
+@pytest.mark.parametrize("damage", list(ROW_DAMAGES))
+def test_a_snapshot_row_that_does_not_read_back_blocks_no_push(server: Server, damage: str):
+    """A damaged row (a disk fault, a bug) of a request or decision the push needs: the hook sets the
+    snapshot aside and judges the push again from the branch's root, in the same push; the next push
+    resumes from the snapshot that walk saved."""
+    first = server.approved_tag("v6.0")
+    second = server.approved_tag("v7.0")
+    accepted(server.push("approvals"))  # their requests and decisions are rows of the snapshot now
+    snapshot = server.path / "gitjit" / "trusted.sqlite"
+    table, change = ROW_DAMAGES[damage]
+    assert _rewrite_rows(snapshot, table, change) >= 2
+    result = server.push("refs/tags/v6.0")
+    accepted(result)
+    assert "approved by request" in result.stderr and first[:12] in result.stderr
+    assert _snapshot_tip(snapshot) == server.alice.head("approvals")
+    _rows_read_back(snapshot)
+    result = server.push("refs/tags/v7.0")  # resumed from the new snapshot
+    accepted(result)
+    assert "approved by request" in result.stderr and second[:12] in result.stderr
+
+
+def test_two_pushes_that_meet_the_same_damaged_snapshot_both_go_through(server: Server, tmp_path: Path):
+    """Two clones push a tag each at the same moment, both into the damaged snapshot: each hook sets it
+    aside (the second finds it gone), walks from the root and is judged on its own."""
+    import threading
+
+    server.approved_tag("v8.0")
+    server.approved_tag("v9.0")
+    accepted(server.push("approvals"))
+    other = tmp_path / "other-clone"
+    git("clone", "-q", str(server.alice.path), str(other), env=server.env)
+    snapshot = server.path / "gitjit" / "trusted.sqlite"
+    assert _rewrite_rows(snapshot, "requests", lambda row: "{") >= 2
+    results: dict[str, subprocess.CompletedProcess] = {}
+
+    def push(clone: Path, tag: str) -> None:
+        results[tag] = git("push", "--porcelain", server.path.as_uri(), f"refs/tags/{tag}", cwd=clone,
+                           env=server.env, check=False)
+
+    threads = [threading.Thread(target=push, args=(server.alice.path, "v8.0")),
+               threading.Thread(target=push, args=(other, "v9.0"))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    accepted(results["v8.0"])
+    accepted(results["v9.0"])
+    _rows_read_back(snapshot)

@@ -151,6 +151,26 @@ def test_a_damaged_snapshot_is_ignored(world: World):
     assert judged(view, at) == judged(fresh(world), at)
 
 
+@pytest.mark.parametrize("table, damage", [("requests", "{cut short"), ("requests", '{"id": "x"}'),
+                                           ("decisions", "[]"), ("decisions", '{"person": 7}')])
+def test_a_row_that_does_not_read_back_fails_one_check_closed_and_the_next_walks_afresh(world: World, table: str,
+                                                                                       damage: str):
+    """A damaged row (a disk fault, a bug) met deep inside a verdict: that check fails closed on one
+    line naming the snapshot, which is set aside; the next check walks the branch and is right."""
+    ids = populate(world)
+    check = ("verify", "deploy", "--target", ids["target"])
+    before = world.gitjit("bob", *check, check=1)  # one approval of two; pins the root, writes the snapshot
+    assert snapshot_file(world).exists()
+    with sqlite3.connect(snapshot_file(world)) as db:
+        assert db.execute(f"UPDATE {table} SET row = ?", (damage,)).rowcount >= 2
+    failed = world.gitjit("bob", *check, check=1)
+    assert "does not read back" in failed.stderr and "set aside" in failed.stderr, failed.stderr
+    assert failed.stderr.count("\n") == 1 and failed.stdout == ""
+    assert not snapshot_file(world).exists()
+    again = world.gitjit("bob", *check, check=1)
+    assert (again.stdout, again.stderr) == (before.stdout, before.stderr)
+
+
 def test_an_unauthorized_policy_change_after_the_snapshot_is_caught(world: World):
     populate(world)
     resumed(world)

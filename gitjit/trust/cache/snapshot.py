@@ -232,6 +232,10 @@ class Snapshot:
         except OSError:
             return False  # a snapshot that cannot be written (read-only, another user's, a full disk) only costs time
 
+    def set_aside(self) -> None:
+        """Removes a snapshot whose rows do not read back: the next run walks afresh and saves a new one."""
+        self._discard()
+
     def _discard(self) -> None:
         """Removes a snapshot sqlite cannot read as a database, and its journal."""
         self.close()

@@ -11,6 +11,12 @@ it back. It offers the view three things:
    entries (trust/entries.py) only when asked for.
 3. `save`: what a view learned beyond the snapshot it continued, as rows.
 
+A row that does not read back (a disk fault, a bug) must not block anyone
+for good: the snapshot is set aside at once and `SnapshotDamaged` fails the
+check that met it (closed); the next check walks the branch from its root
+and saves a new snapshot. The hook judges the push again at once
+(server/pre_receive.py).
+
 The rows are JSON in the snapshot's tables; a row read back is trusted as
 the snapshot is (see its docstring), and the GnuPG verdicts it carries are
 checked against the clock again by whoever uses them.
@@ -19,9 +25,11 @@ checked against the clock again by whoever uses them.
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Callable
 from datetime import datetime
 
+from gitjit.errors import SnapshotDamaged
 from gitjit.git.branch import ApprovalsBranch, cache_dir
 from gitjit.model.grammar import from_timestamp
 from gitjit.model.records import Decision, Request, Use
@@ -32,61 +40,82 @@ from gitjit.trust.entries import DecisionEntry, Refusal, RequestEntry
 from gitjit.trust.signatures import SignatureCheck
 
 if TYPE_CHECKING:  # pragma: no cover
-    from typing import Any
+    from typing import Any, TypeVar
+
+    T = TypeVar("T")
 
     from gitjit.trust.trusted import TrustedBranch
     from gitjit.trust.uses import UseEntry
 
 
-class DamagedRows(Exception):
-    """A snapshot row that does not read back: the snapshot is not used (a fault must not block anyone)."""
+# What reading a damaged row raises: sqlite's own errors, JSON that does not parse, a row without a field or
+# with one of the wrong kind.
+_ROW_FAULTS = (sqlite3.Error, ValueError, KeyError, TypeError, IndexError, AttributeError)
 
 
 class StoredView:
-    """What a snapshot holds of the view at its first `count` commits, read lazily."""
+    """What a snapshot holds of the view at its first `count` commits, read lazily.
+
+    Every read goes through `_read`: a row that does not read back raises
+    SnapshotDamaged once the snapshot is set aside (see the module docstring).
+    """
 
     def __init__(self, snapshot: Snapshot, head: Head, count: int):
         self.snapshot = snapshot
         self.head = head  # where the snapshot itself ends
         self.count = count  # the commits of it this view takes
 
+    def _read(self, what: str, read: Callable[[], T]) -> T:
+        try:
+            return read()
+        except _ROW_FAULTS as exc:
+            self.snapshot.set_aside()
+            raise SnapshotDamaged(f"{what} in the snapshot {self.snapshot.path} does not read back "
+                              f"({type(exc).__name__}: {exc}): it was set aside, and the next check walks the "
+                              f"approvals branch from its root") from None
+
     def request_row(self, request_id: str) -> dict[str, Any] | None:
-        return self.snapshot.request(request_id, self.count)
+        return self._read(f"request {request_id}", lambda: self.snapshot.request(request_id, self.count))
 
     def request_ids(self) -> list[str]:
-        return self.snapshot.request_ids(self.count)
+        return self._read("the request ids", lambda: self.snapshot.request_ids(self.count))
 
     def request_rows(self) -> list[dict[str, Any]]:
-        return self.snapshot.all_requests(self.count)
+        return self._read("a request", lambda: self.snapshot.all_requests(self.count))
 
     def request_rows_for(self, action: str, target: str) -> list[dict[str, Any]]:
-        return self.snapshot.requests_for(action, target, self.count)
+        return self._read(f"a request for {action}", lambda: self.snapshot.requests_for(action, target, self.count))
 
     def decision_rows_for(self, request_id: str) -> list[dict[str, Any]]:
-        return self.snapshot.decisions_for(request_id, self.count)
+        return self._read(f"a decision on {request_id}", lambda: self.snapshot.decisions_for(request_id, self.count))
 
     def decision_rows(self) -> list[dict[str, Any]]:
-        return self.snapshot.all_decisions(self.count)
+        return self._read("a decision", lambda: self.snapshot.all_decisions(self.count))
 
     def refusals(self) -> list[Refusal]:
-        return [Refusal(c, r, code) for c, r, code in self.snapshot.refusals(self.count)]
+        return self._read("a refusal", lambda: [Refusal(c, r, code) for c, r, code in
+                                                 self.snapshot.refusals(self.count)])
 
     def policy_changes(self) -> list[tuple[str, str]]:
-        return [(commit, signer) for commit, signer in self.snapshot.policy_changes(self.count)]
+        return self._read("a policy change", lambda: [(commit, signer) for commit, signer in
+                                                       self.snapshot.policy_changes(self.count)])
 
     def policy_document(self, blob_id: str) -> dict[str, Any] | None:
-        return self.snapshot.policy_document(blob_id)
+        return self.snapshot.policy_document(blob_id)  # None where unreadable: the blob is parsed again
 
     def use_entries(self) -> list[UseEntry]:
-        """Every use record's entry, read at once (a view judges uses by count); DamagedRows where one
-        does not read back, so that the view is walked afresh instead."""
-        try:
-            return [self.use_entry(row) for row in self.snapshot.all_uses(self.count)]
-        except (ValueError, KeyError, TypeError, IndexError) as exc:
-            raise DamagedRows(f"a use record's row does not read back: {exc}") from None
+        """Every use record's entry, read at once (a view judges uses by count)."""
+        return self._read("a use record", lambda: [self._use_entry(row) for row in self.snapshot.all_uses(self.count)])
+
+    def request_entry(self, row: dict[str, Any], owner: TrustedBranch) -> RequestEntry:
+        return self._read(f"request {row.get('id') if isinstance(row, dict) else row!r}",
+                          lambda: self._request_entry(row, owner))
+
+    def decision_entry(self, row: dict[str, Any], owner: TrustedBranch) -> DecisionEntry:
+        return self._read("a decision", lambda: self._decision_entry(row, owner))
 
     @staticmethod
-    def request_entry(row: dict[str, Any], owner: TrustedBranch) -> RequestEntry:
+    def _request_entry(row: dict[str, Any], owner: TrustedBranch) -> RequestEntry:
         request = Request(row["id"], row["action"], row["target"], row["requested_by"], row["reason"],
                           from_timestamp(row["created"]), from_timestamp(row["expires"]),
                           break_glass=row.get("break_glass", False))
@@ -95,7 +124,7 @@ class StoredView:
                             _signature=SignatureCheck.from_json(row["signature"]) if row["signature"] else None)
 
     @staticmethod
-    def use_entry(row: dict[str, Any]) -> UseEntry:
+    def _use_entry(row: dict[str, Any]) -> UseEntry:
         from gitjit.trust.uses import UseEntry  # only a branch with use records pays for it
 
         entry = UseEntry(row["request_id"], row["number"], row["commit"], row["position"])
@@ -106,7 +135,7 @@ class StoredView:
         return entry
 
     @staticmethod
-    def decision_entry(row: dict[str, Any], owner: TrustedBranch) -> DecisionEntry:
+    def _decision_entry(row: dict[str, Any], owner: TrustedBranch) -> DecisionEntry:
         return DecisionEntry(row["person"], row["request_id"], row["commit"], row["position"], row["state_commit"],
                              owner,
                              decision=Decision(*row["decision"]) if row["decision"] else None,
@@ -123,7 +152,7 @@ def resume(branch: ApprovalsBranch, tip: str, root: str,
     """
     try:
         return _resume(branch, tip, root, open_view)
-    except DamagedRows:
+    except SnapshotDamaged:
         return None  # walked from the root, and saved afresh
 
 
