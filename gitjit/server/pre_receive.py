@@ -169,9 +169,9 @@ def pre_receive(repo_path_or_env, lines: Iterable[str], now: datetime,
         return [RefRefusal.of(u.ref, _unexpected(exc)) for u in updates]
     try:
         refusals = check.run(updates)
-    except SnapshotDamaged:  # the snapshot is set aside already: judged once more, from the branch's root
+    except SnapshotDamaged:  # judged once more, from the branch's root (the snapshot is set aside, or not read)
         try:
-            check = PushCheck(repo, now, check.push_id)
+            check = PushCheck(repo, now, check.push_id, use_snapshot=False)
             refusals = check.run(updates)
         except Exception as exc:  # fail closed: no ref passes unjudged
             return [RefRefusal.of(u.ref, _unexpected(exc)) for u in updates]
@@ -226,12 +226,13 @@ class PushCheck:
     (strict mode), a tag counts only approvals the server already has.
     """
 
-    def __init__(self, repo: str, now: datetime, push_id: str | None = None):
+    def __init__(self, repo: str, now: datetime, push_id: str | None = None, use_snapshot: bool = True):
         from gitjit.git.branch import ApprovalsBranch
 
         self.repo = repo  # the git directory
         self.now = now
         self.push_id = push_id
+        self.use_snapshot = use_snapshot  # False: the branch is walked from its root (pre_receive's second look)
         self.notes: list[str] = []
         self.early: dict[str, set[str]] = {}  # tag ref -> actions approved before this push's commits
         self.needs: dict[str, str] = {}  # tag ref -> the approvals-branch commit it was judged on
@@ -265,8 +266,6 @@ class PushCheck:
                                R.BAD_PUSH_LINE) for u in mine]
         try:
             self._load_before()
-        except SnapshotDamaged:
-            raise  # the whole push is judged again (pre_receive)
         except Exception as exc:
             return [RefRefusal.of(u.via or u.ref, _unexpected(exc)) for u in mine + tags]
         refusals = self._judged(mine, tags)
@@ -382,7 +381,8 @@ class PushCheck:
                                      f"does not exist on the server")
             return
         try:
-            self.before = TrustedBranch.load(self.branch, tip=self.current, root=self.pin, pin=False)
+            self.before = TrustedBranch.load(self.branch, tip=self.current, root=self.pin, pin=False,
+                                             resume=self.use_snapshot)
         except GitjitError as exc:
             self.before_error = f"the server's approvals branch is not trusted: {exc}"
             return

@@ -108,20 +108,22 @@ class TrustedBranch:
 
     @classmethod
     def load(cls, branch: ApprovalsBranch, tip: str | None = None, root: str | None = None,
-             pin: bool = True, save: bool = True, checker: SignatureChecker | None = None) -> TrustedBranch:
+             pin: bool = True, save: bool = True, checker: SignatureChecker | None = None,
+             resume: bool = True) -> TrustedBranch:
         """Authenticates the branch from its pinned root to `tip` (section 5.1).
 
         Where no root is pinned yet, the branch's own root is pinned on this
         first use (trust on first use), as docs/format.md, section 5.1 describes.
         The work is resumed from the snapshot of an earlier run where there is
-        one for this root (trust/cache/view_store.py), and saved for the next run.
+        one for this root (trust/cache/view_store.py; not with `resume` False),
+        and saved for the next run.
         """
         tip = tip or branch.read_tip()
         if tip is None:
             raise BadInput(f"no approvals branch: neither {branch.ref} nor {branch.remote_ref} exists "
                            f"(run 'gitjit init' or fetch the branch)")
         pinned = root or branch.pinned_root()
-        trusted = cls.resume(branch, tip, pinned, checker) if pinned else None
+        trusted = cls.resume(branch, tip, pinned, checker) if pinned and resume else None
         if trusted is None:
             chain = branch.first_parent_chain(tip)
             if pinned is not None and chain[0] != pinned:

@@ -286,23 +286,29 @@ def test_a_policy_commit_adding_a_key_file_without_a_key_is_refused_and_the_bran
 # -- snapshot rows that do not read back --------------------------------------------------------------
 
 
-def _rewrite_rows(snapshot: Path, table: str, change) -> int:
-    """Every row of `table` in the server's snapshot replaced by change(its JSON text)."""
+SNAPSHOT = Path("gitjit") / "trusted.sqlite"
+
+
+def _rewrite_rows(snapshot: Path, table: str, change) -> set[str]:
+    """Every row of `table` in the server's snapshot replaced by change(its JSON text); the rows written."""
     import sqlite3
 
     key = "id" if table == "requests" else "commit_id"
+    written = set()
     with sqlite3.connect(snapshot) as db:
-        rows = db.execute(f"SELECT {key}, row FROM {table}").fetchall()
-        for name, row in rows:
+        for name, row in db.execute(f"SELECT {key}, row FROM {table}").fetchall():
+            written.add(change(row))
             db.execute(f"UPDATE {table} SET row = ? WHERE {key} = ?", (change(row), name))
-    return len(rows)
+    return written
 
 
 ROW_DAMAGES = {
     "request cut short": ("requests", lambda row: row[:10]),
+    "request that is a list": ("requests", lambda row: "[]"),
     "request without its creation time": ("requests", lambda row: json.dumps(
         {k: v for k, v in json.loads(row).items() if k != "created"})),
     "request time of the wrong kind": ("requests", lambda row: json.dumps({**json.loads(row), "created": "monday"})),
+    "decision that is null": ("decisions", lambda row: "null"),
     "decision that is a list": ("decisions", lambda row: "[]"),
     "decision with the wrong fields": ("decisions", lambda row: json.dumps({**json.loads(row), "decision": [1]})),
 }
@@ -315,13 +321,21 @@ def _snapshot_tip(snapshot: Path) -> str:
         return dict(db.execute("SELECT key, value FROM meta").fetchall())["tip"]
 
 
-def _rows_read_back(snapshot: Path) -> None:
+def _rows_written_afresh(snapshot: Path, damaged: set[str]) -> None:
+    """The snapshot was written again: every row reads back, and none of the damaged ones is left."""
     import sqlite3
 
     with sqlite3.connect(snapshot) as db:
         for table in ("requests", "decisions"):
             for (row,) in db.execute(f"SELECT row FROM {table}"):
-                assert isinstance(json.loads(row), dict)
+                assert row not in damaged and isinstance(json.loads(row), dict)
+
+
+def _damaged(server: Server, damage: str) -> set[str]:
+    table, change = ROW_DAMAGES[damage]
+    damaged = _rewrite_rows(server.path / SNAPSHOT, table, change)
+    assert damaged
+    return damaged
 
 
 @pytest.mark.parametrize("damage", list(ROW_DAMAGES))
@@ -332,22 +346,52 @@ def test_a_snapshot_row_that_does_not_read_back_blocks_no_push(server: Server, d
     first = server.approved_tag("v6.0")
     second = server.approved_tag("v7.0")
     accepted(server.push("approvals"))  # their requests and decisions are rows of the snapshot now
-    snapshot = server.path / "gitjit" / "trusted.sqlite"
-    table, change = ROW_DAMAGES[damage]
-    assert _rewrite_rows(snapshot, table, change) >= 2
+    damaged = _damaged(server, damage)
     result = server.push("refs/tags/v6.0")
     accepted(result)
     assert "approved by request" in result.stderr and first[:12] in result.stderr
-    assert _snapshot_tip(snapshot) == server.alice.head("approvals")
-    _rows_read_back(snapshot)
+    assert _snapshot_tip(server.path / SNAPSHOT) == server.alice.head("approvals")
+    _rows_written_afresh(server.path / SNAPSHOT, damaged)
     result = server.push("refs/tags/v7.0")  # resumed from the new snapshot
     accepted(result)
     assert "approved by request" in result.stderr and second[:12] in result.stderr
 
 
+@pytest.mark.parametrize("damage", ["request cut short", "decision that is null"])
+def test_a_tag_without_its_approvals_is_refused_for_that_reason_through_a_damaged_snapshot(server: Server,
+                                                                                          damage: str):
+    """The second look judges as the first would have on a sound snapshot: bob's approval alone (of the
+    two the action needs) does not let the tag in, and the push says so, not "unexpected error"."""
+    target = server.alice.commit_file("half.txt", "half\n")
+    request_id = server.writer.request(target)
+    server.writer.approve_by(server.keys, request_id, "bob")
+    server.alice.git("tag", "v10.0", target)
+    accepted(server.push("approvals"))
+    _damaged(server, damage)
+    reason = refusal(server.push("refs/tags/v10.0"))
+    assert f"refs/tags/v10.0 refused: request {request_id} has 1 of 2 approvals (bob)" in reason, reason
+
+
+def test_approvals_and_their_tag_in_one_push_through_a_damaged_snapshot(server: Server):
+    """The branch and the tag in one push (tickets for the guard, the tag judged on the pushed commits):
+    the request is a row of the damaged snapshot, carol's approval arrives with the tag."""
+    target = server.alice.commit_file("both.txt", "both\n")
+    request_id = server.writer.request(target)
+    server.writer.approve_by(server.keys, request_id, "bob")
+    accepted(server.push("approvals"))
+    damaged = _damaged(server, "request cut short")
+    server.writer.approve_by(server.keys, request_id, "carol")
+    server.alice.git("tag", "v11.0", target)
+    result = server.push("approvals", "refs/tags/v11.0")
+    accepted(result)
+    assert request_id in result.stderr
+    assert _snapshot_tip(server.path / SNAPSHOT) == server.alice.head("approvals")
+    _rows_written_afresh(server.path / SNAPSHOT, damaged)
+
+
 def test_two_pushes_that_meet_the_same_damaged_snapshot_both_go_through(server: Server, tmp_path: Path):
     """Two clones push a tag each at the same moment, both into the damaged snapshot: each hook sets it
-    aside (the second finds it gone), walks from the root and is judged on its own."""
+    aside (the second may find it gone), walks from the root and is judged on its own."""
     import threading
 
     server.approved_tag("v8.0")
@@ -355,11 +399,12 @@ def test_two_pushes_that_meet_the_same_damaged_snapshot_both_go_through(server: 
     accepted(server.push("approvals"))
     other = tmp_path / "other-clone"
     git("clone", "-q", str(server.alice.path), str(other), env=server.env)
-    snapshot = server.path / "gitjit" / "trusted.sqlite"
-    assert _rewrite_rows(snapshot, "requests", lambda row: "{") >= 2
+    damaged = _rewrite_rows(server.path / SNAPSHOT, "requests", lambda row: "{")
     results: dict[str, subprocess.CompletedProcess] = {}
+    start = threading.Barrier(2)
 
     def push(clone: Path, tag: str) -> None:
+        start.wait()
         results[tag] = git("push", "--porcelain", server.path.as_uri(), f"refs/tags/{tag}", cwd=clone,
                            env=server.env, check=False)
 
@@ -371,4 +416,4 @@ def test_two_pushes_that_meet_the_same_damaged_snapshot_both_go_through(server: 
         thread.join()
     accepted(results["v8.0"])
     accepted(results["v9.0"])
-    _rows_read_back(snapshot)
+    _rows_written_afresh(server.path / SNAPSHOT, damaged)

@@ -132,8 +132,12 @@ class Snapshot:
         return [] if db is None else db.execute(query, args).fetchall()
 
     def request(self, request_id: str, limit: int) -> dict[str, Any] | None:
+        """The request's row; None where there is none (a row holding JSON null is damaged: ValueError)."""
         rows = self._rows("SELECT row FROM requests WHERE id = ? AND position < ?", (request_id, limit))
-        return json.loads(rows[0][0]) if rows else None
+        row = json.loads(rows[0][0]) if rows else None
+        if rows and row is None:
+            raise ValueError("a request row holding null")
+        return row
 
     def requests_for(self, action: str, target: str, limit: int) -> list[dict[str, Any]]:
         rows = self._rows("SELECT row FROM requests WHERE action = ? AND target = ? AND position < ? ORDER BY position",
@@ -228,25 +232,37 @@ class Snapshot:
                 db.execute("ROLLBACK")
                 raise
         except sqlite3.DatabaseError as exc:
-            return None if getattr(exc, "sqlite_errorname", "") in _DAMAGED else False
+            return None if is_damage(exc) else False
         except OSError:
             return False  # a snapshot that cannot be written (read-only, another user's, a full disk) only costs time
 
-    def set_aside(self) -> None:
-        """Removes a snapshot whose rows do not read back: the next run walks afresh and saves a new one."""
-        self._discard()
+    def set_aside(self) -> bool:
+        """Removes a snapshot whose rows do not read back: the next run walks afresh and saves a new one.
 
-    def _discard(self) -> None:
-        """Removes a snapshot sqlite cannot read as a database, and its journal."""
+        False where the file could not be removed (another user's, a read-only folder).
+        """
+        return self._discard()
+
+    def _discard(self) -> bool:
+        """Removes a snapshot sqlite cannot read as a database, and its journal; whether the snapshot is gone."""
         self.close()
+        gone = True
         for path in (self.path, self.path + "-journal"):
             try:
                 os.unlink(path)
+            except FileNotFoundError:
+                pass  # another process removed it first
             except OSError:
-                pass
+                gone = gone and path != self.path
+        return gone
 
 
 _DAMAGED = ("SQLITE_NOTADB", "SQLITE_CORRUPT")
+
+
+def is_damage(exc: sqlite3.DatabaseError) -> bool:
+    """Whether sqlite says the file itself is damaged (not a lock held too long, not a full disk)."""
+    return getattr(exc, "sqlite_errorname", "") in _DAMAGED
 
 
 def _share(path: str) -> None:

@@ -35,7 +35,7 @@ from gitjit.model.grammar import from_timestamp
 from gitjit.model.records import Decision, Request, Use
 from gitjit.namedtuple import TYPE_CHECKING
 from gitjit.reasons import Reason
-from gitjit.trust.cache.snapshot import Head, Snapshot
+from gitjit.trust.cache.snapshot import Head, Snapshot, is_damage
 from gitjit.trust.entries import DecisionEntry, Refusal, RequestEntry
 from gitjit.trust.signatures import SignatureCheck
 
@@ -48,49 +48,61 @@ if TYPE_CHECKING:  # pragma: no cover
     from gitjit.trust.uses import UseEntry
 
 
-# What reading a damaged row raises: sqlite's own errors, JSON that does not parse, a row without a field or
-# with one of the wrong kind.
-_ROW_FAULTS = (sqlite3.Error, ValueError, KeyError, TypeError, IndexError, AttributeError)
+# What reading a damaged row raises: JSON that does not parse, a row without a field or with one of the
+# wrong kind, and sqlite's own word that the file is damaged (snapshot.is_damage). Any other sqlite error
+# (a lock held too long) fails the check without touching the file.
+_ROW_FAULTS = (sqlite3.DatabaseError, ValueError, KeyError, TypeError, IndexError, AttributeError)
 
 
 class StoredView:
     """What a snapshot holds of the view at its first `count` commits, read lazily.
 
     Every read goes through `_read`: a row that does not read back raises
-    SnapshotDamaged once the snapshot is set aside (see the module docstring).
+    SnapshotDamaged once the snapshot is set aside (see the module docstring),
+    and so does every later read of this view.
     """
 
     def __init__(self, snapshot: Snapshot, head: Head, count: int):
         self.snapshot = snapshot
         self.head = head  # where the snapshot itself ends
         self.count = count  # the commits of it this view takes
+        self.damaged: str | None = None  # what did not read back: nothing more is read from this view
 
     def _read(self, what: str, read: Callable[[], T]) -> T:
+        if self.damaged is not None:  # the file is gone, or another's: neither is this view's snapshot
+            raise SnapshotDamaged(self.damaged)
         try:
             return read()
         except _ROW_FAULTS as exc:
-            self.snapshot.set_aside()
-            raise SnapshotDamaged(f"{what} in the snapshot {self.snapshot.path} does not read back "
-                              f"({type(exc).__name__}: {exc}): it was set aside, and the next check walks the "
-                              f"approvals branch from its root") from None
+            if isinstance(exc, sqlite3.DatabaseError) and not is_damage(exc):
+                raise
+            removed = self.snapshot.set_aside()
+            self.damaged = (f"{what} in the snapshot {self.snapshot.path} does not read back "
+                            f"({type(exc).__name__}: {exc}): "
+                            + ("it was set aside, and the next check walks the approvals branch from its root"
+                               if removed else "it could not be removed: remove it by hand"))
+            raise SnapshotDamaged(self.damaged) from None
 
     def request_row(self, request_id: str) -> dict[str, Any] | None:
-        return self._read(f"request {request_id}", lambda: self.snapshot.request(request_id, self.count))
+        return self._read(f"request {request_id}",
+                          lambda: _shaped(self.snapshot.request(request_id, self.count), "id"))
 
     def request_ids(self) -> list[str]:
         return self._read("the request ids", lambda: self.snapshot.request_ids(self.count))
 
     def request_rows(self) -> list[dict[str, Any]]:
-        return self._read("a request", lambda: self.snapshot.all_requests(self.count))
+        return self._read("a request", lambda: _all_shaped(self.snapshot.all_requests(self.count), "id"))
 
     def request_rows_for(self, action: str, target: str) -> list[dict[str, Any]]:
-        return self._read(f"a request for {action}", lambda: self.snapshot.requests_for(action, target, self.count))
+        return self._read(f"a request for {action}",
+                          lambda: _all_shaped(self.snapshot.requests_for(action, target, self.count), "id"))
 
     def decision_rows_for(self, request_id: str) -> list[dict[str, Any]]:
-        return self._read(f"a decision on {request_id}", lambda: self.snapshot.decisions_for(request_id, self.count))
+        return self._read(f"a decision on {request_id}",
+                          lambda: _all_shaped(self.snapshot.decisions_for(request_id, self.count), "request_id"))
 
     def decision_rows(self) -> list[dict[str, Any]]:
-        return self._read("a decision", lambda: self.snapshot.all_decisions(self.count))
+        return self._read("a decision", lambda: _all_shaped(self.snapshot.all_decisions(self.count), "request_id"))
 
     def refusals(self) -> list[Refusal]:
         return self._read("a refusal", lambda: [Refusal(c, r, code) for c, r, code in
@@ -141,6 +153,24 @@ class StoredView:
                              decision=Decision(*row["decision"]) if row["decision"] else None,
                              signature=SignatureCheck.from_json(row["signature"]) if row["signature"] else None,
                              problem=Reason(*row["problem"]) if row["problem"] else None)
+
+
+def _shaped(row: object, key: str) -> dict[str, Any] | None:
+    """`row` (or None) where it is a JSON object whose `key` is a string: what callers index by."""
+    if row is None or (isinstance(row, dict) and isinstance(row.get(key), str)):
+        return row
+    raise TypeError(f"a row without a string {key!r}")
+
+
+def _all_shaped(rows: list[Any], key: str) -> list[dict[str, Any]]:
+    """Every row shaped as `_shaped` says; a JSON null among them is damage too, never skipped."""
+    shaped = []
+    for row in rows:
+        checked = _shaped(row, key)
+        if checked is None:
+            raise TypeError("a row that is null")
+        shaped.append(checked)
+    return shaped
 
 
 def resume(branch: ApprovalsBranch, tip: str, root: str,
