@@ -120,8 +120,7 @@ class StoredView:
         return self._read("a use record", lambda: [self._use_entry(row) for row in self.snapshot.all_uses(self.count)])
 
     def request_entry(self, row: dict[str, Any], owner: TrustedBranch) -> RequestEntry:
-        return self._read(f"request {row.get('id') if isinstance(row, dict) else row!r}",
-                          lambda: self._request_entry(row, owner))
+        return self._read(f"request {row.get('id')}", lambda: self._request_entry(row, owner))
 
     def decision_entry(self, row: dict[str, Any], owner: TrustedBranch) -> DecisionEntry:
         return self._read("a decision", lambda: self._decision_entry(row, owner))
