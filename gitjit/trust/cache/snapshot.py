@@ -131,13 +131,10 @@ class Snapshot:
         db = self._connect()
         return [] if db is None else db.execute(query, args).fetchall()
 
-    def request(self, request_id: str, limit: int) -> dict[str, Any] | None:
-        """The request's row; None where there is none (a row holding JSON null is damaged: ValueError)."""
+    def request(self, request_id: str, limit: int) -> list[Any]:
+        """The request's row, as a list of one (none where there is no such request)."""
         rows = self._rows("SELECT row FROM requests WHERE id = ? AND position < ?", (request_id, limit))
-        row = json.loads(rows[0][0]) if rows else None
-        if rows and row is None:
-            raise ValueError("a request row holding null")
-        return row
+        return [json.loads(r[0]) for r in rows]
 
     def requests_for(self, action: str, target: str, limit: int) -> list[dict[str, Any]]:
         rows = self._rows("SELECT row FROM requests WHERE action = ? AND target = ? AND position < ? ORDER BY position",
@@ -195,7 +192,7 @@ class Snapshot:
         """
         saved = self._save(expected, keep, head, rows)
         if saved is None:
-            self._discard()
+            self.set_aside()
             saved = self._save(expected, keep, head, rows)
         return bool(saved)
 
@@ -237,14 +234,9 @@ class Snapshot:
             return False  # a snapshot that cannot be written (read-only, another user's, a full disk) only costs time
 
     def set_aside(self) -> bool:
-        """Removes a snapshot whose rows do not read back: the next run walks afresh and saves a new one.
-
-        False where the file could not be removed (another user's, a read-only folder).
-        """
-        return self._discard()
-
-    def _discard(self) -> bool:
-        """Removes a snapshot sqlite cannot read as a database, and its journal; whether the snapshot is gone."""
+        """Removes a damaged snapshot (not a database, or rows that do not read back) and its journal:
+        the next run walks afresh and saves a new one. False where the file could not be removed
+        (another user's, a read-only folder)."""
         self.close()
         gone = True
         for path in (self.path, self.path + "-journal"):
@@ -253,7 +245,8 @@ class Snapshot:
             except FileNotFoundError:
                 pass  # another process removed it first
             except OSError:
-                gone = gone and path != self.path
+                if path == self.path:
+                    gone = False
         return gone
 
 

@@ -84,8 +84,9 @@ class StoredView:
             raise SnapshotDamaged(self.damaged) from None
 
     def request_row(self, request_id: str) -> dict[str, Any] | None:
-        return self._read(f"request {request_id}",
-                          lambda: _shaped(self.snapshot.request(request_id, self.count), "id"))
+        rows = self._read(f"request {request_id}", lambda: _all_shaped(self.snapshot.request(request_id, self.count),
+                                                                       "id"))
+        return rows[0] if rows else None
 
     def request_ids(self) -> list[str]:
         return self._read("the request ids", lambda: self.snapshot.request_ids(self.count))
@@ -154,22 +155,13 @@ class StoredView:
                              problem=Reason(*row["problem"]) if row["problem"] else None)
 
 
-def _shaped(row: object, key: str) -> dict[str, Any] | None:
-    """`row` (or None) where it is a JSON object whose `key` is a string: what callers index by."""
-    if row is None or (isinstance(row, dict) and isinstance(row.get(key), str)):
-        return row
-    raise TypeError(f"a row without a string {key!r}")
-
-
 def _all_shaped(rows: list[Any], key: str) -> list[dict[str, Any]]:
-    """Every row shaped as `_shaped` says; a JSON null among them is damage too, never skipped."""
-    shaped = []
+    """`rows` where each is a JSON object whose `key` is a string (what callers index by); TypeError
+    otherwise, a JSON null included: a row is never skipped."""
     for row in rows:
-        checked = _shaped(row, key)
-        if checked is None:
-            raise TypeError("a row that is null")
-        shaped.append(checked)
-    return shaped
+        if not (isinstance(row, dict) and isinstance(row.get(key), str)):
+            raise TypeError(f"a row that is not an object with a string {key!r}")
+    return rows
 
 
 def resume(branch: ApprovalsBranch, tip: str, root: str,
